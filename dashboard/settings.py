@@ -1,0 +1,212 @@
+"""Settings, read from the environment through strict helpers (dashboard.env).
+
+Embedded default: SQLite and the data folder under var/, Redis when reachable and
+an embedded filesystem broker otherwise. Production: DATABASE_URL, REDIS_URL,
+IMAGESTORE_ROOT on storage every worker sees, SECRET_KEY.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+import environ
+
+from .env import env_bool, env_int, env_list, env_path, env_str
+
+log = logging.getLogger("dashboard")
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = env_path("VAR_DIR", BASE_DIR / "var")
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env_bool("DEBUG", False)
+
+
+def _secret_key() -> str:
+    key = env_str("SECRET_KEY", "")
+    if key:
+        return key
+    # Embedded default: generate once and keep it, so sessions survive restarts.
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "imagestore",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "dashboard.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+WSGI_APPLICATION = "dashboard.wsgi.application"
+
+_database_url = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
+try:
+    DATABASES = {"default": environ.Env.db_url_config(_database_url)}
+except Exception as exc:  # django-environ raises several types for a bad URL
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {exc}") from None
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not memory, so a worker process in the tests sees the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "/admin/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# --- the image store -------------------------------------------------------------
+IMAGESTORE_ROOT = env_path("IMAGESTORE_ROOT", VAR_DIR / "imagestore")
+# Bounds on what one import may hold, so a compression bomb ends with a clear error.
+IMAGESTORE_MAX_LAYER_SIZE = env_int("IMAGESTORE_MAX_LAYER_SIZE", 256 << 30, minimum=1)
+IMAGESTORE_GZIP_LEVEL = env_int("IMAGESTORE_GZIP_LEVEL", 1, minimum=0)
+IMAGESTORE_URL_TIMEOUT = env_int("IMAGESTORE_URL_TIMEOUT", 60, minimum=1)
+# A running job whose heartbeat is older than this is failed as abandoned.
+JOB_STALE_AFTER = env_int("JOB_STALE_AFTER", 300, minimum=10)
+JOB_PROGRESS_INTERVAL = float(env_int("JOB_PROGRESS_INTERVAL_MS", 500, minimum=0)) / 1000
+
+# Uploads land on the data folder's filesystem, so keeping one for its job is a rename.
+(IMAGESTORE_ROOT / "uploads").mkdir(parents=True, exist_ok=True)
+FILE_UPLOAD_TEMP_DIR = str(IMAGESTORE_ROOT / "uploads")
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+# --- Celery -----------------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _reachable(url: str) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+CELERY_EMBEDDED_BROKER_DIR = VAR_DIR / "broker"
+if env_str("CELERY_BROKER_URL", ""):
+    CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")
+    BROKER_DESCRIPTION = "CELERY_BROKER_URL"
+elif _reachable(REDIS_URL):
+    CELERY_BROKER_URL = REDIS_URL
+    BROKER_DESCRIPTION = f"Redis at {REDIS_URL}"
+else:
+    # No Redis: an embedded broker in a folder, enough for one machine.
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_EMBEDDED_BROKER_DIR.mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_EMBEDDED_BROKER_DIR),
+        "data_folder_out": str(CELERY_EMBEDDED_BROKER_DIR),
+        "store_processed": False,
+    }
+    BROKER_DESCRIPTION = f"embedded filesystem broker in {CELERY_EMBEDDED_BROKER_DIR} (Redis at {REDIS_URL} is not reachable)"
+
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stale-jobs": {"task": "imagestore.tasks.sweep_stale_jobs", "schedule": 60.0},
+}
+
+# --- REST API ---------------------------------------------------------------------
+REST_FRAMEWORK = {
+    # Token first, so an anonymous request is told 401 with a WWW-Authenticate header.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.BasicAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["imagestore.api.permissions.IsOperatorOrReadOnly"],
+    "DEFAULT_PAGINATION_CLASS": "imagestore.api.pagination.Pagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "imagestore.api.errors.exception_handler",
+    # ``?format=`` is the inspect template (as ``docker inspect -f``), not a renderer.
+    "URL_FORMAT_OVERRIDE": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Image dashboard API",
+    "DESCRIPTION": "Pull, list, tag, inspect, import and manage container images.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+}

@@ -1,0 +1,191 @@
+"""Operators' panel. Anything destructive goes through the services, never a raw delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.defaultfilters import filesizeformat
+
+from .errors import ServiceError
+from .models import Container, Image, ImageLayer, Job, Layer, RepoDigest, Repository, Tag
+from .oci.errors import OCIError
+from .permissions import is_operator
+from .services.jobs import cancel_job
+from .services.remove import remove_image
+
+
+class ReadOnlyMixin:
+    """Rows made from bytes (digests, sizes) are never edited by hand."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _report(modeladmin: admin.ModelAdmin, request: HttpRequest, names: list[str], *, force: bool) -> None:
+    if not is_operator(request.user):
+        modeladmin.message_user(request, "Removing images needs staff or the operators group.", messages.ERROR)
+        return
+    for name in names:
+        try:
+            records = remove_image(name, force=force)
+        except (ServiceError, OCIError) as exc:
+            modeladmin.message_user(request, f"{name}: {exc}", messages.ERROR)
+            continue
+        lines = ", ".join(f"{k}: {v}" for record in records for k, v in record.items())
+        modeladmin.message_user(request, f"{name}: {lines or 'nothing to do'}", messages.SUCCESS)
+
+
+class ImageLayerInline(admin.TabularInline):
+    model = ImageLayer
+    fields = ["position", "layer", "layer_digest", "layer_size"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ["position"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="blob digest")
+    def layer_digest(self, link: ImageLayer) -> str:
+        return link.layer.digest
+
+    @admin.display(description="size")
+    def layer_size(self, link: ImageLayer) -> str:
+        return filesizeformat(link.layer.uncompressed_size)
+
+
+@admin.register(Image)
+class ImageAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["short_id", "tag_list", "created", "human_size", "architecture", "os"]
+    list_filter = ["architecture", "os"]
+    search_fields = ["id", "tags__repository__name", "tags__name", "comment", "author"]
+    readonly_fields = [
+        "id", "config_size", "created", "author", "comment", "architecture", "os", "variant",
+        "docker_version", "parent", "size", "labels", "added_at", "last_tag_time",
+    ]
+    inlines = [ImageLayerInline]
+    actions = ["remove_images", "force_remove_images"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Image]:
+        return super().get_queryset(request).prefetch_related("tags__repository")
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_active and request.user.is_staff)
+
+    @admin.display(description="tags")
+    def tag_list(self, image: Image) -> str:
+        return ", ".join(sorted(f"{t.repository.name}:{t.name}" for t in image.tags.all())) or "<none>"
+
+    @admin.display(description="size", ordering="size")
+    def human_size(self, image: Image) -> str:
+        return filesizeformat(image.size)
+
+    @admin.action(description="Remove selected images (docker rmi)")
+    def remove_images(self, request: HttpRequest, queryset: QuerySet[Image]) -> None:
+        _report(self, request, list(queryset.values_list("id", flat=True)), force=False)
+
+    @admin.action(description="Force remove selected images (docker rmi -f)")
+    def force_remove_images(self, request: HttpRequest, queryset: QuerySet[Image]) -> None:
+        _report(self, request, list(queryset.values_list("id", flat=True)), force=True)
+
+
+@admin.register(Tag)
+class TagAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["__str__", "repository", "name", "image", "updated_at"]
+    list_select_related = ["repository", "image"]
+    search_fields = ["repository__name", "name", "image__id"]
+    readonly_fields = ["repository", "name", "image", "updated_at"]
+    actions = ["untag"]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_active and request.user.is_staff)
+
+    @admin.action(description="Untag (docker rmi NAME:TAG)")
+    def untag(self, request: HttpRequest, queryset: QuerySet[Tag]) -> None:
+        _report(self, request, [str(t) for t in queryset.select_related("repository")], force=False)
+
+
+@admin.register(Repository)
+class RepositoryAdmin(admin.ModelAdmin):
+    list_display = ["name", "registry", "path", "star_count", "is_official", "is_automated"]
+    list_filter = ["registry", "is_official", "is_automated"]
+    search_fields = ["name", "description"]
+    readonly_fields = ["registry", "path", "name", "created_at"]
+    fields = ["registry", "path", "name", "description", "star_count", "is_official", "is_automated", "created_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Layer)
+class LayerAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["diff_id", "digest", "media_type", "human_size", "human_uncompressed_size", "created_at"]
+    search_fields = ["diff_id", "digest"]
+    list_filter = ["media_type"]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_active and request.user.is_staff)
+
+    @admin.display(description="size", ordering="size")
+    def human_size(self, layer: Layer) -> str:
+        return filesizeformat(layer.size)
+
+    @admin.display(description="uncompressed", ordering="uncompressed_size")
+    def human_uncompressed_size(self, layer: Layer) -> str:
+        return filesizeformat(layer.uncompressed_size)
+
+
+@admin.register(RepoDigest)
+class RepoDigestAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["__str__", "image", "created_at"]
+    list_select_related = ["repository", "image"]
+    search_fields = ["repository__name", "digest", "image__id"]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_active and request.user.is_staff)
+
+
+@admin.register(Container)
+class ContainerAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["short_id", "name", "image", "state", "exit_code", "created_at"]
+    list_filter = ["state"]
+    list_select_related = ["image"]
+    search_fields = ["id", "name", "image__id"]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_active and request.user.is_staff)
+
+
+@admin.register(Job)
+class JobAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["id", "kind", "state", "owner", "created_at", "finished_at", "error"]
+    list_filter = ["kind", "state"]
+    list_select_related = ["owner"]
+    search_fields = ["id", "error"]
+    exclude = ["params"]
+    actions = ["cancel_jobs"]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_active and request.user.is_staff)
+
+    @admin.action(description="Cancel selected jobs")
+    def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        for job in queryset:
+            try:
+                cancel_job(job)
+                self.message_user(request, f"{job.id}: cancel requested", messages.SUCCESS)
+            except ServiceError as exc:
+                self.message_user(request, f"{job.id}: {exc}", messages.WARNING)

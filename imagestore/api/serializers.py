@@ -1,0 +1,110 @@
+"""Shapes of what the API reads and writes; no operation logic lives here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from ..models import Image, Job
+from ..oci.redact import redact_url
+
+
+class ImageRowSerializer(serializers.Serializer):
+    """One line of ``docker images``."""
+
+    id = serializers.CharField(source="row_image")
+    short_id = serializers.SerializerMethodField()
+    repository = serializers.SerializerMethodField()
+    tag = serializers.SerializerMethodField()
+    created = serializers.DateTimeField(source="row_created")
+    size = serializers.IntegerField(source="row_size")
+    dangling = serializers.SerializerMethodField()
+
+    def get_short_id(self, row: dict[str, Any]) -> str:
+        return row["row_image"].split(":", 1)[-1][:12]
+
+    def get_repository(self, row: dict[str, Any]) -> str:
+        return row["row_repository"] or "<none>"
+
+    def get_tag(self, row: dict[str, Any]) -> str:
+        return row["row_tag"] or "<none>"
+
+    def get_dangling(self, row: dict[str, Any]) -> bool:
+        return row["row_repository"] is None
+
+
+class ImageListQuerySerializer(serializers.Serializer):
+    reference = serializers.ListField(child=serializers.CharField(max_length=512), required=False)
+    dangling = serializers.BooleanField(required=False, allow_null=True, default=None)
+    before = serializers.CharField(required=False, max_length=512)
+    since = serializers.CharField(required=False, max_length=512)
+    label = serializers.ListField(child=serializers.CharField(max_length=512), required=False)
+    all = serializers.BooleanField(required=False, default=False)
+
+
+class LayerSerializer(serializers.Serializer):
+    diff_id = serializers.CharField(source="layer.diff_id")
+    digest = serializers.CharField(source="layer.digest")
+    media_type = serializers.CharField(source="layer.media_type")
+    size = serializers.IntegerField(source="layer.size")
+    uncompressed_size = serializers.IntegerField(source="layer.uncompressed_size")
+
+
+class ImageSerializer(serializers.ModelSerializer):
+    short_id = serializers.CharField(read_only=True)
+    repo_tags = serializers.SerializerMethodField()
+    repo_digests = serializers.SerializerMethodField()
+    layers = LayerSerializer(source="image_layers", many=True, read_only=True)
+    containers = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Image
+        fields = [
+            "id", "short_id", "repo_tags", "repo_digests", "parent", "created", "author", "comment",
+            "architecture", "os", "variant", "size", "labels", "layers", "containers", "last_tag_time",
+        ]
+
+    def get_repo_tags(self, image: Image) -> list[str]:
+        return sorted(f"{t.repository.name}:{t.name}" for t in image.tags.all())
+
+    def get_repo_digests(self, image: Image) -> list[str]:
+        return sorted(f"{d.repository.name}@{d.digest}" for d in image.repo_digests.all())
+
+    def get_containers(self, image: Image) -> list[str]:
+        return [c.short_id for c in image.containers.all()]
+
+
+class TagRequestSerializer(serializers.Serializer):
+    repository = serializers.CharField(max_length=512)
+    tag = serializers.CharField(max_length=128, required=False, allow_blank=True)
+
+
+class ImportRequestSerializer(serializers.Serializer):
+    file = serializers.FileField(required=False, allow_empty_file=True)
+    url = serializers.CharField(required=False, allow_blank=True, max_length=4096)
+    repository = serializers.CharField(required=False, allow_blank=True, max_length=512)
+    tag = serializers.CharField(required=False, allow_blank=True, max_length=128)
+    message = serializers.CharField(required=False, allow_blank=True, max_length=4096)
+
+
+class JobSerializer(serializers.ModelSerializer):
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    params = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Job
+        fields = [
+            "id", "kind", "state", "params", "progress", "log", "error", "result", "owner", "worker",
+            "cancel_requested", "created_at", "started_at", "finished_at", "heartbeat_at",
+        ]
+        read_only_fields = fields
+
+    def get_params(self, job: Job) -> dict[str, Any]:
+        """What the job was asked, without server paths or credentials."""
+        shown = {k: v for k, v in job.params.items() if k != "upload_path"}
+        if "url" in shown and shown["url"]:
+            shown["url"] = redact_url(shown["url"])
+        if "upload_path" in job.params:
+            shown["source"] = "upload"
+        return shown

@@ -1,0 +1,180 @@
+"""REST endpoints: parse the request, call one service, shape the answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Prefetch
+from django.http import HttpResponse
+from django_filters import rest_framework as filters
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from ..models import Image, ImageLayer, Job
+from ..services import images as image_service
+from ..services import jobs as job_service
+from ..services.import_ import import_target, start_import
+from ..services.inspect import format_inspect, inspect_image
+from ..services.remove import remove_image
+from ..services.tag import tag_image
+from ..services.uploads import keep_upload
+from .serializers import (
+    ImageListQuerySerializer,
+    ImageRowSerializer,
+    ImageSerializer,
+    ImportRequestSerializer,
+    JobSerializer,
+    TagRequestSerializer,
+)
+
+REF_PARAMETER = OpenApiParameter(
+    "ref", OpenApiTypes.STR, OpenApiParameter.PATH,
+    description="name[:tag], name@digest, an image id or a unique id prefix; slashes and ports as they are",
+)
+
+
+def _bool_param(request: Request, name: str) -> bool:
+    value = request.query_params.get(name, "")
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+class ImageViewSet(viewsets.GenericViewSet):
+    serializer_class = ImageSerializer
+    lookup_url_kwarg = "ref"
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    def get_queryset(self) -> Any:
+        return Image.objects.prefetch_related(
+            "tags__repository",
+            "repo_digests__repository",
+            "containers",
+            Prefetch("image_layers", queryset=ImageLayer.objects.select_related("layer").order_by("position")),
+        )
+
+    def _image(self) -> Image:
+        found = image_service.resolve_image(self.kwargs["ref"])
+        return self.get_queryset().get(pk=found.pk)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("reference", OpenApiTypes.STR, many=True, description="glob on name or name:tag"),
+            OpenApiParameter("dangling", OpenApiTypes.BOOL),
+            OpenApiParameter("before", OpenApiTypes.STR),
+            OpenApiParameter("since", OpenApiTypes.STR),
+            OpenApiParameter("label", OpenApiTypes.STR, many=True, description="key or key=value"),
+            OpenApiParameter("all", OpenApiTypes.BOOL, description="include intermediate images"),
+        ],
+        responses=ImageRowSerializer(many=True),
+    )
+    def list(self, request: Request) -> Response:
+        """``docker images``: one row per tag, untagged images as ``<none>``."""
+        query = ImageListQuerySerializer(
+            data={
+                "reference": request.query_params.getlist("reference"),
+                "label": request.query_params.getlist("label"),
+                **{k: request.query_params[k] for k in ("dangling", "before", "since", "all") if k in request.query_params},
+            }
+        )
+        query.is_valid(raise_exception=True)
+        rows = image_service.list_image_rows(image_service.ImageFilters(
+            reference=query.validated_data.get("reference", []),
+            dangling=query.validated_data.get("dangling"),
+            before=query.validated_data.get("before"),
+            since=query.validated_data.get("since"),
+            labels=query.validated_data.get("label", []),
+            all=query.validated_data.get("all", False),
+        ))
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(ImageRowSerializer(page, many=True).data)
+
+    @extend_schema(parameters=[REF_PARAMETER])
+    def retrieve(self, request: Request, ref: str) -> Response:
+        return Response(ImageSerializer(self._image()).data)
+
+    @extend_schema(
+        parameters=[
+            REF_PARAMETER,
+            OpenApiParameter("force", OpenApiTypes.BOOL),
+            OpenApiParameter("noprune", OpenApiTypes.BOOL),
+        ],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def destroy(self, request: Request, ref: str) -> Response:
+        """``docker rmi``: the Untagged and Deleted records, as Docker answers."""
+        records = remove_image(ref, force=_bool_param(request, "force"), noprune=_bool_param(request, "noprune"))
+        return Response(records)
+
+    @extend_schema(
+        parameters=[REF_PARAMETER, OpenApiParameter("format", OpenApiTypes.STR, description="Go template, e.g. {{.Architecture}}")],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    @action(detail=True, methods=["get"])
+    def inspect(self, request: Request, ref: str) -> Response | HttpResponse:
+        """``docker image inspect``; with ``format``, the template's output as text."""
+        data = inspect_image(image_service.resolve_image(ref))
+        template = request.query_params.get("format")
+        if template:
+            return HttpResponse(format_inspect(data, template) + "\n", content_type="text/plain; charset=utf-8")
+        return Response(data)
+
+    @extend_schema(parameters=[REF_PARAMETER], request=TagRequestSerializer, responses={201: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["post"])
+    def tag(self, request: Request, ref: str) -> Response:
+        """``docker tag``: add repository[:tag] to the image, or move it here."""
+        body = TagRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        image = image_service.resolve_image(ref)
+        target = body.validated_data["repository"]
+        if body.validated_data.get("tag"):
+            target = import_target(target, body.validated_data["tag"]) or target
+        tag = tag_image(image, target)
+        return Response(
+            {"image": image.id, "repository": tag.repository.name, "tag": tag.name,
+             "name": f"{tag.repository.name}:{tag.name}"},
+            status=status.HTTP_201_CREATED,
+        )
+
+    @extend_schema(request={"multipart/form-data": ImportRequestSerializer, "application/json": ImportRequestSerializer},
+                   responses={202: JobSerializer})
+    def import_image(self, request: Request, ref: str | None = None) -> Response:
+        """``docker import``: a root filesystem tarball (upload or URL) becomes an image; answers the job."""
+        body = ImportRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        upload = data.get("file")
+        # Check the name before keeping the upload, so a bad request leaves nothing behind.
+        import_target(data.get("repository") or None, data.get("tag") or None)
+        job = start_import(
+            upload_path=str(keep_upload(upload)) if upload is not None else None,
+            url=data.get("url") or None,
+            repository=data.get("repository") or None,
+            tag=data.get("tag") or None,
+            message=data.get("message") or "",
+            owner=request.user,
+        )
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class JobFilter(filters.FilterSet):
+    class Meta:
+        model = Job
+        fields = ["state", "kind"]
+
+
+class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = JobSerializer
+    queryset = Job.objects.select_related("owner").order_by("-created_at")
+    filterset_class = JobFilter
+
+    def get_object(self) -> Job:
+        return job_service.get_job(self.kwargs["pk"])
+
+    @extend_schema(request=None, responses=JobSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        return Response(JobSerializer(job_service.cancel_job(self.get_object())).data)

@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class ImagestoreConfig(AppConfig):
+    name = "imagestore"
+    verbose_name = "Image store"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Service modules register the job kinds they run.
+        from .services import import_  # noqa: F401

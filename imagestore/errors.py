@@ -1,0 +1,56 @@
+"""Errors the services raise; every interface maps them to a status and a message.
+
+The OCI layer's own errors (InvalidReference, CorruptArchive, ...) pass through
+unchanged and are mapped the same way (see ``status_for``).
+"""
+
+from __future__ import annotations
+
+from .oci.errors import CorruptArchive, DigestMismatch, InvalidDigest, InvalidReference, OCIError, UnsafeArchive
+
+
+class ServiceError(Exception):
+    status = 500
+
+
+class NotFound(ServiceError):
+    status = 404
+
+
+class ImageNotFound(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"No such image: {name}")
+        self.name = name
+
+
+class JobNotFound(NotFound):
+    pass
+
+
+class Conflict(ServiceError):
+    status = 409
+
+
+class BadRequest(ServiceError):
+    status = 400
+
+
+class AmbiguousImage(BadRequest):
+    pass
+
+
+class JobCancelled(ServiceError):
+    """Raised inside a running job when a person asked to cancel it."""
+
+    status = 409
+
+
+def status_for(exc: BaseException) -> int | None:
+    """The HTTP status an error means, or None for an unexpected one (a bug)."""
+    if isinstance(exc, ServiceError):
+        return exc.status
+    if isinstance(exc, (InvalidReference, InvalidDigest, CorruptArchive, UnsafeArchive, DigestMismatch)):
+        return 400
+    if isinstance(exc, OCIError):
+        return 400
+    return None

@@ -1,0 +1,256 @@
+"""Persistence and the invariants the database itself keeps.
+
+Identities are computed from bytes (image id = config digest, layer = diff_id),
+never invented. PROTECT marks every link whose deletion would orphan something:
+removing images goes through ``services.remove``, which knows Docker's rules.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from .oci.reference import DEFAULT_DOMAIN, Reference
+
+DIGEST_PATTERN = r"^sha256:[a-f0-9]{64}$"
+
+
+class Repository(models.Model):
+    registry = models.CharField(max_length=255, help_text="Registry host[:port], e.g. docker.io")
+    path = models.CharField(max_length=255, help_text="Repository path, e.g. library/centos")
+    name = models.CharField(max_length=255, unique=True, help_text="Familiar name, e.g. centos")
+    description = models.TextField(blank=True, default="")
+    star_count = models.PositiveIntegerField(default=0)
+    is_official = models.BooleanField(default=False)
+    is_automated = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "repositories"
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["registry", "path"], name="repository_unique_registry_path"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def reference(self) -> Reference:
+        return Reference(self.registry, self.path)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.registry}/{self.path}"
+
+    @classmethod
+    def familiar_name_of(cls, registry: str, path: str) -> str:
+        return Reference(registry, path).familiar_name
+
+    def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.name = self.familiar_name_of(self.registry, self.path)
+        super().save(*args, **kwargs)
+
+
+class Layer(models.Model):
+    diff_id = models.CharField(max_length=71, unique=True, help_text="sha256 of the uncompressed tar")
+    digest = models.CharField(max_length=71, db_index=True, help_text="sha256 of the stored (compressed) blob")
+    media_type = models.CharField(max_length=255)
+    size = models.BigIntegerField(help_text="compressed bytes")
+    uncompressed_size = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(diff_id__regex=DIGEST_PATTERN), name="layer_diff_id_format"),
+            models.CheckConstraint(condition=Q(digest__regex=DIGEST_PATTERN), name="layer_digest_format"),
+            models.CheckConstraint(condition=Q(size__gte=0) & Q(uncompressed_size__gte=0), name="layer_sizes_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.diff_id
+
+
+class Image(models.Model):
+    id = models.CharField(primary_key=True, max_length=71, help_text="sha256 of the config JSON")
+    config_size = models.BigIntegerField()
+    created = models.DateTimeField(null=True, blank=True, db_index=True)
+    author = models.CharField(max_length=255, blank=True, default="")
+    comment = models.TextField(blank=True, default="")
+    architecture = models.CharField(max_length=32, blank=True, default="")
+    os = models.CharField(max_length=32, blank=True, default="")
+    variant = models.CharField(max_length=32, blank=True, default="")
+    docker_version = models.CharField(max_length=64, blank=True, default="")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    size = models.BigIntegerField(default=0, help_text="uncompressed bytes of all layers")
+    labels = models.JSONField(default=dict, blank=True)
+    layers = models.ManyToManyField(Layer, through="ImageLayer", related_name="images")
+    added_at = models.DateTimeField(auto_now_add=True)
+    last_tag_time = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(id__regex=DIGEST_PATTERN), name="image_id_format"),
+        ]
+
+    def __str__(self) -> str:
+        return self.short_id
+
+    @property
+    def short_id(self) -> str:
+        return self.id.split(":", 1)[-1][:12]
+
+    @property
+    def hex(self) -> str:
+        return self.id.split(":", 1)[-1]
+
+
+class ImageLayer(models.Model):
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="image_layers")
+    layer = models.ForeignKey(Layer, on_delete=models.PROTECT, related_name="image_layers")
+    position = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["image", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["image", "position"], name="imagelayer_unique_position"),
+        ]
+
+
+class Tag(models.Model):
+    repository = models.ForeignKey(Repository, on_delete=models.PROTECT, related_name="tags")
+    name = models.CharField(max_length=128)
+    image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="tags")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["repository__name", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["repository", "name"], name="tag_unique_per_repository"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.repository.name}:{self.name}"
+
+
+class RepoDigest(models.Model):
+    repository = models.ForeignKey(Repository, on_delete=models.PROTECT, related_name="repo_digests")
+    digest = models.CharField(max_length=71, help_text="registry manifest digest")
+    image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="repo_digests")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["repository", "digest"], name="repodigest_unique"),
+            models.CheckConstraint(condition=Q(digest__regex=DIGEST_PATTERN), name="repodigest_digest_format"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.repository.name}@{self.digest}"
+
+
+class Container(models.Model):
+    class State(models.TextChoices):
+        CREATED = "created"
+        RUNNING = "running"
+        PAUSED = "paused"
+        RESTARTING = "restarting"
+        EXITED = "exited"
+        DEAD = "dead"
+
+    id = models.CharField(primary_key=True, max_length=64)
+    name = models.CharField(max_length=255, unique=True)
+    image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="containers")
+    config = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.CREATED)
+    exit_code = models.IntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(id__regex=r"^[a-f0-9]{64}$"), name="container_id_format"),
+            models.CheckConstraint(
+                condition=Q(state__in=["created", "running", "paused", "restarting", "exited", "dead"]),
+                name="container_state_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+
+class Job(models.Model):
+    class Kind(models.TextChoices):
+        IMPORT = "import"
+        PULL = "pull"
+        PUSH = "push"
+        SAVE = "save"
+        LOAD = "load"
+        COMMIT = "commit"
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    FINISHED_STATES = (State.SUCCEEDED, State.FAILED, State.CANCELLED)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED, db_index=True)
+    params = models.JSONField(default=dict, blank=True)
+    progress = models.JSONField(default=dict, blank=True, help_text="item -> {current, total, phase}")
+    log = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True, default="")
+    result = models.JSONField(default=dict, blank=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    worker = models.CharField(max_length=255, blank=True, default="")
+    cancel_requested = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state__in=["queued", "running", "succeeded", "failed", "cancelled"]), name="job_state_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=["import", "pull", "push", "save", "load", "commit"]), name="job_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.id} ({self.state})"
+
+    @property
+    def finished(self) -> bool:
+        return self.state in self.FINISHED_STATES
+
+
+__all__ = [
+    "DEFAULT_DOMAIN",
+    "Container",
+    "Image",
+    "ImageLayer",
+    "Job",
+    "Layer",
+    "RepoDigest",
+    "Repository",
+    "Tag",
+]

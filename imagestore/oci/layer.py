@@ -1,0 +1,134 @@
+"""Reading a layer tar once while it streams: validate its entries, hash it, compress it.
+
+One pass over the bytes gives everything a layer needs: the diff_id (sha256 of
+the uncompressed tar), the gzip blob written to a sink (whose writer hashes it
+into the blob digest), and the uncompressed size. Nothing is held in memory
+beyond a couple of chunks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tarfile
+import zlib
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from .compression import CHUNK_SIZE, Readable
+from .digest import Digest
+from .errors import CorruptArchive, UnsafeArchive
+from .tarsafe import BoundedTarInfo, check_member
+
+BLOCK = 512
+
+
+class Writable(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    diff_id: Digest
+    size: int  # uncompressed bytes
+    entries: int
+
+
+class _Tee:
+    """Passes reads through, handing each chunk to ``consume`` and remembering the tail."""
+
+    def __init__(self, src: Readable, consume: Callable[[bytes], None]) -> None:
+        self._src = src
+        self._consume = consume
+        self.position = 0
+        self._recent: deque[tuple[int, bytes]] = deque(maxlen=3)
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._src.read(n)
+        if data:
+            self._recent.append((self.position, data))
+            self.position += len(data)
+            self._consume(data)
+        return data
+
+    def block_at(self, offset: int) -> bytes:
+        """The bytes read at [offset, offset+512), from the recent chunks (may be short)."""
+        out = b""
+        for start, chunk in self._recent:
+            end = start + len(chunk)
+            lo, hi = max(offset, start), min(offset + BLOCK, end)
+            if lo < hi:
+                out += chunk[lo - start:hi - start]
+        return out
+
+
+def scan_tar(
+    stream: Readable,
+    on_member: Callable[[tarfile.TarInfo, str], None] | None = None,
+    *,
+    tee: _Tee | None = None,
+) -> int:
+    """Check every entry of a tar stream, reading it to its end-of-archive marker.
+
+    Returns the number of entries. Raises UnsafeArchive for an entry that would
+    escape the root and CorruptArchive for a malformed or truncated archive
+    (tarfile alone would take a cut-off archive for a complete one).
+    """
+    src = tee or _Tee(stream, lambda _data: None)
+    entries = 0
+    try:
+        with tarfile.open(fileobj=src, mode="r|", tarinfo=BoundedTarInfo, bufsize=CHUNK_SIZE) as tar:  # type: ignore[call-overload]
+            for info in tar:
+                name = check_member(info)
+                entries += 1
+                if on_member is not None:
+                    on_member(info, name)
+                # Stream mode keeps every TarInfo; a root filesystem has 100k of them.
+                tar.members.clear()
+            end_offset = tar.offset
+    except tarfile.ReadError as exc:
+        message = "the file is empty" if "empty file" in str(exc) else str(exc)
+        raise CorruptArchive(f"not a valid tar archive: {message}") from exc
+    except (tarfile.TarError, EOFError) as exc:
+        raise CorruptArchive(f"not a valid tar archive: {exc}") from exc
+    marker = src.block_at(end_offset)
+    if len(marker) < BLOCK:
+        raise CorruptArchive("unexpected end of tar archive: the file is truncated")
+    if marker.strip(b"\x00"):
+        raise CorruptArchive(f"invalid tar header at offset {end_offset}")
+    return entries
+
+
+def write_gzip_layer(
+    tar_stream: Readable,
+    sink: Writable,
+    *,
+    level: int = 1,
+    max_size: int | None = None,
+) -> LayerInfo:
+    """Validate ``tar_stream`` and write it gzip-compressed to ``sink`` in one pass.
+
+    Every byte of the input is kept (including padding after the end marker), so
+    the diff_id is the sha256 of exactly the tar that was given, as Docker computes it.
+    """
+    hasher = hashlib.sha256()
+    compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
+    total = 0
+
+    def consume(chunk: bytes) -> None:
+        nonlocal total
+        total += len(chunk)
+        if max_size is not None and total > max_size:
+            raise UnsafeArchive(f"layer is larger than the limit of {max_size} bytes")
+        hasher.update(chunk)
+        out = compressor.compress(chunk)
+        if out:
+            sink.write(out)
+
+    tee = _Tee(tar_stream, consume)
+    entries = scan_tar(tee, tee=tee)
+    while tee.read(CHUNK_SIZE):
+        pass
+    sink.write(compressor.flush())
+    return LayerInfo(Digest("sha256", hasher.hexdigest()), total, entries)

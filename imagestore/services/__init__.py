@@ -1,0 +1,1 @@
+"""One module per operation; the only code that changes the store's state."""

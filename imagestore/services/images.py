@@ -1,0 +1,211 @@
+"""Finding images the ways ``docker`` accepts them, and listing them like ``docker images``."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+
+from django.db.models import CharField, F, Q, QuerySet, Value
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Concat
+
+from ..errors import AmbiguousImage, BadRequest, ImageNotFound
+from ..models import Image, RepoDigest, Tag
+from ..oci import reference
+from ..oci.errors import InvalidReference
+
+_HEX_PREFIX_RE = re.compile(r"^(?:sha256:)?([a-f0-9]{1,64})$")
+
+
+def _by_id_prefix(prefix: str, shown: str) -> Image | None:
+    matches = list(Image.objects.filter(id__startswith=f"sha256:{prefix}").order_by("id")[:2])
+    if len(matches) > 1:
+        raise AmbiguousImage(f"multiple images found with provided prefix: {shown}")
+    return matches[0] if matches else None
+
+
+def resolve_image(name: str) -> Image:
+    """The image ``name`` means: a tag, a digest reference, an id, or a unique id prefix.
+
+    Follows the daemon's order: a full id first, then a reference (``centos`` means
+    ``docker.io/library/centos:latest``), then an id prefix (``8b44``).
+    """
+    return resolve_image_and_reference(name)[0]
+
+
+def resolve_image_and_reference(name: str) -> tuple[Image, reference.Reference | None]:
+    """Like ``resolve_image``; also the reference when ``name`` was a name, None for an id."""
+    name = name.strip()
+    if not name:
+        raise BadRequest("an image name or id is required")
+    hex_match = _HEX_PREFIX_RE.match(name)
+    if name.startswith("sha256:"):
+        if not hex_match:
+            raise InvalidReference(f"invalid image id: {name!r}")
+        found = _by_id_prefix(hex_match.group(1), name)
+        if found is None:
+            raise ImageNotFound(name)
+        return found, None
+    if hex_match and len(name) == 64:
+        found = Image.objects.filter(id=f"sha256:{name}").first()
+        if found is None:
+            raise ImageNotFound(name)
+        return found, None
+    try:
+        ref = reference.parse_normalized(name)
+    except InvalidReference:
+        if hex_match:
+            ref = None
+        else:
+            raise
+    if ref is not None:
+        found = _by_reference(ref)
+        if found is not None:
+            return found, ref.with_default_tag()
+    if hex_match:
+        found = _by_id_prefix(hex_match.group(1), name)
+        if found is not None:
+            return found, None
+    raise ImageNotFound(name)
+
+
+def _by_reference(ref: reference.Reference) -> Image | None:
+    if ref.digest is not None:
+        row = (
+            RepoDigest.objects.select_related("image")
+            .filter(repository__registry=ref.domain, repository__path=ref.path, digest=str(ref.digest))
+            .first()
+        )
+        return row.image if row is not None else None
+    tag = ref.tag or reference.DEFAULT_TAG
+    row = (
+        Tag.objects.select_related("image")
+        .filter(repository__registry=ref.domain, repository__path=ref.path, name=tag)
+        .first()
+    )
+    return row.image if row is not None else None
+
+
+def reference_pattern_regex(pattern: str) -> str:
+    """A database regex for a ``reference=`` glob, matched against ``name`` or ``name:tag``.
+
+    Docker matches familiar names with Go's path.Match, where ``*`` and ``?`` never
+    cross a ``/`` (https://pkg.go.dev/path#Match).
+    """
+    if not pattern or len(pattern) > 512:
+        raise BadRequest("reference filter must be a non-empty pattern of at most 512 characters")
+    out, i, n = [], 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "\\":
+            i += 1
+            if i >= n:
+                raise BadRequest(f"invalid reference filter {pattern!r}: syntax error in pattern")
+            out.append(re.escape(pattern[i]))
+        elif c == "[":
+            j = i + 1
+            negate = j < n and pattern[j] == "^"
+            if negate:
+                j += 1
+            chars = []
+            while j < n and pattern[j] != "]":
+                ch = pattern[j]
+                if ch == "\\" and j + 1 < n:
+                    j += 1
+                    ch = pattern[j]
+                if ch == "-" and chars and j + 1 < n and pattern[j + 1] != "]":
+                    chars.append("-")
+                elif ch == "-":
+                    raise BadRequest(f"invalid reference filter {pattern!r}: syntax error in pattern")
+                else:
+                    chars.append(re.escape(ch) if ch in "\\^]-[" else ch)
+                j += 1
+            if j >= n or not chars:
+                raise BadRequest(f"invalid reference filter {pattern!r}: syntax error in pattern")
+            out.append("[" + ("^/" if negate else "") + "".join(chars) + "]")
+            i = j
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "^" + "".join(out) + "$"
+
+
+@dataclass
+class ImageFilters:
+    reference: list[str] = field(default_factory=list)
+    dangling: bool | None = None
+    before: str | None = None
+    since: str | None = None
+    labels: list[str] = field(default_factory=list)
+    all: bool = False
+
+
+def _image_conditions(filters: ImageFilters, prefix: str) -> Q:
+    q = Q()
+    if filters.before:
+        pivot = resolve_image(filters.before)
+        q &= Q(**{f"{prefix}created__lt": pivot.created})
+    if filters.since:
+        pivot = resolve_image(filters.since)
+        q &= Q(**{f"{prefix}created__gt": pivot.created})
+    return q
+
+
+def _apply_labels(qs: QuerySet, filters: ImageFilters, prefix: str) -> QuerySet:
+    for i, label in enumerate(filters.labels):
+        key, has_value, value = label.partition("=")
+        if not key:
+            raise BadRequest(f"invalid label filter: {label!r}")
+        alias = f"label_{i}"
+        qs = qs.alias(**{alias: KeyTextTransform(key, f"{prefix}labels")})
+        qs = qs.filter(**{alias: value} if has_value else {f"{alias}__isnull": False})
+    return qs
+
+
+def list_image_rows(filters: ImageFilters) -> QuerySet:
+    """One row per tag, plus one ``<none>:<none>`` row per untagged image, newest first.
+
+    A single UNION query (no query per image), so the list page costs the same
+    whatever its size. Rows: image, created, size, repository, tag (None when dangling).
+    """
+    tagged = Tag.objects.filter(_image_conditions(filters, "image__"))
+    tagged = _apply_labels(tagged, filters, "image__")
+    if filters.reference:
+        ref_q = Q()
+        for pattern in filters.reference:
+            rx = reference_pattern_regex(pattern)
+            ref_q |= Q(repository__name__regex=rx) | Q(row_ref__regex=rx)
+        tagged = tagged.alias(row_ref=Concat("repository__name", Value(":"), "name", output_field=CharField())).filter(ref_q)
+    tagged_rows = tagged.values(
+        row_image=F("image_id"),
+        row_created=F("image__created"),
+        row_size=F("image__size"),
+        row_repository=F("repository__name"),
+        row_tag=F("name"),
+    )
+    untagged = Image.objects.filter(tags__isnull=True).filter(_image_conditions(filters, ""))
+    untagged = _apply_labels(untagged, filters, "")
+    if not filters.all:
+        # Like `docker images` without -a: hide intermediate (parent) images.
+        untagged = untagged.filter(children__isnull=True)
+    untagged_rows = untagged.values(
+        row_image=F("id"),
+        row_created=F("created"),
+        row_size=F("size"),
+        row_repository=Value(None, output_field=CharField()),
+        row_tag=Value(None, output_field=CharField()),
+    )
+    if filters.dangling is True:
+        # A reference filter never matches an untagged image.
+        rows = untagged_rows.none() if filters.reference else untagged_rows
+        return rows.order_by("-row_created", "row_image")
+    if filters.dangling is False or filters.reference:
+        return tagged_rows.order_by("-row_created", "row_image", "row_repository", "row_tag")
+    return tagged_rows.union(untagged_rows, all=True).order_by(
+        "-row_created", "row_image", "row_repository", "row_tag"
+    )

@@ -1,0 +1,191 @@
+"""``docker import``: a root filesystem tarball becomes a one-layer image.
+
+Source to sink in one pass: the upload or URL is decompressed whatever its
+format, every tar entry is checked, and the tar is hashed (diff_id) and
+gzip-compressed into a blob writer (digest) as it streams. Nothing is registered
+until the blob is verified and renamed; a bad entry leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, BinaryIO
+
+import requests
+from django.conf import settings
+from django.utils import timezone
+
+from ..blobs import get_store
+from ..errors import BadRequest
+from ..models import Image, Job
+from ..oci import mediatypes
+from ..oci.compression import Readable, open_decompressed
+from ..oci.config import ImageConfig, format_time, new_layer_config
+from ..oci.layer import write_gzip_layer
+from ..oci.platform import host_platform
+from ..oci.redact import redact_url
+from .jobs import JobProgress, create_job, handler
+from .progress import NULL_PROGRESS, Progress
+from .store import LayerRecord, register_image
+from .tag import parse_target, tag_image
+
+ITEM = "import"
+
+
+class _CountingReader:
+    """Reports how much of the input has been read, as the job's progress."""
+
+    def __init__(self, raw: Readable, progress: Progress, total: int | None) -> None:
+        self._raw = raw
+        self._progress = progress
+        self.total = total
+        self.done = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self.done += len(data)
+        self._progress.update(ITEM, self.done, self.total, "Importing")
+        return data
+
+
+def import_image(
+    source: Readable,
+    *,
+    source_name: str = "-",
+    total: int | None = None,
+    repository: str | None = None,
+    message: str = "",
+    progress: Progress = NULL_PROGRESS,
+) -> Image:
+    """Import a tarball stream (plain, gzip, bzip2, xz or zstd) as a new image."""
+    target = parse_target(repository) if repository else None  # a bad name fails before any byte is read
+    store = get_store()
+    counter = _CountingReader(source, progress, total)
+    progress.update(ITEM, 0, total, "Importing")
+    with store.writer() as writer:
+        tar_stream = open_decompressed(counter)
+        info = write_gzip_layer(
+            tar_stream,
+            writer,
+            level=settings.IMAGESTORE_GZIP_LEVEL,
+            max_size=settings.IMAGESTORE_MAX_LAYER_SIZE,
+        )
+        digest = writer.commit()
+        compressed_size = writer.size
+    progress.update(ITEM, counter.done, counter.total or counter.done, "Import complete")
+
+    now = timezone.now()
+    comment = message or f"Imported from {source_name}"
+    platform = host_platform()
+    config_bytes = new_layer_config(
+        diff_ids=[info.diff_id],
+        created=now,
+        architecture=platform.architecture,
+        os=platform.os,
+        variant=platform.variant,
+        comment=comment,
+        history=[{"created": format_time(now), "comment": comment}],
+    )
+    config = ImageConfig.parse(config_bytes)
+    store.put_bytes(config_bytes, expected=config.digest)
+    image = register_image(
+        config,
+        [
+            LayerRecord(
+                diff_id=str(info.diff_id),
+                digest=str(digest),
+                media_type=mediatypes.OCI_LAYER_GZIP,
+                size=compressed_size,
+                uncompressed_size=info.size,
+            )
+        ],
+    )
+    if target is not None:
+        tag_image(image, target)
+        progress.log(f"Tagged {target.familiar}")
+    progress.log(image.id)
+    return image
+
+
+def open_url(url: str) -> tuple[BinaryIO, int | None]:
+    """Open an http(s) URL for streaming; the second value is its length when known."""
+    shown = redact_url(url)
+    if not url.lower().startswith(("http://", "https://")):
+        raise BadRequest(f"cannot import from {shown}: only http and https URLs are supported")
+    try:
+        response = requests.get(url, stream=True, timeout=settings.IMAGESTORE_URL_TIMEOUT)
+    except requests.RequestException as exc:
+        raise BadRequest(f"cannot download {shown}: {exc.__class__.__name__}") from None
+    if response.status_code != 200:
+        response.close()
+        raise BadRequest(f"cannot download {shown}: the server answered {response.status_code}")
+    response.raw.decode_content = True
+    length = response.headers.get("Content-Length")
+    total = int(length) if length and length.isdigit() and "Content-Encoding" not in response.headers else None
+    return response.raw, total
+
+
+@handler(Job.Kind.IMPORT)
+def run_import_job(job: Job, progress: JobProgress) -> dict[str, Any]:
+    params = job.params
+    if params.get("url"):
+        stream, total = open_url(params["url"])
+        source_name = redact_url(params["url"])
+    else:
+        path = params["upload_path"]
+        stream, total = open(path, "rb"), os.path.getsize(path)
+        source_name = "-"
+    with stream:
+        image = import_image(
+            stream,
+            source_name=source_name,
+            total=total,
+            repository=params.get("repository") or None,
+            message=params.get("message") or "",
+            progress=progress,
+        )
+    return image_result(image)
+
+
+def image_result(image: Image) -> dict[str, Any]:
+    """What a job that made an image reports as its result."""
+    tags = [f"{t.repository.name}:{t.name}" for t in image.tags.select_related("repository")]
+    return {"image": image.id, "short_id": image.short_id, "repo_tags": sorted(tags)}
+
+
+
+def import_target(repository: str | None, tag: str | None) -> str | None:
+    """``repository`` and ``tag`` as the API takes them, joined into one checked name."""
+    if not repository:
+        if tag:
+            raise BadRequest("a tag needs a repository")
+        return None
+    if tag:
+        ref = parse_target(repository)
+        if ":" in repository.rsplit("/", 1)[-1]:
+            raise BadRequest("give the tag either in the repository name or as tag, not both")
+        return ref.with_tag(tag).familiar
+    return parse_target(repository).familiar
+
+
+def start_import(
+    *,
+    upload_path: str | None = None,
+    url: str | None = None,
+    repository: str | None = None,
+    tag: str | None = None,
+    message: str = "",
+    owner: Any = None,
+) -> Job:
+    """Queue an import job from an uploaded file or a URL, after checking its inputs."""
+    if bool(upload_path) == bool(url):
+        raise BadRequest("give either a file or a url to import from")
+    if url and not url.lower().startswith(("http://", "https://")):
+        raise BadRequest(f"cannot import from {redact_url(url)}: only http and https URLs are supported")
+    target = import_target(repository, tag)
+    params: dict[str, Any] = {"repository": target, "message": message}
+    if upload_path:
+        params["upload_path"] = str(upload_path)
+    else:
+        params["url"] = url
+    return create_job(Job.Kind.IMPORT, params, owner=owner)

@@ -1,0 +1,208 @@
+"""``docker rmi`` with Docker's rules (moby daemon/images/image_delete.go).
+
+- By name: untag; when that was the image's last reference, delete the image and
+  the layers and blobs no other image uses.
+- By id: when every reference is in one repository (at most one tag), untag them
+  all and delete; tags in several repositories need ``force``.
+- An image a stopped container uses needs ``force``; forced, its references go
+  and the image stays, dangling, while the container needs it. A running
+  container's image, or one with child images, is never deleted.
+- Untagged parents are pruned unless ``noprune``.
+
+Everything happens in one transaction holding the image and layer row locks that
+tag and register_image also take, so a concurrent tag or pull ends consistent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import Count
+
+from ..blobs import get_store
+from ..errors import Conflict
+from ..models import Container, Image, ImageLayer, Layer, RepoDigest, Tag
+from ..oci import reference
+from ..oci.digest import Digest
+from .images import resolve_image_and_reference
+
+Record = dict[str, str]
+
+
+@dataclass
+class _DeleteConflict(Exception):
+    image_id: str
+    message: str
+    hard: bool = False
+    used: bool = False
+
+    def error(self) -> Conflict:
+        short = self.image_id.split(":", 1)[-1][:12]
+        how = "cannot be forced" if self.hard else "must be forced"
+        return Conflict(f"conflict: unable to delete {short} ({how}) - {self.message}")
+
+
+def _references(image: Image) -> list[reference.Reference]:
+    """The image's tags, then its digest references, as references."""
+    refs = [
+        reference.Reference(t.repository.registry, t.repository.path, tag=t.name)
+        for t in Tag.objects.filter(image=image).select_related("repository").order_by("repository__name", "name")
+    ]
+    refs += [
+        reference.Reference(d.repository.registry, d.repository.path, digest=Digest.parse(d.digest))
+        for d in RepoDigest.objects.filter(image=image).select_related("repository").order_by("repository__name")
+    ]
+    return refs
+
+
+def _remove_reference(ref: reference.Reference) -> None:
+    if ref.digest is not None:
+        RepoDigest.objects.filter(
+            repository__registry=ref.domain, repository__path=ref.path, digest=str(ref.digest)
+        ).delete()
+    else:
+        Tag.objects.filter(repository__registry=ref.domain, repository__path=ref.path, name=ref.tag).delete()
+
+
+def _container_using(image: Image, running: bool | None) -> Container | None:
+    qs = Container.objects.filter(image=image)
+    if running is True:
+        qs = qs.filter(state__in=[Container.State.RUNNING, Container.State.PAUSED, Container.State.RESTARTING])
+    elif running is False:
+        qs = qs.exclude(state__in=[Container.State.RUNNING, Container.State.PAUSED, Container.State.RESTARTING])
+    return qs.order_by("created_at").first()
+
+
+def _is_single_reference(refs: list[reference.Reference]) -> bool:
+    tags = [r for r in refs if r.digest is None]
+    return len(tags) <= 1 and len({r.name for r in refs}) <= 1
+
+
+def remove_image(name: str, *, force: bool = False, noprune: bool = False) -> list[Record]:
+    """Remove one image by name or id; the records say what was untagged and deleted."""
+    records: list[Record] = []
+    with transaction.atomic():
+        image, ref = resolve_image_and_reference(name)
+        image = Image.objects.select_for_update().get(pk=image.pk)
+        refs = _references(image)
+        removed_repository_ref = False
+        if ref is not None:
+            if ref.digest is not None:
+                ref = reference.Reference(ref.domain, ref.path, digest=ref.digest)
+            if not force and len(refs) == 1:
+                container = _container_using(image, None)
+                if container is not None:
+                    raise Conflict(
+                        f'conflict: unable to remove repository reference "{ref.familiar}" (must force) - '
+                        f"container {container.short_id} is using its referenced image {image.short_id}"
+                    )
+            _remove_reference(ref)
+            records.append({"Untagged": ref.familiar})
+            refs = [r for r in refs if r != ref]
+            if ref.digest is None and not any(r.digest is None and r.name == ref.name for r in refs):
+                # The repository's last tag went: its digest references go with it.
+                for other in [r for r in refs if r.digest is not None and r.name == ref.name]:
+                    _remove_reference(other)
+                    records.append({"Untagged": other.familiar})
+                    refs.remove(other)
+            if refs:
+                return records
+            removed_repository_ref = True
+        elif _is_single_reference(refs):
+            if not force:
+                _check_conflicts(image, hard_only=False, ignore_references=True)
+            for other in refs:
+                _remove_reference(other)
+                records.append({"Untagged": other.familiar})
+            refs = []
+        try:
+            _delete(image, records, force=force, prune=not noprune)
+        except _DeleteConflict as conflict:
+            if removed_repository_ref and (conflict.used or not _is_dangling(image)):
+                return records  # untagging was what was asked; the image stays
+            raise conflict.error() from None
+    return records
+
+
+def _is_dangling(image: Image) -> bool:
+    return not Tag.objects.filter(image=image).exists() and not RepoDigest.objects.filter(image=image).exists()
+
+
+def _check_conflicts(image: Image, *, hard_only: bool, ignore_references: bool = False) -> None:
+    if Image.objects.filter(parent=image).exists():
+        raise _DeleteConflict(image.id, "image has dependent child images", hard=True)
+    running = _container_using(image, True)
+    if running is not None:
+        raise _DeleteConflict(
+            image.id, f"image is being used by running container {running.short_id}", hard=True, used=True
+        )
+    if hard_only:
+        return
+    if not ignore_references and not _is_dangling(image):
+        raise _DeleteConflict(image.id, "image is referenced in multiple repositories")
+    stopped = _container_using(image, False)
+    if stopped is not None:
+        raise _DeleteConflict(image.id, f"image is being used by stopped container {stopped.short_id}", used=True)
+
+
+def _delete(image: Image, records: list[Record], *, force: bool, prune: bool, quiet: bool = False) -> None:
+    try:
+        _check_conflicts(image, hard_only=force)
+    except _DeleteConflict:
+        if quiet:
+            return
+        raise
+    for other in _references(image):
+        _remove_reference(other)
+        records.append({"Untagged": other.familiar})
+    if Container.objects.filter(image=image).exists():
+        # Forced past a stopped container: the image stays, dangling, while it is used.
+        return
+    parent_id = image.parent_id
+    records.append({"Deleted": image.id})
+    records.extend({"Deleted": chain_id} for chain_id in _delete_image_rows(image))
+    if prune and parent_id:
+        parent = Image.objects.select_for_update().filter(pk=parent_id).first()
+        if parent is not None and _is_dangling(parent):
+            _delete(parent, records, force=False, prune=True, quiet=True)
+
+
+def chain_ids(diff_ids: list[str]) -> list[str]:
+    """Layer chain ids (https://github.com/opencontainers/image-spec/blob/main/config.md#layer-chainid)."""
+    out: list[str] = []
+    for diff_id in diff_ids:
+        if not out:
+            out.append(diff_id)
+        else:
+            out.append("sha256:" + hashlib.sha256(f"{out[-1]} {diff_id}".encode()).hexdigest())
+    return out
+
+
+def _delete_image_rows(image: Image) -> list[str]:
+    """Delete the image and the layers only it used; returns the chain ids removed."""
+    links = list(ImageLayer.objects.filter(image=image).select_related("layer").order_by("position"))
+    layer_ids = [link.layer_id for link in links]
+    locked = {row.pk: row for row in Layer.objects.select_for_update().filter(pk__in=layer_ids)}
+    shared = {
+        row["layer"]
+        for row in ImageLayer.objects.filter(layer__in=layer_ids)
+        .exclude(image=image)
+        .values("layer")
+        .annotate(n=Count("id"))
+    }
+    chains = chain_ids([link.layer.diff_id for link in links])
+    removed_chains = [chains[i] for i, link in enumerate(links) if link.layer_id not in shared]
+    doomed = [locked[pk] for pk in dict.fromkeys(layer_ids) if pk not in shared and pk in locked]
+    image.delete()  # ImageLayer rows cascade
+    Layer.objects.filter(pk__in=[row.pk for row in doomed]).delete()
+    # Blobs go last, still under the row locks: a pull that wants one of these
+    # layers waits on the lock and then finds the blob gone (and fetches it again).
+    store = get_store()
+    still_used = set(Layer.objects.filter(digest__in=[row.digest for row in doomed]).values_list("digest", flat=True))
+    for row in doomed:
+        if row.digest not in still_used:
+            store.delete(row.digest)
+    store.delete(image.id)
+    return removed_chains

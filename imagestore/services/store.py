@@ -1,0 +1,83 @@
+"""Registering images in the store: the one place image and layer rows are created.
+
+Import, pull, load and commit all end here, so an image is always written the
+same way: blobs first (verified), then every row in one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from ..blobs import get_store
+from ..models import Image, ImageLayer, Layer
+from ..oci.config import ImageConfig
+from ..oci.errors import OCIError
+
+
+class InconsistentImage(OCIError, ValueError):
+    """The layers given do not match the config's rootfs.diff_ids."""
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    diff_id: str
+    digest: str
+    media_type: str
+    size: int
+    uncompressed_size: int
+
+
+def register_image(config: ImageConfig, layers: list[LayerRecord], *, parent: Image | None = None) -> Image:
+    """Create (or find) the image for ``config`` whose blobs are already stored."""
+    if [str(d) for d in config.diff_ids] != [layer.diff_id for layer in layers]:
+        raise InconsistentImage("the image's layers do not match the diff_ids of its config")
+    store = get_store()
+    with transaction.atomic():
+        existing = {
+            row.diff_id: row
+            for row in Layer.objects.select_for_update().filter(diff_id__in=[layer.diff_id for layer in layers])
+        }
+        # Checked under the layer locks: a removal that deletes a blob holds the same
+        # locks, so either it ran first (and we see the blob gone) or it waits for us.
+        if not store.exists(config.digest):
+            raise InconsistentImage(f"config blob {config.digest} is not in the store")
+        for layer in layers:
+            digest = existing[layer.diff_id].digest if layer.diff_id in existing else layer.digest
+            if not store.exists(digest):
+                raise InconsistentImage(f"layer blob {digest} is not in the store")
+        rows = []
+        for layer in layers:
+            row = existing.get(layer.diff_id)
+            if row is None:
+                row = Layer.objects.create(
+                    diff_id=layer.diff_id,
+                    digest=layer.digest,
+                    media_type=layer.media_type,
+                    size=layer.size,
+                    uncompressed_size=layer.uncompressed_size,
+                )
+                existing[layer.diff_id] = row
+            rows.append(row)
+        image, created = Image.objects.get_or_create(
+            id=str(config.digest),
+            defaults={
+                "config_size": config.size,
+                "created": config.created,
+                "author": config.author[:255],
+                "comment": config.comment,
+                "architecture": config.architecture[:32],
+                "os": config.os[:32],
+                "variant": config.variant[:32],
+                "docker_version": config.docker_version[:64],
+                "parent": parent,
+                "size": sum(row.uncompressed_size for row in rows),
+                "labels": config.labels,
+            },
+        )
+        if created:
+            ImageLayer.objects.bulk_create(
+                ImageLayer(image=image, layer=row, position=i) for i, row in enumerate(rows)
+            )
+    return image

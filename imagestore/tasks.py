@@ -1,0 +1,39 @@
+"""Celery tasks: thin wrappers that run a service inside a Job."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+from celery import shared_task
+from celery.signals import worker_ready
+
+from .services import gc, jobs
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(name="imagestore.tasks.run_job", ignore_result=True)
+def run_job(job_id: str) -> None:
+    hostname = getattr(run_job.request, "hostname", None) or socket.gethostname()
+    jobs.run_job(job_id, worker=hostname)
+
+
+@shared_task(name="imagestore.tasks.sweep_stale_jobs", ignore_result=True)
+def sweep_stale_jobs() -> int:
+    return jobs.sweep_stale_jobs()
+
+
+@shared_task(name="imagestore.tasks.collect_garbage", ignore_result=True)
+def collect_garbage() -> int:
+    return len(gc.collect_garbage())
+
+
+@worker_ready.connect
+def _fail_jobs_left_running(sender: object = None, **_kwargs: object) -> None:
+    """A worker starting under a name finds that name's running jobs orphaned."""
+    hostname = getattr(sender, "hostname", "") or ""
+    failed = jobs.fail_jobs_of_worker(hostname)
+    failed += jobs.sweep_stale_jobs()
+    if failed:
+        log.warning("failed %d job(s) left running by a stopped worker", failed)

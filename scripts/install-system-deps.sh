@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Debian packages the project and its tests need; installs only what is missing.
+set -euo pipefail
+
+# command -> package
+declare -A wanted=(
+  [busybox]=busybox-static
+  [skopeo]=skopeo
+  [umoci]=umoci
+  [runc]=runc
+  [docker-registry]=docker-registry
+  [hyperfine]=hyperfine
+  [zstd]=zstd
+)
+missing=()
+for cmd in "${!wanted[@]}"; do
+  if [ "$cmd" = busybox ]; then
+    # busybox-static, not the dynamic busybox: tests copy it into image root filesystems.
+    dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
+  elif ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
+    missing+=("${wanted[$cmd]}")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+echo "installing Debian packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

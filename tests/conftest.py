@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import io
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group, User
+from rest_framework.test import APIClient
+
+from imagestore.models import Image
+from imagestore.permissions import OPERATORS_GROUP
+from imagestore.services.import_ import import_image
+from tests.builders import simple_rootfs_tar
+
+
+@pytest.fixture(autouse=True)
+def store_root(tmp_path: Path, settings) -> Path:  # type: ignore[no-untyped-def]
+    """Every test gets its own empty data folder."""
+    root = tmp_path / "imagestore"
+    (root / "uploads").mkdir(parents=True)
+    settings.IMAGESTORE_ROOT = root
+    settings.FILE_UPLOAD_TEMP_DIR = str(root / "uploads")
+    return root
+
+
+def require_tool(name: str) -> str:
+    """A peer tool the tests need: missing is a failure, never a skip (make test installs it)."""
+    path = shutil.which(name) or (f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None)
+    if path is None:
+        pytest.fail(f"{name} is not installed; `make test` installs it (scripts/install-system-deps.sh)")
+    return path
+
+
+@pytest.fixture
+def operator(db) -> User:  # type: ignore[no-untyped-def]
+    user = User.objects.create_user("olive", password="pw-operator")
+    group, _ = Group.objects.get_or_create(name=OPERATORS_GROUP)
+    user.groups.add(group)
+    return user
+
+
+@pytest.fixture
+def staff(db) -> User:  # type: ignore[no-untyped-def]
+    return User.objects.create_user("stan", password="pw-staff", is_staff=True)
+
+
+@pytest.fixture
+def member(db) -> User:  # type: ignore[no-untyped-def]
+    """Signed in, but neither staff nor an operator: may read, may not change."""
+    return User.objects.create_user("mia", password="pw-member")
+
+
+@pytest.fixture
+def client_for() -> Callable[[User | None], APIClient]:
+    def make(user: User | None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            client.force_login(user)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def make_image(db) -> Callable[..., Image]:  # type: ignore[no-untyped-def]
+    """Import a small root filesystem as an image, optionally tagged."""
+
+    def make(repository: str | None = "busybox:latest", marker: str = "hello") -> Image:
+        return import_image(io.BytesIO(simple_rootfs_tar(marker)), repository=repository)
+
+    return make
