@@ -7,7 +7,6 @@ import re
 from dataclasses import dataclass, field
 
 from django.db.models import CharField, F, Q, QuerySet, Value
-from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Concat
 
 from ..errors import AmbiguousImage, BadRequest, ImageNotFound
@@ -157,13 +156,14 @@ def _image_conditions(filters: ImageFilters, prefix: str) -> Q:
 
 
 def _apply_labels(qs: QuerySet, filters: ImageFilters, prefix: str) -> QuerySet:
-    for i, label in enumerate(filters.labels):
+    """``label=key`` or ``label=key=value``, every one required (as docker's filter)."""
+    for label in filters.labels:
         key, has_value, value = label.partition("=")
-        if not key:
+        if not key or "__" in key:
             raise BadRequest(f"invalid label filter: {label!r}")
-        alias = f"label_{i}"
-        qs = qs.alias(**{alias: KeyTextTransform(key, f"{prefix}labels")})
-        qs = qs.filter(**{alias: value} if has_value else {f"{alias}__isnull": False})
+        qs = qs.filter(**{f"{prefix}labels__has_key": key})
+        if has_value:
+            qs = qs.filter(**{f"{prefix}labels__{key}": value})
     return qs
 
 
@@ -206,6 +206,6 @@ def list_image_rows(filters: ImageFilters) -> QuerySet:
         return rows.order_by("-row_created", "row_image")
     if filters.dangling is False or filters.reference:
         return tagged_rows.order_by("-row_created", "row_image", "row_repository", "row_tag")
-    return tagged_rows.union(untagged_rows, all=True).order_by(
+    return tagged_rows.order_by().union(untagged_rows.order_by(), all=True).order_by(
         "-row_created", "row_image", "row_repository", "row_tag"
     )

@@ -195,6 +195,7 @@ def _delete_image_rows(image: Image) -> list[str]:
     chains = chain_ids([link.layer.diff_id for link in links])
     removed_chains = [chains[i] for i, link in enumerate(links) if link.layer_id not in shared]
     doomed = [locked[pk] for pk in dict.fromkeys(layer_ids) if pk not in shared and pk in locked]
+    image_id = image.id
     image.delete()  # ImageLayer rows cascade
     Layer.objects.filter(pk__in=[row.pk for row in doomed]).delete()
     # Blobs go last, still under the row locks: a pull that wants one of these
@@ -204,5 +205,5 @@ def _delete_image_rows(image: Image) -> list[str]:
     for row in doomed:
         if row.digest not in still_used:
             store.delete(row.digest)
-    store.delete(image.id)
+    store.delete(image_id)
     return removed_chains

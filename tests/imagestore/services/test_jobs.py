@@ -1,0 +1,133 @@
+"""Jobs: conditional claim, outcomes, cancel, and jobs abandoned by a dead worker."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from imagestore.errors import Conflict
+from imagestore.models import Image, Job
+from imagestore.services import jobs
+from imagestore.services.import_ import start_import
+from tests.builders import COMPRESSORS, simple_rootfs_tar
+
+
+def _upload(store_root: Path, data: bytes) -> str:
+    path = store_root / "uploads" / "upload-test"
+    path.write_bytes(data)
+    return str(path)
+
+
+@pytest.mark.django_db
+def test_import_job_runs_to_success_with_progress_and_result(store_root: Path, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+    data = COMPRESSORS["gzip"](simple_rootfs_tar())
+    path = _upload(store_root, data)
+    with django_capture_on_commit_callbacks() as callbacks:
+        job = start_import(upload_path=path, repository="rootfs", tag="1")
+    assert len(callbacks) == 1  # the task is queued only once the row is committed
+    finished = jobs.run_job(str(job.id), worker="test@host")
+    assert finished is not None and finished.state == Job.State.SUCCEEDED
+    image = Image.objects.get()
+    assert finished.result == {"image": image.id, "short_id": image.short_id, "repo_tags": ["rootfs:1"]}
+    assert finished.progress["import"] == {"current": len(data), "total": len(data), "phase": "Import complete"}
+    assert finished.log[-1] == image.id
+    assert finished.started_at and finished.finished_at and finished.worker == "test@host"
+    assert not Path(path).exists()  # the upload belongs to the job
+
+
+@pytest.mark.django_db
+def test_a_job_is_claimed_once(store_root: Path) -> None:
+    job = start_import(upload_path=_upload(store_root, COMPRESSORS["gzip"](simple_rootfs_tar())))
+    assert jobs.run_job(str(job.id)) is not None
+    assert jobs.run_job(str(job.id)) is None  # already ran: the conditional update matches no row
+    assert Image.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_racing_claim_one_job_once(store_root: Path) -> None:
+    job = start_import(upload_path=_upload(store_root, COMPRESSORS["gzip"](simple_rootfs_tar())))
+    results: list[object] = []
+    barrier = threading.Barrier(2)
+
+    def worker(name: str) -> None:
+        from django.db import connection
+
+        barrier.wait()
+        try:
+            results.append(jobs.run_job(str(job.id), worker=name))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r is not None for r in results) == 1
+    assert Image.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_failed_import_job_says_why_and_stores_nothing(store_root: Path) -> None:
+    job = start_import(upload_path=_upload(store_root, b"not a tarball at all" * 100))
+    finished = jobs.run_job(str(job.id))
+    assert finished is not None and finished.state == Job.State.FAILED
+    assert "not a valid tar archive" in finished.error
+    assert finished.log[-1].startswith("Error: ")
+    assert not Image.objects.exists()
+
+
+@pytest.mark.django_db
+def test_cancel_queued_job_never_runs(store_root: Path) -> None:
+    job = start_import(upload_path=_upload(store_root, COMPRESSORS["gzip"](simple_rootfs_tar())))
+    cancelled = jobs.cancel_job(job)
+    assert cancelled.state == Job.State.CANCELLED
+    assert jobs.run_job(str(job.id)) is None
+    assert not Image.objects.exists()
+    with pytest.raises(Conflict, match="already cancelled"):
+        jobs.cancel_job(cancelled)
+
+
+@pytest.mark.django_db
+def test_cancel_running_job_stops_it_at_its_next_progress_write(store_root: Path, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.JOB_PROGRESS_INTERVAL = 0
+    job = start_import(upload_path=_upload(store_root, COMPRESSORS["tar"](simple_rootfs_tar())))
+    original = jobs._HANDLERS["import"]
+
+    def cancel_then_run(job: Job, progress: jobs.JobProgress) -> dict:  # type: ignore[type-arg]
+        jobs.cancel_job(job)
+        return original(job, progress)
+
+    jobs._HANDLERS["import"] = cancel_then_run
+    try:
+        finished = jobs.run_job(str(job.id))
+    finally:
+        jobs._HANDLERS["import"] = original
+    assert finished is not None and finished.state == Job.State.CANCELLED
+    assert not Image.objects.exists()
+    assert list((store_root / "tmp").iterdir()) == []
+
+
+@pytest.mark.django_db
+def test_job_without_heartbeat_is_failed_with_a_reason(store_root: Path) -> None:
+    job = start_import(upload_path=_upload(store_root, b"x"))
+    long_ago = timezone.now() - timedelta(hours=1)
+    Job.objects.filter(pk=job.pk).update(state="running", worker="w1@host", heartbeat_at=long_ago, started_at=long_ago)
+    assert jobs.sweep_stale_jobs(stale_after=300) == 1
+    job.refresh_from_db()
+    assert job.state == Job.State.FAILED and "w1@host stopped answering" in job.error
+    assert not (store_root / "uploads" / "upload-test").exists()
+
+
+@pytest.mark.django_db
+def test_restarted_worker_fails_the_jobs_it_was_running(store_root: Path) -> None:
+    job = start_import(upload_path=_upload(store_root, b"x"))
+    Job.objects.filter(pk=job.pk).update(state="running", worker="w1@host", heartbeat_at=timezone.now())
+    assert jobs.fail_jobs_of_worker("w2@host") == 0
+    assert jobs.fail_jobs_of_worker("w1@host") == 1
+    job.refresh_from_db()
+    assert job.state == Job.State.FAILED and "stopped while running" in job.error
