@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -54,7 +55,7 @@ def create_job(kind: str, params: dict[str, Any], owner: Any = None) -> Job:
 def get_job(job_id: Any) -> Job:
     try:
         return Job.objects.get(pk=job_id)
-    except (Job.DoesNotExist, ValueError, TypeError):
+    except (Job.DoesNotExist, ValueError, TypeError, ValidationError):
         raise JobNotFound(f"No such job: {job_id}") from None
 
 

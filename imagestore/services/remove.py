@@ -112,7 +112,10 @@ def remove_image(name: str, *, force: bool = False, noprune: bool = False) -> li
             removed_repository_ref = True
         elif _is_single_reference(refs):
             if not force:
-                _check_conflicts(image, hard_only=False, ignore_references=True)
+                try:
+                    _check_conflicts(image, hard_only=False, ignore_references=True)
+                except _DeleteConflict as conflict:
+                    raise conflict.error() from None
             for other in refs:
                 _remove_reference(other)
                 records.append({"Untagged": other.familiar})

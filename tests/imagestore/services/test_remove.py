@@ -89,3 +89,11 @@ def test_image_of_a_running_container_cannot_be_removed_even_forced(make_image) 
 def test_rmi_of_missing_image_is_not_found(db) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ImageNotFound):
         remove_image("nothere:1")
+
+
+def test_rmi_by_id_of_image_a_stopped_container_uses_needs_force(make_image) -> None:  # type: ignore[no-untyped-def]
+    image = make_image("centos:6.6")
+    container = _container(image)
+    with pytest.raises(Conflict, match=f"must be forced\\) - image is being used by stopped container {container.short_id}"):
+        remove_image(image.short_id)
+    assert Tag.objects.count() == 1
