@@ -165,7 +165,9 @@ else:
         "data_folder_out": str(CELERY_EMBEDDED_BROKER_DIR),
         "store_processed": False,
     }
-    BROKER_DESCRIPTION = f"embedded filesystem broker in {CELERY_EMBEDDED_BROKER_DIR} (Redis at {REDIS_URL} is not reachable)"
+    BROKER_DESCRIPTION = (
+        f"embedded filesystem broker in {CELERY_EMBEDDED_BROKER_DIR} (Redis at {REDIS_URL} is not reachable)"
+    )
 
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
@@ -175,6 +177,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-jobs": {"task": "imagestore.tasks.sweep_stale_jobs", "schedule": 60.0},
+    "collect-garbage": {"task": "imagestore.tasks.collect_garbage", "schedule": 3600.0},
 }
 
 # --- REST API ---------------------------------------------------------------------

@@ -46,7 +46,7 @@ def _report(modeladmin: admin.ModelAdmin, request: HttpRequest, names: list[str]
 
 class ImageLayerInline(admin.TabularInline):
     model = ImageLayer
-    fields = ["position", "layer", "layer_digest", "layer_size"]
+    fields = ("position", "layer", "layer_digest", "layer_size")
     readonly_fields = fields
     extra = 0
     can_delete = False

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,10 +138,10 @@ def parse(template: str) -> list[Any]:
             stack[-1][1].append(block)
             stack.append((block, block.body))
         elif word == "else":
-            block = stack[-1][0]
-            if block is None:
+            current = stack[-1][0]
+            if current is None:
                 raise TemplateError("template parsing error: unexpected {{else}}")
-            stack[-1] = (block, block.orelse)
+            stack[-1] = (current, current.orelse)
         elif word == "end":
             if len(stack) == 1:
                 raise TemplateError("template parsing error: unexpected {{end}}")
@@ -208,7 +209,7 @@ def _field(value: Any, path: str) -> tuple[Any, str]:
 
 
 def _call(name: str, args: list[Any]) -> Any:
-    fns = {
+    fns: dict[str, Callable[..., Any]] = {
         "json": lambda v: go_json(v),
         "join": lambda items, sep: sep.join(go_format(i) for i in (items or [])),
         "split": lambda s, sep: s.split(sep),

@@ -38,6 +38,11 @@ class Repository(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # The familiar name is derived, never typed: keep it in step with registry/path.
+        self.name = self.familiar_name_of(self.registry, self.path)
+        super().save(*args, **kwargs)
+
     @property
     def reference(self) -> Reference:
         return Reference(self.registry, self.path)
@@ -49,10 +54,6 @@ class Repository(models.Model):
     @classmethod
     def familiar_name_of(cls, registry: str, path: str) -> str:
         return Reference(registry, path).familiar_name
-
-    def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        self.name = self.familiar_name_of(self.registry, self.path)
-        super().save(*args, **kwargs)
 
 
 class Layer(models.Model):
@@ -119,6 +120,9 @@ class ImageLayer(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["image", "position"], name="imagelayer_unique_position"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.image_id} layer {self.position}"
 
 
 class Tag(models.Model):

@@ -39,7 +39,8 @@ class ImageListQuerySerializer(serializers.Serializer):
     dangling = serializers.BooleanField(required=False, allow_null=True, default=None)
     before = serializers.CharField(required=False, max_length=512)
     since = serializers.CharField(required=False, max_length=512)
-    label = serializers.ListField(child=serializers.CharField(max_length=512), required=False)
+    # Named as the query parameter (docker's filter is "label"), though Field has a .label too.
+    label = serializers.ListField(child=serializers.CharField(max_length=512), required=False)  # type: ignore[assignment]
     all = serializers.BooleanField(required=False, default=False)
 
 
@@ -89,7 +90,7 @@ class ImportRequestSerializer(serializers.Serializer):
 
 
 class JobSerializer(serializers.ModelSerializer):
-    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    owner: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="username", read_only=True)
     params = serializers.SerializerMethodField()
 
     class Meta:

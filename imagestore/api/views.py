@@ -77,7 +77,11 @@ class ImageViewSet(viewsets.GenericViewSet):
             data={
                 "reference": request.query_params.getlist("reference"),
                 "label": request.query_params.getlist("label"),
-                **{k: request.query_params[k] for k in ("dangling", "before", "since", "all") if k in request.query_params},
+                **{
+                    key: value
+                    for key in ("dangling", "before", "since", "all")
+                    if (value := request.query_params.get(key)) is not None
+                },
             }
         )
         query.is_valid(raise_exception=True)
@@ -110,7 +114,10 @@ class ImageViewSet(viewsets.GenericViewSet):
         return Response(records)
 
     @extend_schema(
-        parameters=[REF_PARAMETER, OpenApiParameter("format", OpenApiTypes.STR, description="Go template, e.g. {{.Architecture}}")],
+        parameters=[
+            REF_PARAMETER,
+            OpenApiParameter("format", OpenApiTypes.STR, description="Go template, e.g. {{.Architecture}}"),
+        ],
         responses={200: OpenApiTypes.OBJECT},
     )
     @action(detail=True, methods=["get"])
@@ -139,8 +146,10 @@ class ImageViewSet(viewsets.GenericViewSet):
             status=status.HTTP_201_CREATED,
         )
 
-    @extend_schema(request={"multipart/form-data": ImportRequestSerializer, "application/json": ImportRequestSerializer},
-                   responses={202: JobSerializer})
+    @extend_schema(
+        request={"multipart/form-data": ImportRequestSerializer, "application/json": ImportRequestSerializer},
+        responses={202: JobSerializer},
+    )
     def import_image(self, request: Request, ref: str | None = None) -> Response:
         """``docker import``: a root filesystem tarball (upload or URL) becomes an image; answers the job."""
         body = ImportRequestSerializer(data=request.data)

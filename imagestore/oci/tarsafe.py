@@ -29,6 +29,19 @@ _METADATA_TYPES = {
 }
 
 
+# Files, directories, links, device nodes, FIFOs: what a root filesystem holds.
+_ENTRY_TYPES = {
+    tarfile.REGTYPE,
+    tarfile.AREGTYPE,
+    tarfile.CONTTYPE,
+    tarfile.GNUTYPE_SPARSE,
+    tarfile.DIRTYPE,
+    tarfile.CHRTYPE,
+    tarfile.BLKTYPE,
+    tarfile.FIFOTYPE,
+}
+
+
 class BoundedTarInfo(tarfile.TarInfo):
     """A TarInfo that refuses oversized metadata headers before tarfile buffers them."""
 
@@ -89,9 +102,8 @@ def check_member(info: tarfile.TarInfo) -> str:
             raise UnsafeArchive(f"symlink {name!r} has an empty target")
         if not target.startswith("/") and _climbs_out(posixpath.dirname(name), target):
             raise UnsafeArchive(f"symlink {name!r} -> {target!r} points outside the root")
-    elif not (info.isreg() or info.isdir() or info.ischr() or info.isblk() or info.isfifo()):
-        if info.type not in (tarfile.CONTTYPE, tarfile.GNUTYPE_SPARSE):
-            raise UnsafeArchive(f"tar entry {name!r} has unsupported type {info.type!r}")
+    elif info.type not in _ENTRY_TYPES:
+        raise UnsafeArchive(f"tar entry {name!r} has unsupported type {info.type!r}")
     if info.size < 0:
         raise UnsafeArchive(f"tar entry {name!r} has a negative size")
     return name

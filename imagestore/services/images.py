@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from dataclasses import dataclass, field
 
@@ -71,12 +70,12 @@ def resolve_image_and_reference(name: str) -> tuple[Image, reference.Reference |
 
 def _by_reference(ref: reference.Reference) -> Image | None:
     if ref.digest is not None:
-        row = (
+        digest_row = (
             RepoDigest.objects.select_related("image")
             .filter(repository__registry=ref.domain, repository__path=ref.path, digest=str(ref.digest))
             .first()
         )
-        return row.image if row is not None else None
+        return digest_row.image if digest_row is not None else None
     tag = ref.tag or reference.DEFAULT_TAG
     row = (
         Tag.objects.select_related("image")
@@ -111,7 +110,7 @@ def reference_pattern_regex(pattern: str) -> str:
             negate = j < n and pattern[j] == "^"
             if negate:
                 j += 1
-            chars = []
+            chars: list[str] = []
             while j < n and pattern[j] != "]":
                 ch = pattern[j]
                 if ch == "\\" and j + 1 < n:
@@ -180,7 +179,8 @@ def list_image_rows(filters: ImageFilters) -> QuerySet:
         for pattern in filters.reference:
             rx = reference_pattern_regex(pattern)
             ref_q |= Q(repository__name__regex=rx) | Q(row_ref__regex=rx)
-        tagged = tagged.alias(row_ref=Concat("repository__name", Value(":"), "name", output_field=CharField())).filter(ref_q)
+        familiar = Concat("repository__name", Value(":"), "name", output_field=CharField())
+        tagged = tagged.alias(row_ref=familiar).filter(ref_q)
     tagged_rows = tagged.values(
         row_image=F("image_id"),
         row_created=F("image__created"),

@@ -9,7 +9,7 @@ until the blob is verified and renamed; a bad entry leaves nothing behind.
 from __future__ import annotations
 
 import os
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import requests
 from django.conf import settings
@@ -122,7 +122,7 @@ def open_url(url: str) -> tuple[BinaryIO, int | None]:
     response.raw.decode_content = True
     length = response.headers.get("Content-Length")
     total = int(length) if length and length.isdigit() and "Content-Encoding" not in response.headers else None
-    return response.raw, total
+    return cast(BinaryIO, response.raw), total
 
 
 @handler(Job.Kind.IMPORT)
@@ -133,7 +133,7 @@ def run_import_job(job: Job, progress: JobProgress) -> dict[str, Any]:
         source_name = redact_url(params["url"])
     else:
         path = params["upload_path"]
-        stream, total = open(path, "rb"), os.path.getsize(path)
+        stream, total = open(path, "rb"), os.path.getsize(path)  # noqa: SIM115 - closed by the with below
         source_name = "-"
     with stream:
         image = import_image(

@@ -62,3 +62,12 @@ def test_admin_needs_staff(make_image) -> None:  # type: ignore[no-untyped-def]
     assert client.get("/admin/imagestore/image/").status_code == 302
     client.force_login(User.objects.create_user("plain", password="pw"))
     assert client.get("/admin/imagestore/image/").status_code == 302
+
+
+def test_home_page_needs_sign_in(member) -> None:  # type: ignore[no-untyped-def]
+    client = Client()
+    response = client.get("/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    client.force_login(member)
+    response = client.get("/")
+    assert response.status_code == 200 and "Signed in as mia" in response.content.decode()

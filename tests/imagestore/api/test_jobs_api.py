@@ -47,3 +47,13 @@ def test_cancel_needs_an_operator_and_then_cancels(store_root: Path, member, ope
 
 def test_schema_needs_a_signed_in_user() -> None:
     assert APIClient().get("/api/schema/").status_code == 401
+
+
+def test_token_command_prints_a_token_that_works(operator, capsys) -> None:  # type: ignore[no-untyped-def]
+    from django.core.management import call_command
+
+    call_command("drf_create_token", "olive")
+    token = capsys.readouterr().out.split()[2]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    assert client.get("/api/v1/jobs/").status_code == 200

@@ -131,3 +131,20 @@ def test_restarted_worker_fails_the_jobs_it_was_running(store_root: Path) -> Non
     assert jobs.fail_jobs_of_worker("w1@host") == 1
     job.refresh_from_db()
     assert job.state == Job.State.FAILED and "stopped while running" in job.error
+
+
+@pytest.mark.django_db
+def test_progress_writes_are_throttled(store_root: Path) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    job = start_import(upload_path=_upload(store_root, b"x"))
+    progress = jobs.JobProgress(job, interval=3600)
+    with CaptureQueriesContext(connection) as queries:
+        for i in range(1000):
+            progress.update("import", i, 1000, "Importing")
+    assert len(queries) <= 2  # the first update writes (and checks for cancel); the rest wait
+    progress.flush()
+    job.refresh_from_db()
+    assert job.progress["import"] == {"current": 999, "total": 1000, "phase": "Importing"}
+    assert job.heartbeat_at is not None
