@@ -12,6 +12,7 @@ import hashlib
 import os
 import tempfile
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -28,6 +29,52 @@ GC_GRACE_SECONDS = 3600
 
 class BlobNotFound(FileNotFoundError):
     pass
+
+
+class Pins:
+    """Pins taken for one registration, released together."""
+
+    def __init__(self, store: BlobStore) -> None:
+        self.store = store
+        self.paths: dict[str, Path] = {}
+
+    def take(self, digest: Digest | str) -> bool:
+        """Pin a stored blob; False when the store does not have it."""
+        key = str(digest)
+        if key in self.paths:
+            return True
+        pin = self.store.pin(key)
+        if pin is None:
+            return False
+        self.paths[key] = pin
+        return True
+
+    def adopt(self, digest: Digest | str, path: Path) -> None:
+        old = self.paths.get(str(digest))
+        if old is not None and old != path:
+            old.unlink(missing_ok=True)
+        self.paths[str(digest)] = path
+
+    def ensure(self, digest: Digest | str) -> bool:
+        """The blob is under its final name again if it was pinned; False if it is lost."""
+        key = str(digest)
+        if self.store.exists(key):
+            return True
+        if key in self.paths:
+            self.store.restore(key, self.paths[key])
+            return True
+        return False
+
+    def release(self) -> None:
+        for path in self.paths.values():
+            path.unlink(missing_ok=True)
+        self.paths.clear()
+
+    def __enter__(self) -> Pins:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 class BlobWriter:
@@ -48,7 +95,9 @@ class BlobWriter:
         self.size += len(data)
         return len(data)
 
-    def commit(self, expected: Digest | str | None = None) -> Digest:
+    def commit(self, expected: Digest | str | None = None, *, pins: Pins | None = None) -> Digest:
+        """Verify and give the blob its final name. With ``pins``, the temporary name
+        stays as the blob's pin until the image using it is registered."""
         actual = Digest("sha256", self._hasher.hexdigest())
         if expected is not None and str(expected) != str(actual):
             self.abort()
@@ -58,7 +107,14 @@ class BlobWriter:
         self._file.close()
         final = self._store.path(actual)
         final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self.temp_path, final)
+        if pins is None:
+            os.replace(self.temp_path, final)
+        else:
+            try:
+                os.link(self.temp_path, final)
+            except FileExistsError:
+                pass  # the same bytes are there already; ours still serve as the pin
+            pins.adopt(actual, self.temp_path)
         self.digest = actual
         return actual
 
@@ -110,6 +166,9 @@ class BlobStore:
             while chunk := f.read(chunk_size):
                 yield chunk
 
+    def pins(self) -> Pins:
+        return Pins(self)
+
     def writer(self) -> BlobWriter:
         return BlobWriter(self)
 
@@ -124,6 +183,27 @@ class BlobStore:
         with self.writer() as w:
             w.write(data)
             return w.commit(expected)
+
+    def pin(self, digest: Digest | str) -> Path | None:
+        """Hold a stored blob for an image about to be registered; None if it is gone.
+
+        The pin is a hard link in tmp/: if a removal deletes the blob's name before
+        the image's rows are committed, ``restore`` puts the same verified bytes back.
+        """
+        target = self.tmp_dir / f"pin-{uuid.uuid4().hex}"
+        try:
+            os.link(self.path(digest), target)
+        except FileNotFoundError:
+            return None
+        return target
+
+    def restore(self, digest: Digest | str, pin: Path) -> None:
+        final = self.path(digest)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(pin, final)
+        except FileExistsError:
+            pass
 
     def delete(self, digest: Digest | str) -> bool:
         try:
@@ -162,7 +242,9 @@ class BlobStore:
                 continue
         for leftover in self.tmp_dir.iterdir():
             try:
-                if leftover.stat().st_mtime <= cutoff:
+                # Pins of a long job live as long as it does (a day at most).
+                limit = cutoff - 86400 if leftover.name.startswith("pin-") else cutoff
+                if leftover.stat().st_mtime <= limit:
                     leftover.unlink()
             except FileNotFoundError:
                 continue

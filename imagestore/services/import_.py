@@ -15,7 +15,7 @@ import requests
 from django.conf import settings
 from django.utils import timezone
 
-from ..blobs import get_store
+from ..blobs import BlobStore, Pins, get_store
 from ..errors import BadRequest
 from ..models import Image, Job
 from ..oci import mediatypes
@@ -24,6 +24,7 @@ from ..oci.config import ImageConfig, format_time, new_layer_config
 from ..oci.layer import write_gzip_layer
 from ..oci.platform import host_platform
 from ..oci.redact import redact_url
+from ..oci.reference import Reference
 from .jobs import JobProgress, create_job, handler
 from .progress import NULL_PROGRESS, Progress
 from .store import LayerRecord, register_image
@@ -60,6 +61,20 @@ def import_image(
     """Import a tarball stream (plain, gzip, bzip2, xz or zstd) as a new image."""
     target = parse_target(repository) if repository else None  # a bad name fails before any byte is read
     store = get_store()
+    with store.pins() as pins:
+        return _import(source, store, pins, source_name, total, target, message, progress)
+
+
+def _import(
+    source: Readable,
+    store: BlobStore,
+    pins: Pins,
+    source_name: str,
+    total: int | None,
+    target: Reference | None,
+    message: str,
+    progress: Progress,
+) -> Image:
     counter = _CountingReader(source, progress, total)
     progress.update(ITEM, 0, total, "Importing")
     with store.writer() as writer:
@@ -70,7 +85,7 @@ def import_image(
             level=settings.IMAGESTORE_GZIP_LEVEL,
             max_size=settings.IMAGESTORE_MAX_LAYER_SIZE,
         )
-        digest = writer.commit()
+        digest = writer.commit(pins=pins)
         compressed_size = writer.size
     progress.update(ITEM, counter.done, counter.total or counter.done, "Import complete")
 
@@ -87,7 +102,9 @@ def import_image(
         history=[{"created": format_time(now), "comment": comment}],
     )
     config = ImageConfig.parse(config_bytes)
-    store.put_bytes(config_bytes, expected=config.digest)
+    with store.writer() as config_writer:
+        config_writer.write(config_bytes)
+        config_writer.commit(config.digest, pins=pins)
     image = register_image(
         config,
         [
@@ -99,6 +116,7 @@ def import_image(
                 uncompressed_size=info.size,
             )
         ],
+        pins=pins,
     )
     if target is not None:
         tag_image(image, target)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from ..blobs import get_store
+from ..blobs import Pins, get_store
 from ..models import Image, ImageLayer, Layer
 from ..oci.config import ImageConfig
 from ..oci.errors import OCIError
@@ -29,10 +29,27 @@ class LayerRecord:
     uncompressed_size: int
 
 
-def register_image(config: ImageConfig, layers: list[LayerRecord], *, parent: Image | None = None) -> Image:
-    """Create (or find) the image for ``config`` whose blobs are already stored."""
+def register_image(
+    config: ImageConfig, layers: list[LayerRecord], *, parent: Image | None = None, pins: Pins | None = None
+) -> Image:
+    """Create (or find) the image for ``config`` whose blobs are already stored.
+
+    ``pins`` holds blobs the caller wrote or found (see BlobStore.pin); the rest are
+    pinned here, before the transaction: a removal running now may delete a name,
+    never the bytes we are about to reference.
+    """
     if [str(d) for d in config.diff_ids] != [layer.diff_id for layer in layers]:
         raise InconsistentImage("the image's layers do not match the diff_ids of its config")
+    if pins is None:
+        with get_store().pins() as own:
+            return register_image(config, layers, parent=parent, pins=own)
+    pins.take(config.digest)
+    for layer in layers:
+        pins.take(layer.digest)
+    return _register(config, layers, parent, pins)
+
+
+def _register(config: ImageConfig, layers: list[LayerRecord], parent: Image | None, pins: Pins) -> Image:
     store = get_store()
     with transaction.atomic():
         existing = {
@@ -40,13 +57,20 @@ def register_image(config: ImageConfig, layers: list[LayerRecord], *, parent: Im
             for row in Layer.objects.select_for_update().filter(diff_id__in=[layer.diff_id for layer in layers])
         }
         # Checked under the layer locks: a removal that deletes a blob holds the same
-        # locks, so either it ran first (and we see the blob gone) or it waits for us.
-        if not store.exists(config.digest):
+        # locks, so either it ran first (and we put the pinned bytes back) or it
+        # waits for us and then sees the layer in use.
+        if not pins.ensure(config.digest):
             raise InconsistentImage(f"config blob {config.digest} is not in the store")
         for layer in layers:
             digest = existing[layer.diff_id].digest if layer.diff_id in existing else layer.digest
-            if not store.exists(digest):
+            if not (pins.ensure(digest) or (digest != layer.digest and pins.ensure(layer.digest))):
                 raise InconsistentImage(f"layer blob {digest} is not in the store")
+            if not store.exists(digest):
+                # The existing row's blob is lost but ours is here: point the row at ours.
+                Layer.objects.filter(diff_id=layer.diff_id).update(
+                    digest=layer.digest, media_type=layer.media_type, size=layer.size
+                )
+                existing[layer.diff_id].digest = layer.digest
         rows = []
         for layer in layers:
             row = existing.get(layer.diff_id)
