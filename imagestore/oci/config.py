@@ -125,7 +125,7 @@ class ImageConfig:
         return config
 
 
-def encode(document: dict[str, Any]) -> bytes:
+def encode(document: Any) -> bytes:
     """Compact JSON, the way Go's encoder writes it, so ids stay stable."""
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 

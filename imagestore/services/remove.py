@@ -17,18 +17,28 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Count
 
 from ..blobs import get_store
-from ..errors import Conflict
+from ..errors import Conflict, ServiceError, status_for
 from ..models import Container, Image, ImageLayer, Layer, RepoDigest, Tag
 from ..oci import reference
 from ..oci.digest import Digest
+from ..oci.errors import OCIError
 from .images import resolve_image_and_reference
 
 Record = dict[str, str]
+
+
+class _Removal:
+    """What one removal did: Docker's records, and the bytes it freed on disk."""
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+        self.freed = 0
 
 
 @dataclass
@@ -82,7 +92,12 @@ def _is_single_reference(refs: list[reference.Reference]) -> bool:
 
 def remove_image(name: str, *, force: bool = False, noprune: bool = False) -> list[Record]:
     """Remove one image by name or id; the records say what was untagged and deleted."""
-    records: list[Record] = []
+    return _remove(name, force=force, noprune=noprune).records
+
+
+def _remove(name: str, *, force: bool, noprune: bool) -> _Removal:
+    removal = _Removal()
+    records = removal.records
     with transaction.atomic():
         image, ref = resolve_image_and_reference(name)
         image = Image.objects.select_for_update().get(pk=image.pk)
@@ -108,7 +123,7 @@ def remove_image(name: str, *, force: bool = False, noprune: bool = False) -> li
                     records.append({"Untagged": other.familiar})
                     refs.remove(other)
             if refs:
-                return records
+                return removal
             removed_repository_ref = True
         elif _is_single_reference(refs):
             if not force:
@@ -121,12 +136,12 @@ def remove_image(name: str, *, force: bool = False, noprune: bool = False) -> li
                 records.append({"Untagged": other.familiar})
             refs = []
         try:
-            _delete(image, records, force=force, prune=not noprune)
+            _delete(image, removal, force=force, prune=not noprune)
         except _DeleteConflict as conflict:
             if removed_repository_ref and (conflict.used or not _is_dangling(image)):
-                return records  # untagging was what was asked; the image stays
+                return removal  # untagging was what was asked; the image stays
             raise conflict.error() from None
-    return records
+    return removal
 
 
 def _is_dangling(image: Image) -> bool:
@@ -150,7 +165,8 @@ def _check_conflicts(image: Image, *, hard_only: bool, ignore_references: bool =
         raise _DeleteConflict(image.id, f"image is being used by stopped container {stopped.short_id}", used=True)
 
 
-def _delete(image: Image, records: list[Record], *, force: bool, prune: bool, quiet: bool = False) -> None:
+def _delete(image: Image, removal: _Removal, *, force: bool, prune: bool, quiet: bool = False) -> None:
+    records = removal.records
     try:
         _check_conflicts(image, hard_only=force)
     except _DeleteConflict:
@@ -165,11 +181,13 @@ def _delete(image: Image, records: list[Record], *, force: bool, prune: bool, qu
         return
     parent_id = image.parent_id
     records.append({"Deleted": image.id})
-    records.extend({"Deleted": chain_id} for chain_id in _delete_image_rows(image))
+    chains, freed = _delete_image_rows(image)
+    records.extend({"Deleted": chain_id} for chain_id in chains)
+    removal.freed += freed
     if prune and parent_id:
         parent = Image.objects.select_for_update().filter(pk=parent_id).first()
         if parent is not None and _is_dangling(parent):
-            _delete(parent, records, force=False, prune=True, quiet=True)
+            _delete(parent, removal, force=False, prune=True, quiet=True)
 
 
 def chain_ids(diff_ids: list[str]) -> list[str]:
@@ -183,8 +201,8 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
     return out
 
 
-def _delete_image_rows(image: Image) -> list[str]:
-    """Delete the image and the layers only it used; returns the chain ids removed."""
+def _delete_image_rows(image: Image) -> tuple[list[str], int]:
+    """Delete the image and the layers only it used; returns the chain ids removed and bytes freed."""
     links = list(ImageLayer.objects.filter(image=image).select_related("layer").order_by("position"))
     layer_ids = [link.layer_id for link in links]
     locked = {row.pk: row for row in Layer.objects.select_for_update().filter(pk__in=layer_ids)}
@@ -205,8 +223,62 @@ def _delete_image_rows(image: Image) -> list[str]:
     # layers waits on the lock and then finds the blob gone (and fetches it again).
     store = get_store()
     still_used = set(Layer.objects.filter(digest__in=[row.digest for row in doomed]).values_list("digest", flat=True))
+    freed = 0
     for row in doomed:
-        if row.digest not in still_used:
-            store.delete(row.digest)
-    store.delete(image_id)
-    return removed_chains
+        if row.digest not in still_used and store.delete(row.digest):
+            freed += row.size
+    if store.delete(image_id):
+        freed += image.config_size
+    return removed_chains, freed
+
+
+def remove_images(names: list[str], *, force: bool = False, noprune: bool = False) -> list[dict[str, Any]]:
+    """``docker rmi A B C``: each name's records or error; one failing does not stop the others."""
+    results: list[dict[str, Any]] = []
+    for name in names:
+        try:
+            results.append({"name": name, "records": remove_image(name, force=force, noprune=noprune)})
+        except (ServiceError, OCIError) as exc:
+            results.append({"name": name, "error": str(exc), "status": status_for(exc)})
+    return results
+
+
+def prune_images(*, all: bool = False) -> dict[str, Any]:
+    """``docker image prune [-a]``: dangling images (with ``all``, every image no container
+    uses) are removed; answers Docker's ImagesDeleted records and SpaceReclaimed bytes."""
+    deleted: list[Record] = []
+    freed = 0
+    candidates = Image.objects.filter(containers__isnull=True)
+    if not all:
+        candidates = candidates.filter(tags__isnull=True, repo_digests__isnull=True)
+    pending = list(candidates.values_list("id", flat=True).distinct())
+    # Children before parents: repeat while a pass removes something.
+    while pending:
+        progressed, left = False, []
+        for image_id in pending:
+            if Image.objects.filter(parent_id=image_id).exists():
+                left.append(image_id)
+                continue
+            try:
+                removal = _prune_one(image_id)
+            except (ServiceError, OCIError, _DeleteConflict):
+                continue  # in use, or changed under us: not for pruning
+            deleted.extend(removal.records)
+            freed += removal.freed
+            progressed = True
+        if not progressed:
+            break
+        pending = [i for i in left if Image.objects.filter(pk=i).exists()]
+    return {"ImagesDeleted": deleted, "SpaceReclaimed": freed}
+
+
+def _prune_one(image_id: str) -> _Removal:
+    removal = _Removal()
+    with transaction.atomic():
+        image = Image.objects.select_for_update().filter(pk=image_id).first()
+        if image is None or Container.objects.filter(image=image).exists():
+            return removal
+        # Untag every reference, then delete (as ``prune -a`` does); noprune: a parent
+        # is pruned on its own turn, only if it is a candidate itself.
+        _delete(image, removal, force=True, prune=False)
+    return removal

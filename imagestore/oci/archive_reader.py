@@ -1,0 +1,289 @@
+"""Reading image archives: ``docker save`` (old and Docker 25+), skopeo's docker-archive
+and oci-archive, podman save. One pass over the tar stream stages every file on disk,
+hashing it as it goes (and, for a compressed layer, hashing what it decompresses to);
+then the archive's own index (manifest.json, else index.json) says what the files are.
+
+Every blob named by digest is checked against it as soon as it has been read; every
+layer is checked against its config's diff_id before anything is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import mediatypes
+from .compression import CHUNK_SIZE, DecompressingReader, Readable, detect
+from .config import ImageConfig, InvalidConfig
+from .digest import Digest
+from .errors import CorruptArchive, DigestMismatch, InvalidDigest, UnsafeArchive
+from .platform import Platform
+from .tarsafe import BoundedTarInfo, clean_member_name
+
+MAX_DOCUMENT = 16 << 20  # manifest.json, index.json, configs: small by nature
+MAX_LINK_HOPS = 16
+
+
+@dataclass
+class StagedFile:
+    path: Path
+    size: int
+    digest: Digest  # of the bytes as stored in the archive
+    compression: str  # "none", "gzip", "zstd", ...
+    diff_id: Digest  # of the uncompressed bytes (== digest when not compressed)
+    uncompressed_size: int
+
+
+@dataclass
+class StagedArchive:
+    files: dict[str, StagedFile] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
+
+    def get(self, name: str) -> StagedFile:
+        current = clean_member_name(name)
+        for _ in range(MAX_LINK_HOPS):
+            if current in self.files:
+                return self.files[current]
+            if current not in self.links:
+                break
+            current = self.links[current]
+        raise CorruptArchive(f"the archive names {name!r}, which it does not contain")
+
+    def document(self, name: str) -> Any:
+        staged = self.get(name)
+        if staged.size > MAX_DOCUMENT:
+            raise UnsafeArchive(f"{name} is {staged.size} bytes, more than any image document needs")
+        try:
+            return json.loads(staged.path.read_bytes())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CorruptArchive(f"{name} is not valid JSON: {exc}") from exc
+
+    def has(self, name: str) -> bool:
+        name = clean_member_name(name)
+        return name in self.files or name in self.links
+
+
+class _HashingReader:
+    """Reads a tar member, hashing the raw bytes (and nothing else)."""
+
+    def __init__(self, src: Readable) -> None:
+        self.src = src
+        self.hasher = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.src.read(n)
+        self.hasher.update(data)
+        self.size += len(data)
+        return data
+
+
+def _stage_member(fileobj: Readable, target: Path) -> StagedFile:
+    raw = _HashingReader(fileobj)
+    with open(target, "wb") as out:
+        first = raw.read(CHUNK_SIZE)
+        kind = detect(first)
+        out.write(first)
+        if kind == "none":
+            while chunk := raw.read(CHUNK_SIZE):
+                out.write(chunk)
+            digest = Digest("sha256", raw.hasher.hexdigest())
+            return StagedFile(target, raw.size, digest, "none", digest, raw.size)
+
+        # Compressed: write the raw bytes through, and hash what they decompress to.
+        class _Replay:
+            def __init__(self) -> None:
+                self.pending: bytes | None = first
+
+            def read(self, n: int = -1) -> bytes:
+                if self.pending is not None:
+                    data, self.pending = self.pending, None
+                    return data
+                data = raw.read(CHUNK_SIZE)
+                out.write(data)
+                return data
+
+        inflated = DecompressingReader(_Replay())
+        plain = hashlib.sha256()
+        plain_size = 0
+        while chunk := inflated.read(CHUNK_SIZE):
+            plain.update(chunk)
+            plain_size += len(chunk)
+        while chunk := raw.read(CHUNK_SIZE):  # bytes after the compressed end, if any
+            out.write(chunk)
+    return StagedFile(
+        target, raw.size, Digest("sha256", raw.hasher.hexdigest()), kind,
+        Digest("sha256", plain.hexdigest()), plain_size,
+    )
+
+
+def _digest_from_blob_path(name: str) -> Digest | None:
+    parts = name.split("/")
+    if len(parts) == 3 and parts[0] == "blobs":
+        try:
+            return Digest.parse(f"{parts[1]}:{parts[2]}")
+        except InvalidDigest:
+            raise CorruptArchive(f"{name} is not a valid blob name") from None
+    return None
+
+
+def stage_archive(stream: Readable, staging: Path, *, max_total: int) -> StagedArchive:
+    """Read the whole tar once into ``staging``; verify blobs named by their digest."""
+    staged = StagedArchive()
+    total = 0
+    try:
+        with tarfile.open(fileobj=stream, mode="r|", tarinfo=BoundedTarInfo, bufsize=CHUNK_SIZE) as tar:  # type: ignore[call-overload]
+            for n, info in enumerate(tar):
+                name = clean_member_name(info.name)
+                if info.issym() or info.islnk():
+                    base = "" if info.islnk() else posixpath.dirname(name)
+                    target = posixpath.normpath(posixpath.join(base, info.linkname))
+                    staged.links[name] = clean_member_name(target)
+                elif info.isreg():
+                    total += info.size
+                    if total > max_total:
+                        raise UnsafeArchive(f"the archive holds more than the limit of {max_total} bytes")
+                    member = tar.extractfile(info)
+                    assert member is not None
+                    entry = _stage_member(member, staging / f"{n:06d}")
+                    if entry.size != info.size:
+                        raise CorruptArchive(f"unexpected end of archive inside {name}: the file is truncated")
+                    expected = _digest_from_blob_path(name)
+                    if expected is not None and expected != entry.digest:
+                        raise DigestMismatch(str(expected), str(entry.digest), what=f"blob {name}")
+                    staged.files[name] = entry
+                tar.members.clear()
+    except tarfile.ReadError as exc:
+        message = "the file is empty" if "empty file" in str(exc) else str(exc)
+        raise CorruptArchive(f"not a valid image archive: {message}") from exc
+    except (tarfile.TarError, EOFError) as exc:
+        raise CorruptArchive(f"not a valid image archive: {exc}") from exc
+    return staged
+
+
+@dataclass
+class ArchivedImage:
+    config_bytes: bytes
+    config: ImageConfig
+    layers: list[StagedFile]
+    names: list[str]  # references to tag, as written in the archive
+
+
+def _check_layers(config: ImageConfig, layers: list[StagedFile], what: str) -> None:
+    if len(layers) != len(config.diff_ids):
+        raise CorruptArchive(
+            f"{what} lists {len(layers)} layers but its config has {len(config.diff_ids)} diff_ids"
+        )
+    for i, (layer, diff_id) in enumerate(zip(layers, config.diff_ids, strict=True)):
+        if layer.diff_id != diff_id:
+            raise DigestMismatch(str(diff_id), str(layer.diff_id), what=f"layer {i} of {what}")
+
+
+def _config(staged: StagedArchive, name: str) -> tuple[bytes, ImageConfig]:
+    entry = staged.get(name)
+    if entry.size > MAX_DOCUMENT:
+        raise UnsafeArchive(f"config {name} is {entry.size} bytes, more than any config needs")
+    data = entry.path.read_bytes()
+    try:
+        return data, ImageConfig.parse(data)
+    except InvalidConfig as exc:
+        raise CorruptArchive(f"config {name}: {exc}") from exc
+
+
+def _from_docker_manifest(staged: StagedArchive) -> list[ArchivedImage]:
+    items = staged.document("manifest.json")
+    if not isinstance(items, list):
+        raise CorruptArchive("manifest.json is not a list")
+    images = []
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("Config"), str):
+            raise CorruptArchive("manifest.json has an entry without a Config")
+        data, config = _config(staged, item["Config"])
+        layers = [staged.get(str(path)) for path in item.get("Layers") or []]
+        _check_layers(config, layers, f"image {item['Config']}")
+        names = [str(t) for t in item.get("RepoTags") or []]
+        images.append(ArchivedImage(data, config, layers, names))
+    return images
+
+
+def _blob(staged: StagedArchive, descriptor: dict[str, Any]) -> StagedFile:
+    try:
+        digest = Digest.parse(str(descriptor.get("digest")))
+    except InvalidDigest as exc:
+        raise CorruptArchive(f"index.json: {exc}") from exc
+    entry = staged.get(f"blobs/{digest.algorithm}/{digest.hex}")
+    if "size" in descriptor and descriptor["size"] != entry.size:
+        raise CorruptArchive(f"blob {digest} is {entry.size} bytes, its descriptor says {descriptor['size']}")
+    return entry
+
+
+def _pick_platform(manifests: list[dict[str, Any]], platform: Platform) -> dict[str, Any] | None:
+    for wanted_variant in (True, False):
+        for m in manifests:
+            p = m.get("platform") or {}
+            if p.get("os") == platform.os and p.get("architecture") == platform.architecture and (
+                not wanted_variant or not platform.variant or p.get("variant", "") in ("", platform.variant)
+            ):
+                return m
+    return manifests[0] if manifests else None
+
+
+def _name_of(descriptor: dict[str, Any]) -> str | None:
+    annotations = descriptor.get("annotations") or {}
+    name = annotations.get("io.containerd.image.name")
+    if name:
+        return str(name)
+    ref = annotations.get("org.opencontainers.image.ref.name")
+    # A bare tag ("latest") names no repository; skopeo and podman write full names.
+    if ref and ("/" in ref or ":" in ref):
+        return str(ref)
+    return None
+
+
+def _from_oci_index(staged: StagedArchive, platform: Platform) -> list[ArchivedImage]:
+    index = staged.document("index.json")
+    if not isinstance(index, dict) or not isinstance(index.get("manifests"), list):
+        raise CorruptArchive("index.json has no manifests")
+    by_config: dict[str, ArchivedImage] = {}
+    for descriptor in index["manifests"]:
+        name = _name_of(descriptor)
+        manifest_desc = descriptor
+        for _ in range(4):  # an index may point to an index (multi-platform)
+            media_type = manifest_desc.get("mediaType")
+            document = json.loads(_blob(staged, manifest_desc).path.read_bytes())
+            if media_type in (mediatypes.OCI_INDEX, mediatypes.DOCKER_MANIFEST_LIST) or "manifests" in document:
+                chosen = _pick_platform(document.get("manifests") or [], platform)
+                if chosen is None:
+                    raise CorruptArchive("an image index in the archive lists no manifests")
+                manifest_desc = chosen
+                continue
+            break
+        if not isinstance(document.get("config"), dict):
+            raise CorruptArchive(f"manifest {manifest_desc.get('digest')} has no config")
+        config_entry = _blob(staged, document["config"])
+        data = config_entry.path.read_bytes()
+        try:
+            config = ImageConfig.parse(data)
+        except InvalidConfig as exc:
+            raise CorruptArchive(f"config {config_entry.digest}: {exc}") from exc
+        layers = [_blob(staged, layer) for layer in document.get("layers") or []]
+        _check_layers(config, layers, f"manifest {manifest_desc.get('digest')}")
+        image = by_config.setdefault(str(config.digest), ArchivedImage(data, config, layers, []))
+        if name and name not in image.names:
+            image.names.append(name)
+    return list(by_config.values())
+
+
+def read_archive_index(staged: StagedArchive, platform: Platform) -> list[ArchivedImage]:
+    """The images of a staged archive; docker-archive's manifest.json wins when both exist,
+    as Docker's own loader reads it."""
+    if staged.has("manifest.json"):
+        return _from_docker_manifest(staged)
+    if staged.has("index.json"):
+        return _from_oci_index(staged, platform)
+    raise CorruptArchive("not an image archive: it has neither manifest.json nor index.json")
