@@ -6,15 +6,16 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
+from django.urls import path, reverse
 
 from .errors import ServiceError
 from .models import Container, Image, ImageLayer, Job, Layer, RepoDigest, Repository, Tag
 from .oci.errors import OCIError
 from .permissions import is_operator
 from .services.jobs import cancel_job
-from .services.remove import remove_image
+from .services.remove import prune_images, remove_image
 
 
 class ReadOnlyMixin:
@@ -76,8 +77,33 @@ class ImageAdmin(ReadOnlyMixin, admin.ModelAdmin):
     inlines = [ImageLayerInline]
     actions = ["remove_images", "force_remove_images"]
 
+    change_list_template = "admin/imagestore/image/change_list.html"
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Image]:
         return super().get_queryset(request).prefetch_related("tags__repository")
+
+    def get_urls(self) -> list:  # type: ignore[type-arg]
+        return [
+            path("prune/", self.admin_site.admin_view(self.prune_view), name="imagestore_image_prune"),
+            *super().get_urls(),
+        ]
+
+    def prune_view(self, request: HttpRequest) -> HttpResponse:
+        """``docker image prune [-a]`` from the changelist's buttons (POST only, CSRF-checked)."""
+        changelist = reverse("admin:imagestore_image_changelist")
+        if request.method != "POST":
+            return HttpResponseRedirect(changelist)
+        if not is_operator(request.user):
+            self.message_user(request, "Pruning images needs staff or the operators group.", messages.ERROR)
+            return HttpResponseRedirect(changelist)
+        result = prune_images(all=request.POST.get("all") == "1")
+        lines = ", ".join(f"{k}: {v}" for record in result["ImagesDeleted"] for k, v in record.items())
+        self.message_user(
+            request,
+            f"Pruned {lines or 'nothing'}; reclaimed {filesizeformat(result['SpaceReclaimed'])}.",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(changelist)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(request.user.is_active and request.user.is_staff)

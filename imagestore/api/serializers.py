@@ -89,6 +89,23 @@ class ImportRequestSerializer(serializers.Serializer):
     message = serializers.CharField(required=False, allow_blank=True, max_length=4096)
 
 
+class NamesRequestSerializer(serializers.Serializer):
+    images = serializers.ListField(child=serializers.CharField(max_length=512), min_length=1, max_length=1000)
+
+
+class RemoveRequestSerializer(NamesRequestSerializer):
+    force = serializers.BooleanField(required=False, default=False)
+    noprune = serializers.BooleanField(required=False, default=False)
+
+
+class PruneRequestSerializer(serializers.Serializer):
+    all = serializers.BooleanField(required=False, default=False)
+
+
+class LoadRequestSerializer(serializers.Serializer):
+    file = serializers.FileField()
+
+
 class JobSerializer(serializers.ModelSerializer):
     owner: serializers.SlugRelatedField = serializers.SlugRelatedField(slug_field="username", read_only=True)
     params = serializers.SerializerMethodField()

@@ -10,15 +10,27 @@ router = DefaultRouter()
 router.register("jobs", JobViewSet, basename="job")
 
 image_list = ImageViewSet.as_view({"get": "list"})
+# Collection actions; GET/DELETE still reach an image that happens to be named like one.
 image_import = ImageViewSet.as_view({"post": "import_image", "get": "retrieve", "delete": "destroy"})
+image_save = ImageViewSet.as_view({"post": "save", "get": "retrieve", "delete": "destroy"})
+image_load = ImageViewSet.as_view({"post": "load", "get": "retrieve", "delete": "destroy"})
+image_prune = ImageViewSet.as_view({"post": "prune", "get": "retrieve", "delete": "destroy"})
+image_remove = ImageViewSet.as_view({"post": "remove", "get": "retrieve", "delete": "destroy"})
+image_history = ImageViewSet.as_view({"get": "history"})
+image_archive = ImageViewSet.as_view({"get": "archive"})
 image_inspect = ImageViewSet.as_view({"get": "inspect"})
 image_tag = ImageViewSet.as_view({"post": "tag"})
 image_detail = ImageViewSet.as_view({"get": "retrieve", "delete": "destroy"})
 
 urlpatterns = [
     path("images/", image_list, name="image-list"),
-    # POST imports; GET/DELETE still reach an image that happens to be named "import".
     re_path(r"^images/(?P<ref>import)/$", image_import, name="image-import"),
+    re_path(r"^images/(?P<ref>save)/$", image_save, name="image-save"),
+    re_path(r"^images/(?P<ref>load)/$", image_load, name="image-load"),
+    re_path(r"^images/(?P<ref>prune)/$", image_prune, name="image-prune"),
+    re_path(r"^images/(?P<ref>remove)/$", image_remove, name="image-remove"),
+    re_path(r"^images/(?P<ref>.+)/history/$", image_history, name="image-history"),
+    re_path(r"^images/(?P<ref>.+)/archive/$", image_archive, name="image-archive"),
     re_path(r"^images/(?P<ref>.+)/inspect/$", image_inspect, name="image-inspect"),
     re_path(r"^images/(?P<ref>.+)/tag/$", image_tag, name="image-tag"),
     re_path(r"^images/(?P<ref>.+)/$", image_detail, name="image-detail"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Prefetch
-from django.http import HttpResponse
+from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -15,12 +15,16 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from ..errors import NotFound
 from ..models import Image, ImageLayer, Job
 from ..services import images as image_service
 from ..services import jobs as job_service
+from ..services.history import image_history
 from ..services.import_ import import_target, start_import
 from ..services.inspect import format_inspect, inspect_image
-from ..services.remove import remove_image
+from ..services.load import start_load
+from ..services.remove import prune_images, remove_image, remove_images
+from ..services.save import archive_stream, export_path, plan_save, start_save
 from ..services.tag import tag_image
 from ..services.uploads import keep_upload
 from .serializers import (
@@ -29,6 +33,10 @@ from .serializers import (
     ImageSerializer,
     ImportRequestSerializer,
     JobSerializer,
+    LoadRequestSerializer,
+    NamesRequestSerializer,
+    PruneRequestSerializer,
+    RemoveRequestSerializer,
     TagRequestSerializer,
 )
 
@@ -169,6 +177,60 @@ class ImageViewSet(viewsets.GenericViewSet):
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
+    @extend_schema(parameters=[REF_PARAMETER], responses={200: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["get"])
+    def history(self, request: Request, ref: str) -> Response:
+        """``docker history``: newest first; size 0 for empty layers."""
+        return Response(image_history(image_service.resolve_image(ref)))
+
+    @extend_schema(parameters=[REF_PARAMETER], responses={(200, "application/x-tar"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"])
+    def archive(self, request: Request, ref: str) -> StreamingHttpResponse:
+        """``docker save NAME``, streamed: the download starts before the archive is complete."""
+        return _archive_response([ref])
+
+    @extend_schema(request=NamesRequestSerializer, responses={202: JobSerializer})
+    def save(self, request: Request, ref: str | None = None) -> Response:
+        """``docker save`` as a job: the archive is written to the data folder; the finished
+        job's ``result.download`` is where to fetch it."""
+        body = NamesRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        job = start_save(body.validated_data["images"], owner=request.user)
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request={"multipart/form-data": LoadRequestSerializer}, responses={202: JobSerializer})
+    def load(self, request: Request, ref: str | None = None) -> Response:
+        """``docker load``: an archive upload (docker save, skopeo, podman) becomes a job."""
+        body = LoadRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        job = start_load(str(keep_upload(body.validated_data["file"])), owner=request.user)
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=PruneRequestSerializer, responses={200: OpenApiTypes.OBJECT})
+    def prune(self, request: Request, ref: str | None = None) -> Response:
+        """``docker image prune [-a]``: ImagesDeleted records and SpaceReclaimed bytes."""
+        body = PruneRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return Response(prune_images(all=body.validated_data["all"]))
+
+    @extend_schema(request=RemoveRequestSerializer, responses={200: OpenApiTypes.OBJECT})
+    def remove(self, request: Request, ref: str | None = None) -> Response:
+        """``docker rmi A B C``: each name's records or error; one failing does not stop the rest."""
+        body = RemoveRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        return Response(remove_images(data["images"], force=data["force"], noprune=data["noprune"]))
+
+
+def _archive_response(names: list[str]) -> StreamingHttpResponse:
+    plan = plan_save(names)
+    response = StreamingHttpResponse(archive_stream(plan), content_type="application/x-tar")
+    response["Content-Length"] = str(plan.size())
+    stem = "-".join(n.replace("/", "_").replace(":", "_") for n in names)[:100] or "images"
+    response["Content-Disposition"] = f'attachment; filename="{stem}.tar"'
+    return response
+
+
 class JobFilter(filters.FilterSet):
     class Meta:
         model = Job
@@ -187,3 +249,14 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
         return Response(JobSerializer(job_service.cancel_job(self.get_object())).data)
+
+    @extend_schema(responses={(200, "application/x-tar"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"])
+    def download(self, request: Request, pk: str) -> FileResponse:
+        """The archive a finished save job wrote."""
+        job = self.get_object()
+        path = export_path(job)
+        if path is None:
+            raise NotFound(f"job {job.id} has no archive to download (kind {job.kind}, {job.state})")
+        return FileResponse(open(path, "rb"), as_attachment=True, filename=f"images-{job.id}.tar",
+                            content_type="application/x-tar")

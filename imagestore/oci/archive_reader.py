@@ -37,6 +37,7 @@ class StagedFile:
     compression: str  # "none", "gzip", "zstd", ...
     diff_id: Digest  # of the uncompressed bytes (== digest when not compressed)
     uncompressed_size: int
+    error: CorruptArchive | None = None  # the compressed stream would not decompress
 
 
 @dataclass
@@ -108,17 +109,21 @@ def _stage_member(fileobj: Readable, target: Path) -> StagedFile:
                 out.write(data)
                 return data
 
-        inflated = DecompressingReader(_Replay())
         plain = hashlib.sha256()
         plain_size = 0
-        while chunk := inflated.read(CHUNK_SIZE):
-            plain.update(chunk)
-            plain_size += len(chunk)
+        error = None
+        try:
+            inflated = DecompressingReader(_Replay())
+            while chunk := inflated.read(CHUNK_SIZE):
+                plain.update(chunk)
+                plain_size += len(chunk)
+        except CorruptArchive as exc:
+            error = exc  # reported after the digest check, which names the cause better
         while chunk := raw.read(CHUNK_SIZE):  # bytes after the compressed end, if any
             out.write(chunk)
     return StagedFile(
         target, raw.size, Digest("sha256", raw.hasher.hexdigest()), kind,
-        Digest("sha256", plain.hexdigest()), plain_size,
+        Digest("sha256", plain.hexdigest()), plain_size, error,
     )
 
 
@@ -156,6 +161,8 @@ def stage_archive(stream: Readable, staging: Path, *, max_total: int) -> StagedA
                     expected = _digest_from_blob_path(name)
                     if expected is not None and expected != entry.digest:
                         raise DigestMismatch(str(expected), str(entry.digest), what=f"blob {name}")
+                    if entry.error is not None:
+                        raise CorruptArchive(f"{name}: {entry.error}")
                     staged.files[name] = entry
                 tar.members.clear()
     except tarfile.ReadError as exc:
