@@ -97,3 +97,76 @@ def test_rmi_by_id_of_image_a_stopped_container_uses_needs_force(make_image) -> 
     with pytest.raises(Conflict, match=f"must be forced\\) - image is being used by stopped container {container.short_id}"):
         remove_image(image.short_id)
     assert Tag.objects.count() == 1
+
+
+def _chain(make_image):  # type: ignore[no-untyped-def]
+    """grandparent <- parent <- child, parents untagged (as commits leave them)."""
+    grandparent = make_image(None, marker="g")
+    parent = make_image(None, marker="p")
+    child = make_image("child:1", marker="c")
+    Image.objects.filter(pk=parent.pk).update(parent=grandparent)
+    Image.objects.filter(pk=child.pk).update(parent=parent)
+    return grandparent, parent, child
+
+
+def test_rmi_prunes_untagged_parents(make_image) -> None:  # type: ignore[no-untyped-def]
+    grandparent, parent, child = _chain(make_image)
+    records = remove_image("child:1")
+    deleted = [r["Deleted"] for r in records if "Deleted" in r]
+    assert child.id in deleted and parent.id in deleted and grandparent.id in deleted
+    assert not Image.objects.exists()
+
+
+def test_rmi_noprune_keeps_untagged_parents(make_image) -> None:  # type: ignore[no-untyped-def]
+    grandparent, parent, child = _chain(make_image)
+    records = remove_image("child:1", noprune=True)
+    assert {"Deleted": child.id} in records and {"Deleted": parent.id} not in records
+    assert set(Image.objects.values_list("id", flat=True)) == {grandparent.id, parent.id}
+
+
+def test_rmi_of_a_parent_with_children_cannot_be_forced(make_image) -> None:  # type: ignore[no-untyped-def]
+    _grandparent, parent, _child = _chain(make_image)
+    with pytest.raises(Conflict, match=r"\(cannot be forced\) - image has dependent child images"):
+        remove_image(parent.id, force=True)
+
+
+def test_rmi_several_names_reports_each_and_goes_on(make_image) -> None:  # type: ignore[no-untyped-def]
+    from imagestore.services.remove import remove_images
+
+    a = make_image("a:1", marker="a")
+    b = make_image("b:1", marker="b")
+    _container(b)
+    results = remove_images(["a:1", "b:1", "nothere:1", "Bad:1"])
+    assert results[0]["name"] == "a:1" and {"Deleted": a.id} in results[0]["records"]
+    assert results[1]["status"] == 409 and "must force" in results[1]["error"]
+    assert results[2] == {"name": "nothere:1", "error": "No such image: nothere:1", "status": 404}
+    assert results[3]["status"] == 400
+    assert not Image.objects.filter(pk=a.pk).exists() and Image.objects.filter(pk=b.pk).exists()
+
+
+def test_prune_removes_dangling_and_reports_space(make_image) -> None:  # type: ignore[no-untyped-def]
+    from imagestore.services.remove import prune_images
+
+    kept = make_image("kept:1", marker="kept")
+    dangling = make_image(None, marker="dangling")
+    used = make_image(None, marker="used")
+    _container(used)
+    layer_size = dangling.layers.get().size
+    result = prune_images()
+    assert {"Deleted": dangling.id} in result["ImagesDeleted"]
+    assert result["SpaceReclaimed"] == dangling.config_size + layer_size
+    assert set(Image.objects.values_list("id", flat=True)) == {kept.id, used.id}
+
+
+def test_prune_all_removes_every_image_no_container_uses(make_image) -> None:  # type: ignore[no-untyped-def]
+    from imagestore.services.remove import prune_images
+
+    make_image("tagged:1", marker="t")
+    used = make_image("used:1", marker="u")
+    _container(used)
+    grandparent, parent, child = _chain(make_image)
+    result = prune_images(all=True)
+    assert {"Untagged": "tagged:1"} in result["ImagesDeleted"]
+    assert {"Deleted": grandparent.id} in result["ImagesDeleted"]
+    assert list(Image.objects.values_list("id", flat=True)) == [used.id]
+    assert prune_images() == {"ImagesDeleted": [], "SpaceReclaimed": 0}
