@@ -138,6 +138,17 @@ FILE_UPLOAD_TEMP_DIR = str(IMAGESTORE_ROOT / "uploads")
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
+# --- registries ---------------------------------------------------------------------
+# Like registry-mirrors in Docker's daemon.json: tried in order for docker.io, then Docker Hub.
+REGISTRY_MIRRORS = env_list("REGISTRY_MIRRORS", [])
+# host:port spoken to over plain HTTP; loopback registries always are.
+INSECURE_REGISTRIES = env_list("INSECURE_REGISTRIES", [])
+DOCKER_HUB_INDEX_URL = env_str("DOCKER_HUB_INDEX_URL", "https://index.docker.io")
+PULL_CONCURRENCY = env_int("PULL_CONCURRENCY", 3, minimum=1)
+PUSH_CHUNK_SIZE = env_int("PUSH_CHUNK_SIZE", 16 << 20, minimum=1 << 20)
+# Secrets of registry credentials are encrypted with a key derived from this (or SECRET_KEY).
+CREDENTIALS_KEY = env_str("CREDENTIALS_KEY", "")
+
 # --- Celery -----------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 

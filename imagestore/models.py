@@ -258,3 +258,24 @@ __all__ = [
     "Repository",
     "Tag",
 ]
+
+
+class RegistryCredential(models.Model):
+    """A dashboard user's login to one registry. The secret is stored encrypted
+    (imagestore.secrets) and is never shown again once saved."""
+
+    registry = models.CharField(max_length=255, help_text="Registry host[:port], e.g. docker.io")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="registry_credentials")
+    username = models.CharField(max_length=255)
+    secret_encrypted = models.TextField(editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["registry", "owner"]
+        constraints = [
+            models.UniqueConstraint(fields=["registry", "owner"], name="credential_unique_per_owner"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.username}@{self.registry}"

@@ -1,0 +1,371 @@
+"""``docker pull``: registry -> store.
+
+The manifest (a list or index is resolved to the requested platform) and the
+config are fetched and verified; layers download in parallel (a bounded number),
+each verified while it streams (its digest, and the diff_id its config promises)
+into the blob store; a broken download resumes with ``Range``; a layer the store
+has is not fetched again; two pulls needing one blob at once fetch it once (a
+file lock per digest). Then the image, its tag and its RepoDigest are registered
+together. Progress follows Docker's per-layer phases.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import time
+import zlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from django.conf import settings
+from django.db import transaction
+
+from ..blobs import BlobStore, Pins, get_store
+from ..errors import BadRequest
+from ..models import Image, Job, Layer, RepoDigest, Tag
+from ..oci import mediatypes
+from ..oci.compression import DecompressingReader, detect
+from ..oci.config import ImageConfig, InvalidConfig
+from ..oci.digest import Digest
+from ..oci.errors import CorruptArchive, DigestMismatch, InvalidDigest
+from ..oci.platform import Platform, host_platform
+from ..oci.reference import Reference, parse_normalized
+from ..oci.registry import RegistryClient, RegistryError, retry
+from .jobs import JobProgress, create_job, handler
+from .progress import NULL_PROGRESS, Progress
+from .registries import client_for, endpoints_for
+from .repositories import get_or_create_repository
+from .store import LayerRecord, register_image
+from .tag import tag_image
+
+CHUNK = 1 << 20
+LAYER_TYPES = {
+    mediatypes.OCI_LAYER_GZIP, mediatypes.OCI_LAYER_TAR, mediatypes.OCI_LAYER_ZSTD,
+    mediatypes.DOCKER_LAYER_GZIP, mediatypes.DOCKER_LAYER_TAR,
+}
+MAX_RESUMES = 5
+
+
+def parse_platform(text: str | None) -> Platform:
+    """``linux/arm64/v8`` -> Platform; empty means this server's own."""
+    if not text:
+        return host_platform()
+    parts = text.strip().lower().split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise BadRequest(f"invalid platform {text!r}: use os/architecture[/variant], e.g. linux/amd64")
+    return Platform(parts[0], parts[1], parts[2] if len(parts) == 3 else "")
+
+
+def _pick(manifests: list[dict[str, Any]], platform: Platform) -> dict[str, Any]:
+    candidates = [m for m in manifests if (m.get("platform") or {}).get("os") == platform.os
+                  and (m.get("platform") or {}).get("architecture") == platform.architecture]
+    if platform.variant:
+        exact = [m for m in candidates if (m.get("platform") or {}).get("variant", "") == platform.variant]
+        candidates = exact or [m for m in candidates if not (m.get("platform") or {}).get("variant")] or candidates
+    if not candidates:
+        available = sorted({f"{(m.get('platform') or {}).get('os')}/{(m.get('platform') or {}).get('architecture')}"
+                            for m in manifests})
+        raise BadRequest(f"no matching manifest for {platform} in the manifest list entries "
+                         f"(available: {', '.join(available) or 'none'})")
+    return candidates[0]
+
+
+@dataclass
+class PullResult:
+    image: Image
+    reference: Reference
+    manifest_digest: Digest
+    downloaded: bool
+    status: str
+
+
+@contextmanager
+def _digest_lock(store: BlobStore, digest: Digest) -> Iterator[None]:
+    """One downloader per blob across threads and worker processes."""
+    locks = store.root / "locks"
+    locks.mkdir(exist_ok=True)
+    with open(locks / digest.hex, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class _DiffIdHasher:
+    """Hashes the uncompressed bytes of a layer as its compressed bytes arrive."""
+
+    def __init__(self) -> None:
+        self.sha = hashlib.sha256()
+        self.size = 0
+        self._first: bytes | None = b""
+        self._reader: DecompressingReader | None = None
+        self._pending: list[bytes] = []
+        self.kind = ""
+
+    def feed(self, data: bytes) -> None:
+        if self._first is not None:
+            self._first += data
+            if len(self._first) < 8:
+                return
+            self.kind = detect(self._first)
+            data, self._first = self._first, None
+            if self.kind != "none":
+                self._reader = DecompressingReader(self)
+        if self._reader is None:
+            self.sha.update(data)
+            self.size += len(data)
+            return
+        self._pending.append(data)
+        while out := self._reader.read(CHUNK * 4):
+            self.sha.update(out)
+            self.size += len(out)
+
+    def read(self, n: int = -1) -> bytes:  # the DecompressingReader's source
+        if not self._pending:
+            return b""
+        return self._pending.pop(0)
+
+    def finish(self) -> Digest:
+        if self._first is not None:  # fewer than 8 bytes in all
+            self.kind = "none"
+            self.sha.update(self._first)
+            self.size += len(self._first)
+        return Digest("sha256", self.sha.hexdigest())
+
+
+class _Puller:
+    def __init__(self, client: RegistryClient, ref: Reference, platform: Platform, progress: Progress,
+                 store: BlobStore, pins: Pins) -> None:
+        self.client = client
+        self.ref = ref
+        self.repository = ref.path
+        self.platform = platform
+        self.progress = progress
+        self.store = store
+        self.pins = pins
+
+    def manifest(self) -> tuple[dict[str, Any], Digest]:
+        reference = str(self.ref.digest) if self.ref.digest else str(self.ref.tag)
+        data, media_type, digest = retry(lambda: self.client.get_manifest(self.repository, reference))
+        document = _json(data, "manifest")
+        if media_type in (mediatypes.OCI_INDEX, mediatypes.DOCKER_MANIFEST_LIST) or "manifests" in document:
+            chosen = _pick(document.get("manifests") or [], self.platform)
+            child = str(chosen.get("digest"))
+            data, _media_type, _child_digest = retry(lambda: self.client.get_manifest(self.repository, child))
+            document = _json(data, "manifest")
+        if document.get("schemaVersion") != 2 or not isinstance(document.get("config"), dict):
+            raise BadRequest(f"{self.ref.familiar}: unsupported manifest (schema 1 and others are not pulled)")
+        return document, digest
+
+    def config(self, descriptor: dict[str, Any]) -> tuple[bytes, ImageConfig]:
+        digest = _digest(descriptor)
+        if self.store.exists(digest) and self.pins.take(digest):
+            data = self.store.read_bytes(digest)
+        else:
+            response = retry(lambda: self.client.blob(self.repository, digest))
+            data = response.content
+            if len(data) > 16 << 20:
+                raise BadRequest("image config is larger than 16 MiB")
+            with self.store.writer() as writer:
+                writer.write(data)
+                writer.commit(digest, pins=self.pins)
+        try:
+            return data, ImageConfig.parse(data)
+        except InvalidConfig as exc:
+            raise BadRequest(f"{self.ref.familiar}: {exc}") from None
+
+    def layer(self, descriptor: dict[str, Any], diff_id: Digest, known: Layer | None) -> LayerRecord:
+        digest = _digest(descriptor)
+        item = digest.short
+        media_type = str(descriptor.get("mediaType") or mediatypes.OCI_LAYER_GZIP)
+        if media_type not in LAYER_TYPES:
+            raise BadRequest(f"layer {digest} has unsupported media type {media_type}")
+        size = int(descriptor.get("size") or 0)
+        if known is not None and self.pins.take(known.digest):
+            self.progress.update(item, size, size, "Already exists")
+            return LayerRecord(known.diff_id, known.digest, known.media_type, known.size, known.uncompressed_size)
+        with _digest_lock(self.store, digest):
+            row = Layer.objects.filter(diff_id=str(diff_id)).first()
+            if row is not None and self.pins.take(row.digest):  # another pull fetched it meanwhile
+                self.progress.update(item, size, size, "Already exists")
+                return LayerRecord(row.diff_id, row.digest, row.media_type, row.size, row.uncompressed_size)
+            uncompressed = self._download(digest, size, diff_id, item)
+        self.progress.update(item, size, size, "Download complete")
+        return LayerRecord(str(diff_id), str(digest), _normalise(media_type), size, uncompressed)
+
+    def _download(self, digest: Digest, size: int, diff_id: Digest, item: str) -> int:
+        """Stream one blob into the store, resuming with Range after a broken connection."""
+        for _fresh_start in range(2):  # once more from byte 0 if the registry cannot resume
+            with self.store.writer() as writer:
+                hasher = _DiffIdHasher()
+                done = failures = 0
+                restart = False
+                while True:
+                    try:
+                        response = retry(lambda: self.client.blob(self.repository, digest, offset=done))  # noqa: B023
+                        if done and response.status_code != 206:
+                            response.close()
+                            restart = True  # the registry ignored Range: start over
+                            break
+                        for chunk in response.iter_content(CHUNK):
+                            writer.write(chunk)
+                            hasher.feed(chunk)
+                            done += len(chunk)
+                            self.progress.update(item, done, size, "Downloading")
+                        if size and done < size:
+                            raise _CutShort(f"{done} of {size} bytes")
+                        break
+                    except (requests.RequestException, _CutShort, RegistryError) as exc:
+                        if isinstance(exc, RegistryError) and not exc.temporary:
+                            raise
+                        failures += 1
+                        if failures > MAX_RESUMES:
+                            raise RegistryError(f"blob {digest}: the download kept failing ({exc})",
+                                                temporary=True) from None
+                        time.sleep(0.2 * failures)
+                if restart:
+                    continue
+                self.progress.update(item, done, size, "Verifying Checksum")
+                try:
+                    actual_diff = hasher.finish()
+                except (CorruptArchive, zlib.error) as exc:
+                    raise BadRequest(f"layer {digest} is not a valid compressed tar: {exc}") from None
+                writer.commit(digest, pins=self.pins)  # DigestMismatch here stores nothing
+                if actual_diff != diff_id:
+                    self.store.delete(digest)
+                    raise DigestMismatch(str(diff_id), str(actual_diff), what=f"layer {digest} (diff_id)")
+                return hasher.size
+        raise RegistryError(f"blob {digest}: the registry cannot resume and the download kept failing",
+                            temporary=True)
+
+
+class _CutShort(Exception):
+    """The connection ended cleanly before the blob's announced size."""
+
+
+def _json(data: bytes, what: str) -> dict[str, Any]:
+    try:
+        document = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"the registry sent an invalid {what}: {exc}") from None
+    if not isinstance(document, dict):
+        raise BadRequest(f"the registry sent an invalid {what}")
+    return document
+
+
+def _digest(descriptor: dict[str, Any]) -> Digest:
+    try:
+        return Digest.parse(str(descriptor.get("digest")))
+    except InvalidDigest as exc:
+        raise BadRequest(f"the registry sent a descriptor with {exc}") from None
+
+
+def _normalise(media_type: str) -> str:
+    return {
+        mediatypes.DOCKER_LAYER_GZIP: mediatypes.OCI_LAYER_GZIP,
+        mediatypes.DOCKER_LAYER_TAR: mediatypes.OCI_LAYER_TAR,
+    }.get(media_type, media_type)
+
+
+def _up_to_date(ref: Reference, manifest_digest: Digest) -> Image | None:
+    row = RepoDigest.objects.filter(repository__registry=ref.domain, repository__path=ref.path,
+                                    digest=str(manifest_digest)).select_related("image").first()
+    if row is None:
+        return None
+    if ref.tag and not Tag.objects.filter(repository__registry=ref.domain, repository__path=ref.path,
+                                          name=ref.tag, image=row.image).exists():
+        return None
+    return row.image
+
+
+def pull_image(reference: str, *, platform: str | None = None, progress: Progress = NULL_PROGRESS,
+               owner: Any = None) -> PullResult:
+    ref = parse_normalized(reference).with_default_tag()
+    wanted = parse_platform(platform)
+    errors = []
+    for endpoint, is_mirror in endpoints_for(ref.domain):
+        client = client_for(ref.domain, owner, endpoint)
+        try:
+            return _pull_from(client, ref, wanted, progress)
+        except RegistryError as exc:
+            if not is_mirror:
+                raise
+            errors.append(exc)
+            progress.log(f"mirror {endpoint.base_url} failed ({exc}); trying the next source")
+    raise RegistryError("; ".join(str(e) for e in errors))  # pragma: no cover - the host itself is last
+
+
+def _pull_from(client: RegistryClient, ref: Reference, platform: Platform, progress: Progress) -> PullResult:
+    store = get_store()
+    name = ref.familiar
+    progress.log(f"{ref.tag or ref.digest}: Pulling from {ref.path}")
+    with store.pins() as pins:
+        puller = _Puller(client, ref, platform, progress, store, pins)
+        document, manifest_digest = puller.manifest()
+        current = _up_to_date(ref, manifest_digest)
+        if current is not None and store.exists(current.id):
+            progress.log(f"Digest: {manifest_digest}")
+            status = f"Status: Image is up to date for {name}"
+            progress.log(status)
+            return PullResult(current, ref, manifest_digest, False, status)
+        config_bytes, config = puller.config(document["config"])
+        layers = document.get("layers") or []
+        if len(layers) != len(config.diff_ids):
+            raise BadRequest(f"{name}: the manifest lists {len(layers)} layers, its config {len(config.diff_ids)}")
+        known = {row.diff_id: row for row in Layer.objects.filter(diff_id__in=[str(d) for d in config.diff_ids])}
+        for descriptor in layers:
+            progress.update(_digest(descriptor).short, 0, int(descriptor.get("size") or 0), "Waiting")
+        with ThreadPoolExecutor(max_workers=settings.PULL_CONCURRENCY) as pool:
+            futures = [
+                pool.submit(_in_thread, puller.layer, descriptor, diff_id, known.get(str(diff_id)))
+                for descriptor, diff_id in zip(layers, config.diff_ids, strict=True)
+            ]
+            records = [f.result() for f in futures]
+        existed = Image.objects.filter(pk=str(config.digest)).exists()
+        with transaction.atomic():
+            image = register_image(config, records, pins=pins)
+            if ref.tag:
+                tag_image(image, ref)
+            repository = get_or_create_repository(ref)
+            RepoDigest.objects.update_or_create(repository=repository, digest=str(manifest_digest),
+                                                defaults={"image": image})
+        for descriptor in layers:
+            size = int(descriptor.get("size") or 0)
+            item = _digest(descriptor).short
+            if getattr(progress, "items", {}).get(item, {}).get("phase") != "Already exists":
+                progress.update(item, size, size, "Pull complete")
+        progress.log(f"Digest: {manifest_digest}")
+        status = f"Status: {'Image is up to date' if existed else 'Downloaded newer image'} for {name}"
+        progress.log(status)
+        return PullResult(image, ref, manifest_digest, not existed, status)
+
+
+def _in_thread(fn: Any, *args: Any) -> Any:
+    from django.db import connection
+
+    try:
+        return fn(*args)
+    finally:
+        connection.close()
+
+
+def start_pull(reference: str, platform: str | None = None, owner: Any = None) -> Job:
+    ref = parse_normalized(reference).with_default_tag()  # a bad name is said now, not by the job
+    parse_platform(platform)
+    return create_job(Job.Kind.PULL, {"reference": ref.familiar, "platform": platform or ""}, owner=owner)
+
+
+@handler(Job.Kind.PULL)
+def run_pull_job(job: Job, progress: JobProgress) -> dict[str, Any]:
+    result = pull_image(job.params["reference"], platform=job.params.get("platform") or None,
+                        progress=progress, owner=job.owner)
+    return {"image": result.image.id, "short_id": result.image.short_id, "digest": str(result.manifest_digest),
+            "reference": result.reference.familiar, "status": result.status}
+

@@ -1,0 +1,42 @@
+"""Which endpoints serve a registry host, and with whose credentials: the one place
+the site's registry settings (mirrors, insecure hosts) and stored logins meet."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+from ..models import RegistryCredential
+from ..oci.registry import DOCKER_HUB, Credentials, Endpoint, RegistryClient
+from ..secrets import decrypt
+
+
+def insecure_registries() -> frozenset[str]:
+    return frozenset(settings.INSECURE_REGISTRIES)
+
+
+def endpoints_for(host: str) -> list[tuple[Endpoint, bool]]:
+    """(endpoint, is_mirror) in the order to try: docker.io's mirrors first, then the host."""
+    out: list[tuple[Endpoint, bool]] = []
+    if host == DOCKER_HUB:
+        out += [(Endpoint.from_url(url, host), True) for url in settings.REGISTRY_MIRRORS]
+    out.append((Endpoint.for_host(host, insecure_registries()), False))
+    return out
+
+
+def credentials_for(owner: Any, host: str) -> Credentials | None:
+    if owner is None or not getattr(owner, "pk", None):
+        return None
+    row = RegistryCredential.objects.filter(owner=owner, registry=host).first()
+    if row is None:
+        return None
+    return Credentials(row.username, decrypt(row.secret_encrypted))
+
+
+def client_for(host: str, owner: Any = None, endpoint: Endpoint | None = None) -> RegistryClient:
+    """A client of ``host`` (or of one of its mirrors), logged in as ``owner`` where they have a login.
+    A mirror never gets the owner's Docker Hub password: it is another server."""
+    endpoint = endpoint or Endpoint.for_host(host, insecure_registries())
+    is_mirror = endpoint.base_url != Endpoint.for_host(host, insecure_registries()).base_url
+    return RegistryClient(endpoint, None if is_mirror else credentials_for(owner, host))
