@@ -149,7 +149,8 @@ class RepoDigest(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["repository", "digest"], name="repodigest_unique"),
+            # One index digest can name several images (one per platform), as in Docker.
+            models.UniqueConstraint(fields=["repository", "digest", "image"], name="repodigest_unique"),
             models.CheckConstraint(condition=Q(digest__regex=DIGEST_PATTERN), name="repodigest_digest_format"),
         ]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import bz2
 import lzma
 import zlib
+from collections.abc import Iterator
 from typing import Any, BinaryIO, Protocol
 
 import zstandard
@@ -128,3 +129,39 @@ class DecompressingReader:
 
 def open_decompressed(raw: BinaryIO | Readable) -> DecompressingReader:
     return DecompressingReader(raw)
+
+
+class PushDecompressor:
+    """Decompression fed by the caller (as bytes arrive from a download), yielding
+    output in bounded pieces so a highly compressed chunk never becomes one huge buffer."""
+
+    def __init__(self, kind: str, max_piece: int = 4 * CHUNK_SIZE) -> None:
+        self.kind = kind
+        self.max_piece = max_piece
+        self._decomp: Any = None
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        while data:
+            if self._decomp is None:
+                if not data.strip(b"\x00"):
+                    return  # zero padding after the last member
+                self._decomp = _new_decompressor(self.kind)
+            try:
+                if self.kind == "gzip":
+                    out = self._decomp.decompress(data, self.max_piece)
+                    yield out
+                    while self._decomp.unconsumed_tail:
+                        yield self._decomp.decompress(self._decomp.unconsumed_tail, self.max_piece)
+                else:
+                    yield self._decomp.decompress(data)
+            except (zlib.error, OSError, lzma.LZMAError, zstandard.ZstdError, EOFError) as exc:
+                raise CorruptArchive(f"corrupt {self.kind} stream: {exc}") from exc
+            if self._decomp.eof:
+                data = self._decomp.unused_data
+                self._decomp = None
+            else:
+                data = b""
+
+    def finish(self) -> None:
+        if self._decomp is not None:
+            raise CorruptArchive(f"unexpected end of {self.kind} stream: the file is truncated")

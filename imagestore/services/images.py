@@ -12,6 +12,7 @@ from ..errors import AmbiguousImage, BadRequest, ImageNotFound
 from ..models import Image, RepoDigest, Tag
 from ..oci import reference
 from ..oci.errors import InvalidReference
+from ..oci.platform import host_platform
 
 _HEX_PREFIX_RE = re.compile(r"^(?:sha256:)?([a-f0-9]{1,64})$")
 
@@ -70,12 +71,14 @@ def resolve_image_and_reference(name: str) -> tuple[Image, reference.Reference |
 
 def _by_reference(ref: reference.Reference) -> Image | None:
     if ref.digest is not None:
-        digest_row = (
+        rows = list(
             RepoDigest.objects.select_related("image")
             .filter(repository__registry=ref.domain, repository__path=ref.path, digest=str(ref.digest))
-            .first()
         )
-        return digest_row.image if digest_row is not None else None
+        # An index digest may name one image per platform: this server's own first.
+        host = host_platform()
+        rows.sort(key=lambda r: (r.image.os, r.image.architecture) != (host.os, host.architecture))
+        return rows[0].image if rows else None
     tag = ref.tag or reference.DEFAULT_TAG
     row = (
         Tag.objects.select_related("image")

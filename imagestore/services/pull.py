@@ -30,7 +30,7 @@ from ..blobs import BlobStore, Pins, get_store
 from ..errors import BadRequest
 from ..models import Image, Job, Layer, RepoDigest, Tag
 from ..oci import mediatypes
-from ..oci.compression import DecompressingReader, detect
+from ..oci.compression import PushDecompressor, detect
 from ..oci.config import ImageConfig, InvalidConfig
 from ..oci.digest import Digest
 from ..oci.errors import CorruptArchive, DigestMismatch, InvalidDigest
@@ -45,6 +45,7 @@ from .store import LayerRecord, register_image
 from .tag import tag_image
 
 CHUNK = 1 << 20
+READ_SIZE = 128 << 10
 LAYER_TYPES = {
     mediatypes.OCI_LAYER_GZIP, mediatypes.OCI_LAYER_TAR, mediatypes.OCI_LAYER_ZSTD,
     mediatypes.DOCKER_LAYER_GZIP, mediatypes.DOCKER_LAYER_TAR,
@@ -98,45 +99,61 @@ def _digest_lock(store: BlobStore, digest: Digest) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _record_diff_id(store: BlobStore, digest: Digest, diff_id: Digest, size: int) -> None:
+    """Note what a downloaded blob was verified to decompress to, for pulls waiting on it."""
+    (store.root / "locks" / f"{digest.hex}.diffid").write_text(f"{diff_id} {size}")
+
+
+def _verified_diff_id(store: BlobStore, digest: Digest) -> tuple[Digest, int] | None:
+    if not store.exists(digest):
+        return None
+    try:
+        text, size = (store.root / "locks" / f"{digest.hex}.diffid").read_text().split()
+        return Digest.parse(text), int(size)
+    except (FileNotFoundError, ValueError, InvalidDigest):
+        return None
+
+
 class _DiffIdHasher:
     """Hashes the uncompressed bytes of a layer as its compressed bytes arrive."""
 
     def __init__(self) -> None:
         self.sha = hashlib.sha256()
         self.size = 0
-        self._first: bytes | None = b""
-        self._reader: DecompressingReader | None = None
-        self._pending: list[bytes] = []
-        self.kind = ""
+        self._head: bytes | None = b""  # until the format is known from the first bytes
+        self._inflater: PushDecompressor | None = None
+        self.error: CorruptArchive | None = None
 
     def feed(self, data: bytes) -> None:
-        if self._first is not None:
-            self._first += data
-            if len(self._first) < 8:
+        if self._head is not None:
+            self._head += data
+            if len(self._head) < 8:
                 return
-            self.kind = detect(self._first)
-            data, self._first = self._first, None
-            if self.kind != "none":
-                self._reader = DecompressingReader(self)
-        if self._reader is None:
-            self.sha.update(data)
-            self.size += len(data)
-            return
-        self._pending.append(data)
-        while out := self._reader.read(CHUNK * 4):
-            self.sha.update(out)
-            self.size += len(out)
+            data, self._head = self._head, None
+            kind = detect(data)
+            if kind != "none":
+                self._inflater = PushDecompressor(kind)
+        if self._inflater is None:
+            self._update(data)
+        elif self.error is None:
+            try:
+                for piece in self._inflater.feed(data):
+                    self._update(piece)
+            except CorruptArchive as exc:
+                self.error = exc  # said after the digest check, which names the cause better
 
-    def read(self, n: int = -1) -> bytes:  # the DecompressingReader's source
-        if not self._pending:
-            return b""
-        return self._pending.pop(0)
+    def _update(self, data: bytes) -> None:
+        self.sha.update(data)
+        self.size += len(data)
 
     def finish(self) -> Digest:
-        if self._first is not None:  # fewer than 8 bytes in all
-            self.kind = "none"
-            self.sha.update(self._first)
-            self.size += len(self._first)
+        if self._head is not None:  # fewer than 8 bytes in all
+            self._update(self._head)
+            self._head = None
+        if self.error is not None:
+            raise self.error
+        if self._inflater is not None:
+            self._inflater.finish()
         return Digest("sha256", self.sha.hexdigest())
 
 
@@ -193,10 +210,16 @@ class _Puller:
             return LayerRecord(known.diff_id, known.digest, known.media_type, known.size, known.uncompressed_size)
         with _digest_lock(self.store, digest):
             row = Layer.objects.filter(diff_id=str(diff_id)).first()
-            if row is not None and self.pins.take(row.digest):  # another pull fetched it meanwhile
+            if row is not None and self.pins.take(row.digest):  # another pull registered it meanwhile
                 self.progress.update(item, size, size, "Already exists")
                 return LayerRecord(row.diff_id, row.digest, row.media_type, row.size, row.uncompressed_size)
+            verified = _verified_diff_id(self.store, digest)
+            if verified is not None and verified[0] == diff_id and self.pins.take(digest):
+                # Another pull downloaded and verified it, and has not registered it yet.
+                self.progress.update(item, size, size, "Already exists")
+                return LayerRecord(str(diff_id), str(digest), _normalise(media_type), size, verified[1])
             uncompressed = self._download(digest, size, diff_id, item)
+            _record_diff_id(self.store, digest, diff_id, uncompressed)
         self.progress.update(item, size, size, "Download complete")
         return LayerRecord(str(diff_id), str(digest), _normalise(media_type), size, uncompressed)
 
@@ -214,7 +237,8 @@ class _Puller:
                             response.close()
                             restart = True  # the registry ignored Range: start over
                             break
-                        for chunk in response.iter_content(CHUNK):
+                        # Small reads: what arrived before a cut is kept, and resumed from.
+                        for chunk in response.iter_content(READ_SIZE):
                             writer.write(chunk)
                             hasher.feed(chunk)
                             done += len(chunk)
@@ -233,11 +257,12 @@ class _Puller:
                 if restart:
                     continue
                 self.progress.update(item, done, size, "Verifying Checksum")
+                writer.commit(digest, pins=self.pins)  # DigestMismatch here stores nothing
                 try:
                     actual_diff = hasher.finish()
                 except (CorruptArchive, zlib.error) as exc:
+                    self.store.delete(digest)
                     raise BadRequest(f"layer {digest} is not a valid compressed tar: {exc}") from None
-                writer.commit(digest, pins=self.pins)  # DigestMismatch here stores nothing
                 if actual_diff != diff_id:
                     self.store.delete(digest)
                     raise DigestMismatch(str(diff_id), str(actual_diff), what=f"layer {digest} (diff_id)")
@@ -274,15 +299,15 @@ def _normalise(media_type: str) -> str:
     }.get(media_type, media_type)
 
 
-def _up_to_date(ref: Reference, manifest_digest: Digest) -> Image | None:
-    row = RepoDigest.objects.filter(repository__registry=ref.domain, repository__path=ref.path,
-                                    digest=str(manifest_digest)).select_related("image").first()
-    if row is None:
+def _up_to_date(ref: Reference, config_digest: Digest) -> Image | None:
+    """The image the reference already names, when it is the one the registry now serves."""
+    image = Image.objects.filter(pk=str(config_digest)).first()
+    if image is None or not get_store().exists(image.id):
         return None
     if ref.tag and not Tag.objects.filter(repository__registry=ref.domain, repository__path=ref.path,
-                                          name=ref.tag, image=row.image).exists():
+                                          name=ref.tag, image=image).exists():
         return None
-    return row.image
+    return image
 
 
 def pull_image(reference: str, *, platform: str | None = None, progress: Progress = NULL_PROGRESS,
@@ -309,8 +334,10 @@ def _pull_from(client: RegistryClient, ref: Reference, platform: Platform, progr
     with store.pins() as pins:
         puller = _Puller(client, ref, platform, progress, store, pins)
         document, manifest_digest = puller.manifest()
-        current = _up_to_date(ref, manifest_digest)
-        if current is not None and store.exists(current.id):
+        current = _up_to_date(ref, _digest(document["config"]))
+        if current is not None:
+            RepoDigest.objects.get_or_create(repository=get_or_create_repository(ref), digest=str(manifest_digest),
+                                             image=current)
             progress.log(f"Digest: {manifest_digest}")
             status = f"Status: Image is up to date for {name}"
             progress.log(status)
@@ -334,8 +361,7 @@ def _pull_from(client: RegistryClient, ref: Reference, platform: Platform, progr
             if ref.tag:
                 tag_image(image, ref)
             repository = get_or_create_repository(ref)
-            RepoDigest.objects.update_or_create(repository=repository, digest=str(manifest_digest),
-                                                defaults={"image": image})
+            RepoDigest.objects.get_or_create(repository=repository, digest=str(manifest_digest), image=image)
         for descriptor in layers:
             size = int(descriptor.get("size") or 0)
             item = _digest(descriptor).short
