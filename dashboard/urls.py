@@ -2,10 +2,14 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from imagestore.api.views import IndexSearchView
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("imagestore.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Docker Hub's search API, so another dashboard or client can search this one.
+    path("v1/search", IndexSearchView.as_view(), name="index-search"),
     path("", include("imagestore.urls")),
 ]

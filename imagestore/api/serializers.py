@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from ..models import Image, Job
+from ..models import Image, Job, RegistryCredential
 from ..oci.redact import redact_url
 
 
@@ -104,6 +104,36 @@ class PruneRequestSerializer(serializers.Serializer):
 
 class LoadRequestSerializer(serializers.Serializer):
     file = serializers.FileField()
+
+
+class PullRequestSerializer(serializers.Serializer):
+    reference = serializers.CharField(max_length=512)
+    platform = serializers.CharField(max_length=64, required=False, allow_blank=True)
+
+
+class PushRequestSerializer(serializers.Serializer):
+    all_tags = serializers.BooleanField(required=False, default=False)
+
+
+class SearchQuerySerializer(serializers.Serializer):
+    term = serializers.CharField(max_length=256)
+    registry = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    limit = serializers.IntegerField(required=False, default=25, min_value=1, max_value=100)
+    stars = serializers.IntegerField(required=False, default=0, min_value=0)
+    is_official = serializers.BooleanField(required=False, allow_null=True, default=None)
+    is_automated = serializers.BooleanField(required=False, allow_null=True, default=None)
+    no_trunc = serializers.BooleanField(required=False, default=False)
+
+
+class RegistryCredentialSerializer(serializers.ModelSerializer):
+    """A login; the password goes in and never comes out."""
+
+    password = serializers.CharField(write_only=True, max_length=4096, style={"input_type": "password"})
+
+    class Meta:
+        model = RegistryCredential
+        fields = ["id", "registry", "username", "password", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at"]
 
 
 class JobSerializer(serializers.ModelSerializer):

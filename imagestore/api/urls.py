@@ -4,10 +4,11 @@ actions before the catch-all detail route."""
 from django.urls import path, re_path
 from rest_framework.routers import DefaultRouter
 
-from .views import ImageViewSet, JobViewSet
+from .views import ImageViewSet, JobViewSet, RegistryCredentialViewSet, SearchView
 
 router = DefaultRouter()
 router.register("jobs", JobViewSet, basename="job")
+router.register("registries", RegistryCredentialViewSet, basename="registry")
 
 image_list = ImageViewSet.as_view({"get": "list"})
 # Collection actions; GET/DELETE still reach an image that happens to be named like one.
@@ -16,6 +17,8 @@ image_save = ImageViewSet.as_view({"post": "save", "get": "retrieve", "delete": 
 image_load = ImageViewSet.as_view({"post": "load", "get": "retrieve", "delete": "destroy"})
 image_prune = ImageViewSet.as_view({"post": "prune", "get": "retrieve", "delete": "destroy"})
 image_remove = ImageViewSet.as_view({"post": "remove", "get": "retrieve", "delete": "destroy"})
+image_pull = ImageViewSet.as_view({"post": "pull", "get": "retrieve", "delete": "destroy"})
+image_push = ImageViewSet.as_view({"post": "push"})
 image_history = ImageViewSet.as_view({"get": "history"})
 image_archive = ImageViewSet.as_view({"get": "archive"})
 image_inspect = ImageViewSet.as_view({"get": "inspect"})
@@ -29,6 +32,9 @@ urlpatterns = [
     re_path(r"^images/(?P<ref>load)/$", image_load, name="image-load"),
     re_path(r"^images/(?P<ref>prune)/$", image_prune, name="image-prune"),
     re_path(r"^images/(?P<ref>remove)/$", image_remove, name="image-remove"),
+    re_path(r"^images/(?P<ref>pull)/$", image_pull, name="image-pull"),
+    re_path(r"^images/(?P<ref>.+)/push/$", image_push, name="image-push"),
+    path("search/", SearchView.as_view(), name="search"),
     re_path(r"^images/(?P<ref>.+)/history/$", image_history, name="image-history"),
     re_path(r"^images/(?P<ref>.+)/archive/$", image_archive, name="image-archive"),
     re_path(r"^images/(?P<ref>.+)/inspect/$", image_inspect, name="image-inspect"),

@@ -14,17 +14,23 @@ from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from ..errors import NotFound
-from ..models import Image, ImageLayer, Job
+from ..errors import BadRequest, NotFound
+from ..models import Image, ImageLayer, Job, RegistryCredential
 from ..services import images as image_service
 from ..services import jobs as job_service
 from ..services.history import image_history
 from ..services.import_ import import_target, start_import
 from ..services.inspect import format_inspect, inspect_image
 from ..services.load import start_load
+from ..services.login import login, logout
+from ..services.pull import start_pull
+from ..services.push import start_push
+from ..services.registries import registry_settings
 from ..services.remove import prune_images, remove_image, remove_images
 from ..services.save import archive_stream, export_path, plan_save, start_save
+from ..services.search import SearchFilters, index_search, search
 from ..services.tag import tag_image
 from ..services.uploads import keep_upload
 from .serializers import (
@@ -36,7 +42,11 @@ from .serializers import (
     LoadRequestSerializer,
     NamesRequestSerializer,
     PruneRequestSerializer,
+    PullRequestSerializer,
+    PushRequestSerializer,
+    RegistryCredentialSerializer,
     RemoveRequestSerializer,
+    SearchQuerySerializer,
     TagRequestSerializer,
 )
 
@@ -213,6 +223,20 @@ class ImageViewSet(viewsets.GenericViewSet):
         body.is_valid(raise_exception=True)
         return Response(prune_images(all=body.validated_data["all"]))
 
+    @extend_schema(request=PullRequestSerializer, responses={202: JobSerializer})
+    def pull(self, request: Request, ref: str | None = None) -> Response:
+        """``docker pull``: answers the job; its progress is Docker's, per layer."""
+        return _pull(request)
+
+    @extend_schema(parameters=[REF_PARAMETER], request=PushRequestSerializer, responses={202: JobSerializer})
+    @action(detail=True, methods=["post"])
+    def push(self, request: Request, ref: str) -> Response:
+        """``docker push NAME[:TAG]`` (``all_tags`` for every tag of the repository)."""
+        body = PushRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        job = start_push(ref, body.validated_data["all_tags"], owner=request.user)
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
     @extend_schema(request=RemoveRequestSerializer, responses={200: OpenApiTypes.OBJECT})
     def remove(self, request: Request, ref: str | None = None) -> Response:
         """``docker rmi A B C``: each name's records or error; one failing does not stop the rest."""
@@ -229,6 +253,68 @@ def _archive_response(names: list[str]) -> StreamingHttpResponse:
     stem = "-".join(n.replace("/", "_").replace(":", "_") for n in names)[:100] or "images"
     response["Content-Disposition"] = f'attachment; filename="{stem}.tar"'
     return response
+
+
+def _pull(request: Request) -> Response:
+    body = PullRequestSerializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    job = start_pull(body.validated_data["reference"], body.validated_data.get("platform") or None,
+                     owner=request.user)
+    return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class SearchView(APIView):
+    @extend_schema(parameters=[SearchQuerySerializer], responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request) -> Response:
+        """``docker search``: Docker Hub (default), another registry, or ``registry=local`` for the store."""
+        query = SearchQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        results = search(
+            data["term"], registry=data.get("registry") or None, limit=data["limit"], no_trunc=data["no_trunc"],
+            filters=SearchFilters(data["stars"], data["is_official"], data["is_automated"]), owner=request.user,
+        )
+        return Response(results)
+
+
+class IndexSearchView(APIView):
+    """Docker Hub's ``GET /v1/search?q=&n=`` over this dashboard's repositories."""
+
+    @extend_schema(parameters=[OpenApiParameter("q", OpenApiTypes.STR), OpenApiParameter("n", OpenApiTypes.INT)],
+                   responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request) -> Response:
+        try:
+            limit = min(max(int(request.query_params.get("n") or 25), 1), 100)
+        except ValueError:
+            raise BadRequest("n must be a number") from None
+        return Response(index_search(request.query_params.get("q", "").strip(), limit))
+
+
+class RegistryCredentialViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin,
+                                viewsets.GenericViewSet):
+    """Your registry logins (``docker login``/``logout``): checked with the registry when saved,
+    the password encrypted at rest and never returned."""
+
+    serializer_class = RegistryCredentialSerializer
+
+    def get_queryset(self) -> Any:
+        return RegistryCredential.objects.filter(owner_id=self.request.user.pk).order_by("registry")
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        body = RegistryCredentialSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        credential = login(request.user, data["registry"], data["username"], data["password"])
+        return Response(RegistryCredentialSerializer(credential).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance: RegistryCredential) -> None:
+        logout(instance.owner, instance.registry)
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @action(detail=False, methods=["get"], url_path="settings")
+    def site_settings(self, request: Request) -> Response:
+        """Mirrors, insecure registries and the search index, as the site configured them."""
+        return Response(registry_settings())
 
 
 class JobFilter(filters.FilterSet):

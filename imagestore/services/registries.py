@@ -12,6 +12,16 @@ from ..oci.registry import DOCKER_HUB, Credentials, Endpoint, RegistryClient
 from ..secrets import decrypt
 
 
+def registry_settings() -> dict[str, Any]:
+    return {
+        "registry_mirrors": list(settings.REGISTRY_MIRRORS),
+        "insecure_registries": list(settings.INSECURE_REGISTRIES),
+        "insecure_by_default": "loopback addresses (127.0.0.0/8, ::1, localhost)",
+        "docker_hub_index_url": settings.DOCKER_HUB_INDEX_URL,
+        "pull_concurrency": settings.PULL_CONCURRENCY,
+    }
+
+
 def insecure_registries() -> frozenset[str]:
     return frozenset(settings.INSECURE_REGISTRIES)
 

@@ -1,0 +1,53 @@
+"""``docker login`` / ``docker logout``: per-user registry credentials, checked against
+the registry before they are kept, and stored encrypted."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..errors import BadRequest
+from ..models import RegistryCredential
+from ..oci.registry import DOCKER_HUB, AuthenticationRequired, Credentials, Endpoint, RegistryClient, RegistryError
+from ..secrets import encrypt
+from .registries import insecure_registries
+
+_HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
+_HOST_RE = re.compile(r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
+                      r"|\[[a-fA-F0-9:]+\])(?::[0-9]+)?$")
+
+
+def normalize_registry(value: str) -> str:
+    """``https://index.docker.io/v1/`` -> ``docker.io``; ``127.0.0.1:5000/`` -> ``127.0.0.1:5000``."""
+    host = (value or "").strip()
+    host = re.sub(r"^[a-z]+://", "", host).split("/", 1)[0]
+    if not host:
+        return DOCKER_HUB
+    if host.lower() in _HUB_ALIASES:
+        return DOCKER_HUB
+    if not _HOST_RE.match(host):
+        raise BadRequest(f"invalid registry {value!r}: give a host[:port], e.g. registry.example.com:5000")
+    return host
+
+
+def login(owner: Any, registry: str, username: str, secret: str) -> RegistryCredential:
+    """Check the credentials with the registry (``/v2/`` and its challenge), then keep them."""
+    host = normalize_registry(registry)
+    if not username or not secret:
+        raise BadRequest("a username and a password (or token) are needed to log in")
+    client = RegistryClient(Endpoint.for_host(host, insecure_registries()), Credentials(username, secret))
+    try:
+        client.ping()
+    except AuthenticationRequired:
+        raise BadRequest(f"login to {host} failed: the registry refused that username and password") from None
+    except RegistryError as exc:
+        raise BadRequest(f"login to {host} failed: {exc}") from None
+    credential, _ = RegistryCredential.objects.update_or_create(
+        registry=host, owner=owner, defaults={"username": username, "secret_encrypted": encrypt(secret)}
+    )
+    return credential
+
+
+def logout(owner: Any, registry: str) -> bool:
+    deleted, _ = RegistryCredential.objects.filter(owner=owner, registry=normalize_registry(registry)).delete()
+    return bool(deleted)
