@@ -11,10 +11,11 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
 
 from .errors import ServiceError
-from .models import Container, Image, ImageLayer, Job, Layer, RepoDigest, Repository, Tag
+from .models import Container, Image, ImageLayer, Job, Layer, RegistryCredential, RepoDigest, Repository, Tag
 from .oci.errors import OCIError
 from .permissions import is_operator
 from .services.jobs import cancel_job
+from .services.registries import registry_settings
 from .services.remove import prune_images, remove_image
 
 
@@ -193,6 +194,33 @@ class ContainerAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(request.user.is_active and request.user.is_staff)
+
+
+@admin.register(RegistryCredential)
+class RegistryCredentialAdmin(admin.ModelAdmin):
+    """Logins, without their secrets; the site's registry settings shown above them, read-only.
+    New logins are made through the API or UI, which check them with the registry first."""
+
+    list_display = ["registry", "username", "owner", "updated_at"]
+    list_filter = ["registry"]
+    list_select_related = ["owner"]
+    search_fields = ["registry", "username", "owner__username"]
+    fields = ("registry", "username", "owner", "created_at", "updated_at")
+    readonly_fields = fields
+    change_list_template = "admin/imagestore/registrycredential/change_list.html"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_active and request.user.is_staff)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "registry_settings": registry_settings()}
+        return super().changelist_view(request, extra_context)
 
 
 @admin.register(Job)

@@ -50,7 +50,8 @@ def _mount_source(ref: Reference, digest: str) -> str | None:
         Repository.objects.filter(registry=ref.domain)
         .exclude(path=ref.path)
         .filter(Q(tags__image__image_layers__layer__digest=digest)
-                | Q(repo_digests__image__image_layers__layer__digest=digest))
+                | Q(repo_digests__image__image_layers__layer__digest=digest)
+                | Q(tags__image_id=digest) | Q(repo_digests__image_id=digest))  # a config blob
         .first()
     )
     return repository.path if repository else None

@@ -24,7 +24,7 @@ def admin_client(db) -> Client:  # type: ignore[no-untyped-def]
 
 def test_every_model_has_a_changelist(admin_client: Client, make_image) -> None:  # type: ignore[no-untyped-def]
     make_image("centos:6.6")
-    for model in ("image", "tag", "repository", "layer", "repodigest", "container", "job"):
+    for model in ("image", "tag", "repository", "layer", "repodigest", "container", "job", "registrycredential"):
         response = admin_client.get(f"/admin/imagestore/{model}/")
         assert response.status_code == 200, model
     image = Image.objects.get()
@@ -71,3 +71,10 @@ def test_home_page_needs_sign_in(member) -> None:  # type: ignore[no-untyped-def
     client.force_login(member)
     response = client.get("/")
     assert response.status_code == 200 and "Signed in as mia" in response.content.decode()
+
+
+def test_registry_settings_are_shown_read_only(admin_client: Client, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.REGISTRY_MIRRORS = ["http://127.0.0.1:5999"]
+    settings.INSECURE_REGISTRIES = ["registry.internal:5000"]
+    body = admin_client.get("/admin/imagestore/registrycredential/").content.decode()
+    assert "http://127.0.0.1:5999" in body and "registry.internal:5000" in body
