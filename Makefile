@@ -30,6 +30,7 @@ lint: install
 bench: install system-deps
 	$(PY) bench/import_1gib.py
 	$(PY) bench/save_load_1gib.py
+	$(PY) bench/pull_1gib.py
 
 clean:
 	rm -rf $(VENV) var

@@ -134,7 +134,7 @@ class _DiffIdHasher:
             if kind != "none":
                 self._inflater = PushDecompressor(kind)
         if self._inflater is None:
-            self._update(data)
+            self.size += len(data)  # uncompressed: the diff_id is the blob digest itself
         elif self.error is None:
             try:
                 for piece in self._inflater.feed(data):
@@ -146,14 +146,15 @@ class _DiffIdHasher:
         self.sha.update(data)
         self.size += len(data)
 
-    def finish(self) -> Digest:
+    def finish(self, blob_digest: Digest) -> Digest:
         if self._head is not None:  # fewer than 8 bytes in all
-            self._update(self._head)
+            self.size += len(self._head)
             self._head = None
         if self.error is not None:
             raise self.error
-        if self._inflater is not None:
-            self._inflater.finish()
+        if self._inflater is None:
+            return blob_digest
+        self._inflater.finish()
         return Digest("sha256", self.sha.hexdigest())
 
 
@@ -259,7 +260,7 @@ class _Puller:
                 self.progress.update(item, done, size, "Verifying Checksum")
                 writer.commit(digest, pins=self.pins)  # DigestMismatch here stores nothing
                 try:
-                    actual_diff = hasher.finish()
+                    actual_diff = hasher.finish(digest)
                 except (CorruptArchive, zlib.error) as exc:
                     self.store.delete(digest)
                     raise BadRequest(f"layer {digest} is not a valid compressed tar: {exc}") from None

@@ -28,7 +28,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from tests.conftest import require_tool
+
+
+def require_tool(name: str) -> str:
+    """A peer tool the tests need: missing is a failure, never a skip (make test installs it).
+    (Not tests.conftest's: this module is also used by bench/, outside pytest.)"""
+    import shutil
+
+    path = shutil.which(name) or (f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None)
+    if path is None:
+        raise AssertionError(f"{name} is not installed; `make test` installs it (scripts/install-system-deps.sh)")
+    return path
 
 USERS = {"alice": "wonderland"}
 
