@@ -13,6 +13,7 @@ from imagestore.services.load import load_archive
 
 
 class Command(BaseCommand):
+    requires_system_checks: list[str] = []  # a data command: start fast, as the docker CLI does
     help = "Load the images of an archive written by docker save, skopeo or podman."
 
     def add_arguments(self, parser: Any) -> None:

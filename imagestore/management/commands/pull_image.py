@@ -23,6 +23,7 @@ class _Lines:
 
 
 class Command(BaseCommand):
+    requires_system_checks: list[str] = []  # a data command: start fast, as the docker CLI does
     help = "Pull an image from its registry (mirrors first for docker.io)."
 
     def add_arguments(self, parser: Any) -> None:
