@@ -29,7 +29,6 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
 
-
 def require_tool(name: str) -> str:
     """A peer tool the tests need: missing is a failure, never a skip (make test installs it).
     (Not tests.conftest's: this module is also used by bench/, outside pytest.)"""
@@ -80,7 +79,7 @@ class TokenIssuer:
                     return
                 scopes = [s for value in query.get("scope", []) for s in value.split(" ")]
                 issuer.requests.append({"account": account, "scopes": scopes})
-                token = issuer.token(account, query.get("service", [""])[0], scopes)
+                token = issuer.token(account if isinstance(account, str) else None, query.get("service", [""])[0], scopes)
                 body = json.dumps({"token": token, "access_token": token}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
