@@ -14,6 +14,8 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import queue
+import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -99,6 +101,14 @@ def _digest_lock(store: BlobStore, digest: Digest) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@contextmanager
+def _closing(hasher: _DiffIdHasher) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        hasher.close()
+
+
 def _record_diff_id(store: BlobStore, digest: Digest, diff_id: Digest, size: int) -> None:
     """Note what a downloaded blob was verified to decompress to, for pulls waiting on it."""
     (store.root / "locks" / f"{digest.hex}.diffid").write_text(f"{diff_id} {size}")
@@ -115,13 +125,18 @@ def _verified_diff_id(store: BlobStore, digest: Digest) -> tuple[Digest, int] | 
 
 
 class _DiffIdHasher:
-    """Hashes the uncompressed bytes of a layer as its compressed bytes arrive."""
+    """Hashes the uncompressed bytes of a layer as its compressed bytes arrive.
+
+    Decompressing and hashing run on a thread of their own, fed through a small
+    bounded queue, so a download and its verification use two cores at once.
+    """
 
     def __init__(self) -> None:
         self.sha = hashlib.sha256()
         self.size = 0
         self._head: bytes | None = b""  # until the format is known from the first bytes
-        self._inflater: PushDecompressor | None = None
+        self._queue: queue.Queue[bytes | None] | None = None
+        self._thread: threading.Thread | None = None
         self.error: CorruptArchive | None = None
 
     def feed(self, data: bytes) -> None:
@@ -132,29 +147,46 @@ class _DiffIdHasher:
             data, self._head = self._head, None
             kind = detect(data)
             if kind != "none":
-                self._inflater = PushDecompressor(kind)
-        if self._inflater is None:
+                self._queue = queue.Queue(maxsize=16)
+                self._thread = threading.Thread(target=self._inflate, args=(PushDecompressor(kind),), daemon=True)
+                self._thread.start()
+        if self._queue is None:
             self.size += len(data)  # uncompressed: the diff_id is the blob digest itself
-        elif self.error is None:
+        else:
+            self._queue.put(data)
+
+    def _inflate(self, inflater: PushDecompressor) -> None:
+        assert self._queue is not None
+        while (data := self._queue.get()) is not None:
+            if self.error is not None:
+                continue  # keep draining so the downloader never blocks
             try:
-                for piece in self._inflater.feed(data):
-                    self._update(piece)
+                for piece in inflater.feed(data):
+                    self.sha.update(piece)
+                    self.size += len(piece)
             except CorruptArchive as exc:
                 self.error = exc  # said after the digest check, which names the cause better
+        if self.error is None:
+            try:
+                inflater.finish()
+            except CorruptArchive as exc:
+                self.error = exc
 
-    def _update(self, data: bytes) -> None:
-        self.sha.update(data)
-        self.size += len(data)
+    def close(self) -> None:
+        """Stop the verifier thread (after a failed download too)."""
+        if self._queue is not None and self._thread is not None and self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
 
     def finish(self, blob_digest: Digest) -> Digest:
         if self._head is not None:  # fewer than 8 bytes in all
             self.size += len(self._head)
             self._head = None
+        self.close()
         if self.error is not None:
             raise self.error
-        if self._inflater is None:
+        if self._queue is None:
             return blob_digest
-        self._inflater.finish()
         return Digest("sha256", self.sha.hexdigest())
 
 
@@ -227,8 +259,8 @@ class _Puller:
     def _download(self, digest: Digest, size: int, diff_id: Digest, item: str) -> int:
         """Stream one blob into the store, resuming with Range after a broken connection."""
         for _fresh_start in range(2):  # once more from byte 0 if the registry cannot resume
-            with self.store.writer() as writer:
-                hasher = _DiffIdHasher()
+            hasher = _DiffIdHasher()
+            with self.store.writer() as writer, _closing(hasher):
                 done = failures = 0
                 restart = False
                 while True:
