@@ -45,6 +45,8 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, f
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(cmd)} failed with status {status}")
+    print(f"  ({os.path.basename(cmd[0])} {cmd[1] if len(cmd) > 1 else ''}: {wall:.2f} s wall, "
+          f"{usage.ru_utime + usage.ru_stime:.2f} s CPU)", flush=True)
     return wall, usage.ru_maxrss / 1024
 
 

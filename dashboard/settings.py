@@ -126,7 +126,8 @@ STORAGES = {
 IMAGESTORE_ROOT = env_path("IMAGESTORE_ROOT", VAR_DIR / "imagestore")
 # Bounds on what one import may hold, so a compression bomb ends with a clear error.
 IMAGESTORE_MAX_LAYER_SIZE = env_int("IMAGESTORE_MAX_LAYER_SIZE", 256 << 30, minimum=1)
-IMAGESTORE_GZIP_LEVEL = env_int("IMAGESTORE_GZIP_LEVEL", 1, minimum=0)
+# ISA-L's levels: 0 (fastest) to 3 (smallest).
+IMAGESTORE_GZIP_LEVEL = env_int("IMAGESTORE_GZIP_LEVEL", 1, minimum=0, maximum=3)
 IMAGESTORE_URL_TIMEOUT = env_int("IMAGESTORE_URL_TIMEOUT", 60, minimum=1)
 # A running job whose heartbeat is older than this is failed as abandoned.
 JOB_STALE_AFTER = env_int("JOB_STALE_AFTER", 300, minimum=10)

@@ -10,13 +10,22 @@ import bz2
 import lzma
 import zlib
 from collections.abc import Iterator
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, cast
 
 import zstandard
+from isal import isal_zlib
 
 from .errors import CorruptArchive
 
 CHUNK_SIZE = 1 << 20
+_DECOMPRESS_ERRORS: tuple[type[BaseException], ...] = (
+    zlib.error,
+    cast(type[BaseException], isal_zlib.error),
+    OSError,
+    lzma.LZMAError,
+    zstandard.ZstdError,
+    EOFError,
+)
 
 _MAGIC = (
     (b"\x1f\x8b", "gzip"),
@@ -39,7 +48,8 @@ class Readable(Protocol):
 
 def _new_decompressor(kind: str) -> Any:
     if kind == "gzip":
-        return zlib.decompressobj(wbits=31)
+        # ISA-L's inflate, a drop-in for zlib's, runs about twice as fast.
+        return isal_zlib.decompressobj(31)
     if kind == "bzip2":
         return bz2.BZ2Decompressor()
     if kind == "xz":
@@ -99,7 +109,7 @@ class DecompressingReader:
                 self._decomp = _new_decompressor(self.kind)
             try:
                 out = self._decomp.decompress(data)
-            except (zlib.error, OSError, lzma.LZMAError, zstandard.ZstdError, EOFError) as exc:
+            except _DECOMPRESS_ERRORS as exc:
                 raise CorruptArchive(f"corrupt {self.kind} stream: {exc}") from exc
             if self._decomp.eof:
                 self._pending = self._decomp.unused_data
@@ -154,7 +164,7 @@ class PushDecompressor:
                         yield self._decomp.decompress(self._decomp.unconsumed_tail, self.max_piece)
                 else:
                     yield self._decomp.decompress(data)
-            except (zlib.error, OSError, lzma.LZMAError, zstandard.ZstdError, EOFError) as exc:
+            except _DECOMPRESS_ERRORS as exc:
                 raise CorruptArchive(f"corrupt {self.kind} stream: {exc}") from exc
             if self._decomp.eof:
                 data = self._decomp.unused_data
