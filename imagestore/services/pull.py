@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+import urllib3
 from django.conf import settings
 from django.db import transaction
 
@@ -47,7 +48,7 @@ from .store import LayerRecord, register_image
 from .tag import tag_image
 
 CHUNK = 1 << 20
-READ_SIZE = 128 << 10
+READ_SIZE = 256 << 10
 LAYER_TYPES = {
     mediatypes.OCI_LAYER_GZIP, mediatypes.OCI_LAYER_TAR, mediatypes.OCI_LAYER_ZSTD,
     mediatypes.DOCKER_LAYER_GZIP, mediatypes.DOCKER_LAYER_TAR,
@@ -270,8 +271,8 @@ class _Puller:
                             response.close()
                             restart = True  # the registry ignored Range: start over
                             break
-                        # Small reads: what arrived before a cut is kept, and resumed from.
-                        for chunk in response.iter_content(READ_SIZE):
+                        # Modest reads: what arrived before a cut is kept, and resumed from.
+                        while chunk := response.raw.read(READ_SIZE):
                             writer.write(chunk)
                             hasher.feed(chunk)
                             done += len(chunk)
@@ -279,7 +280,7 @@ class _Puller:
                         if size and done < size:
                             raise _CutShort(f"{done} of {size} bytes")
                         break
-                    except (requests.RequestException, _CutShort, RegistryError) as exc:
+                    except (requests.RequestException, urllib3.exceptions.HTTPError, _CutShort, RegistryError) as exc:
                         if isinstance(exc, RegistryError) and not exc.temporary:
                             raise
                         failures += 1
