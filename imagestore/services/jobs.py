@@ -11,6 +11,7 @@ worker died is failed by ``sweep_stale_jobs`` instead of staying running forever
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -72,18 +73,22 @@ class JobProgress:
         self.interval = settings.JOB_PROGRESS_INTERVAL if interval is None else interval
         self._last_flush = 0.0
         self._dirty = False
+        # Parallel layer downloads report from several threads.
+        self._lock = threading.RLock()
         # Off once the service has returned: the outcome is decided, cancel comes too late.
         self.active = True
 
     def update(self, item: str, done: int, total: int | None, phase: str) -> None:
-        self.items[item] = {"current": done, "total": total, "phase": phase}
-        self._dirty = True
+        with self._lock:
+            self.items[item] = {"current": done, "total": total, "phase": phase}
+            self._dirty = True
         self._maybe_flush()
 
     def log(self, line: str) -> None:
-        self.lines.append(line)
-        del self.lines[:-MAX_LOG_LINES]
-        self._dirty = True
+        with self._lock:
+            self.lines.append(line)
+            del self.lines[:-MAX_LOG_LINES]
+            self._dirty = True
         self._maybe_flush()
 
     def _maybe_flush(self) -> None:
@@ -91,11 +96,12 @@ class JobProgress:
             self.flush()
 
     def flush(self) -> None:
-        self._last_flush = time.monotonic()
-        fields: dict[str, Any] = {"heartbeat_at": timezone.now()}
-        if self._dirty:
-            fields.update(progress=self.items, log=self.lines)
-            self._dirty = False
+        with self._lock:
+            self._last_flush = time.monotonic()
+            fields: dict[str, Any] = {"heartbeat_at": timezone.now()}
+            if self._dirty:
+                fields.update(progress=dict(self.items), log=list(self.lines))
+                self._dirty = False
         Job.objects.filter(pk=self.job_id).update(**fields)
         if self.active and Job.objects.filter(pk=self.job_id, cancel_requested=True).exists():
             raise JobCancelled("cancelled on request")
@@ -103,7 +109,7 @@ class JobProgress:
 
 def _finish(job_id: Any, progress: JobProgress | None, state: str, **fields: Any) -> bool:
     if progress is not None:
-        fields.update(progress=progress.items, log=progress.lines)
+        fields.update(progress=dict(progress.items), log=list(progress.lines))
     updated = Job.objects.filter(pk=job_id, state=Job.State.RUNNING).update(
         state=state, finished_at=timezone.now(), **fields
     )

@@ -201,6 +201,7 @@ class _Puller:
         self.progress = progress
         self.store = store
         self.pins = pins
+        self.existing: set[str] = set()  # items reported "Already exists"
 
     def manifest(self) -> tuple[dict[str, Any], Digest]:
         reference = str(self.ref.digest) if self.ref.digest else str(self.ref.tag)
@@ -232,6 +233,10 @@ class _Puller:
         except InvalidConfig as exc:
             raise BadRequest(f"{self.ref.familiar}: {exc}") from None
 
+    def _already_exists(self, item: str, size: int) -> None:
+        self.existing.add(item)
+        self.progress.update(item, size, size, "Already exists")
+
     def layer(self, descriptor: dict[str, Any], diff_id: Digest, known: Layer | None) -> LayerRecord:
         digest = _digest(descriptor)
         item = digest.short
@@ -240,17 +245,17 @@ class _Puller:
             raise BadRequest(f"layer {digest} has unsupported media type {media_type}")
         size = int(descriptor.get("size") or 0)
         if known is not None and self.pins.take(known.digest):
-            self.progress.update(item, size, size, "Already exists")
+            self._already_exists(item, size)
             return LayerRecord(known.diff_id, known.digest, known.media_type, known.size, known.uncompressed_size)
         with _digest_lock(self.store, digest):
             row = Layer.objects.filter(diff_id=str(diff_id)).first()
             if row is not None and self.pins.take(row.digest):  # another pull registered it meanwhile
-                self.progress.update(item, size, size, "Already exists")
+                self._already_exists(item, size)
                 return LayerRecord(row.diff_id, row.digest, row.media_type, row.size, row.uncompressed_size)
             verified = _verified_diff_id(self.store, digest)
             if verified is not None and verified[0] == diff_id and self.pins.take(digest):
                 # Another pull downloaded and verified it, and has not registered it yet.
-                self.progress.update(item, size, size, "Already exists")
+                self._already_exists(item, size)
                 return LayerRecord(str(diff_id), str(digest), _normalise(media_type), size, verified[1])
             uncompressed = self._download(digest, size, diff_id, item)
             _record_diff_id(self.store, digest, diff_id, uncompressed)
@@ -399,7 +404,7 @@ def _pull_from(client: RegistryClient, ref: Reference, platform: Platform, progr
         for descriptor in layers:
             size = int(descriptor.get("size") or 0)
             item = _digest(descriptor).short
-            if getattr(progress, "items", {}).get(item, {}).get("phase") != "Already exists":
+            if item not in puller.existing:
                 progress.update(item, size, size, "Pull complete")
         progress.log(f"Digest: {manifest_digest}")
         status = f"Status: {'Image is up to date' if existed else 'Downloaded newer image'} for {name}"
