@@ -150,6 +150,11 @@ PUSH_CHUNK_SIZE = env_int("PUSH_CHUNK_SIZE", 16 << 20, minimum=1 << 20)
 # Secrets of registry credentials are encrypted with a key derived from this (or SECRET_KEY).
 CREDENTIALS_KEY = env_str("CREDENTIALS_KEY", "")
 
+# --- containers -----------------------------------------------------------------------
+# The OCI runtime on PATH that runs containers; without it they can still be created,
+# changed and committed.
+CONTAINER_RUNTIME = env_str("CONTAINER_RUNTIME", "runc")
+
 # --- Celery -----------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 

@@ -176,6 +176,9 @@ class Container(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    snapshot = models.CharField(max_length=71, blank=True, default="", help_text="chain id of its read-only root")
+    supervisor_pid = models.IntegerField(null=True, blank=True, help_text="process watching it while it runs")
+    error = models.TextField(blank=True, default="")
 
     class Meta:
         ordering = ["-created_at"]

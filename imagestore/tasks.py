@@ -8,7 +8,7 @@ import socket
 from celery import shared_task
 from celery.signals import worker_ready
 
-from .services import gc, jobs
+from .services import containers, gc, jobs
 
 log = logging.getLogger(__name__)
 
@@ -37,3 +37,6 @@ def _fail_jobs_left_running(sender: object = None, **_kwargs: object) -> None:
     failed += jobs.sweep_stale_jobs()
     if failed:
         log.warning("failed %d job(s) left running by a stopped worker", failed)
+    exited = containers.reconcile_all()
+    if exited:
+        log.warning("%d container(s) were running when the host stopped; shown exited", exited)

@@ -87,7 +87,7 @@ def busybox_rootfs(root: Path) -> Path:
     for d in ("bin", "etc", "tmp", "usr/bin", "var/empty"):
         (root / d).mkdir(parents=True, exist_ok=True)
     shutil.copy2(BUSYBOX, root / "bin" / "busybox")
-    for applet in ("sh", "ls", "cat", "echo"):
+    for applet in ("sh", "ls", "cat", "echo", "rm", "sleep", "test", "true", "touch", "mkdir", "id"):
         os.symlink("busybox", root / "bin" / applet)
     os.symlink("/bin/busybox", root / "usr" / "bin" / "env")
     (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")

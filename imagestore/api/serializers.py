@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from ..models import Image, Job, RegistryCredential
+from ..models import Container, Image, Job, RegistryCredential
 from ..oci.redact import redact_url
 
 
@@ -134,6 +134,44 @@ class RegistryCredentialSerializer(serializers.ModelSerializer):
         model = RegistryCredential
         fields = ["id", "registry", "username", "password", "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
+
+
+class ContainerSerializer(serializers.ModelSerializer):
+    short_id = serializers.CharField(read_only=True)
+    created = serializers.DateTimeField(source="created_at", read_only=True)
+    image_name = serializers.SerializerMethodField()
+    command = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Container
+        fields = ["id", "short_id", "name", "image", "image_name", "command", "state", "exit_code", "created",
+                  "started_at", "finished_at", "error", "config"]
+        read_only_fields = fields
+
+    def get_image_name(self, container: Container) -> str:
+        return str(container.config.get("Image") or container.image_id)
+
+    def get_command(self, container: Container) -> str:
+        return " ".join([*(container.config.get("Entrypoint") or []), *(container.config.get("Cmd") or [])])
+
+
+class ContainerCreateSerializer(serializers.Serializer):
+    image = serializers.CharField(max_length=512)
+    cmd = serializers.ListField(child=serializers.CharField(), required=False, allow_null=True, default=None)
+    entrypoint = serializers.ListField(child=serializers.CharField(), required=False, allow_null=True, default=None)
+    env = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    working_dir = serializers.CharField(required=False, allow_blank=True, default="")
+    user = serializers.CharField(required=False, allow_blank=True, default="")
+    name = serializers.CharField(required=False, allow_blank=True, default="", max_length=255)
+
+
+class CommitRequestSerializer(serializers.Serializer):
+    repository = serializers.CharField(required=False, allow_blank=True, max_length=512)
+    tag = serializers.CharField(required=False, allow_blank=True, max_length=128)
+    author = serializers.CharField(required=False, allow_blank=True, default="", max_length=255)
+    message = serializers.CharField(required=False, allow_blank=True, default="", max_length=4096)
+    pause = serializers.BooleanField(required=False, default=True)
+    changes = serializers.ListField(child=serializers.CharField(max_length=4096), required=False, default=list)
 
 
 class JobSerializer(serializers.ModelSerializer):

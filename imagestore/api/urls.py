@@ -4,11 +4,13 @@ actions before the catch-all detail route."""
 from django.urls import path, re_path
 from rest_framework.routers import DefaultRouter
 
+from .containers import ContainerViewSet
 from .views import ImageViewSet, JobViewSet, RegistryCredentialViewSet, SearchView
 
 router = DefaultRouter()
 router.register("jobs", JobViewSet, basename="job")
 router.register("registries", RegistryCredentialViewSet, basename="registry")
+router.register("containers", ContainerViewSet, basename="container")
 
 image_list = ImageViewSet.as_view({"get": "list"})
 # Collection actions; GET/DELETE still reach an image that happens to be named like one.

@@ -87,6 +87,8 @@ def _inspect(image: Image, config: ImageConfig) -> dict[str, Any]:
         "Config": docker_config(config.container_config),
         "Architecture": config.architecture,
     }
+    if config.raw.get("container"):
+        data["Container"] = config.raw["container"]  # the container a commit made it from
     if config.variant:
         data["Variant"] = config.variant
     data["Os"] = config.os

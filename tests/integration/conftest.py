@@ -13,19 +13,12 @@ from pathlib import Path
 import pytest
 import redis
 from django.conf import settings
-from django.db import connection
+
+from imagestore.dbutil import database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def database_url() -> str:
-    """The URL of the database this test runs on (the test database), for a worker process."""
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    user = db.get("USER") or "postgres"
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
 @pytest.fixture
