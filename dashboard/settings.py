@@ -155,6 +155,9 @@ CREDENTIALS_KEY = env_str("CREDENTIALS_KEY", "")
 # changed and committed.
 CONTAINER_RUNTIME = env_str("CONTAINER_RUNTIME", "runc")
 
+# The Docker Engine API endpoint under /docker/ (token of an operator required).
+DOCKER_API_ENABLED = env_bool("DOCKER_API_ENABLED", True)
+
 # --- Celery -----------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 

@@ -11,5 +11,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # Docker Hub's search API, so another dashboard or client can search this one.
     path("v1/search", IndexSearchView.as_view(), name="index-search"),
+    # The Docker Engine API: DOCKER_HOST=tcp://127.0.0.1:8000/docker
+    path("docker/", include("imagestore.dockerapi.urls")),
     path("", include("imagestore.urls")),
 ]

@@ -22,6 +22,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -34,7 +35,7 @@ from ..dbutil import database_url
 from ..errors import BadRequest, Conflict, NotFound, ServiceError
 from ..models import Container, Image, ImageLayer
 from ..oci.compression import open_decompressed
-from ..oci.config import ImageConfig
+from ..oci.config import ImageConfig, format_time
 from ..oci.runtime import runtime_config
 from ..oci.unpack import apply_layer, resolve_in_root
 from .images import resolve_image
@@ -400,6 +401,23 @@ def copy_out(container: Container, path: str, out: BinaryIO) -> None:
         raise NotFound(f"Could not find the file {path} in container {container.short_id}")
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         tar.add(source, arcname=source.name or ".", recursive=True)
+
+
+def path_stat(container: Container, path: str) -> dict[str, Any]:
+    """What ``docker cp`` asks first (``X-Docker-Container-Path-Stat``), with Go's FileMode bits."""
+    target = resolve_in_root(rootfs(container), path)
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        raise NotFound(f"Could not find the file {path} in container {container.short_id}") from None
+    mode = stat.S_IMODE(st.st_mode)
+    if stat.S_ISDIR(st.st_mode):
+        mode |= 1 << 31
+    elif stat.S_ISLNK(st.st_mode):
+        mode |= 1 << 27
+    return {"name": target.name or "/", "size": st.st_size, "mode": mode,
+            "mtime": format_time(datetime.fromtimestamp(st.st_mtime, tz=UTC)),
+            "linkTarget": os.readlink(target) if stat.S_ISLNK(st.st_mode) else ""}
 
 
 def _signature(st: os.stat_result) -> tuple[int, ...]:

@@ -52,6 +52,13 @@ def register_image(
 def _register(config: ImageConfig, layers: list[LayerRecord], parent: Image | None, pins: Pins) -> Image:
     store = get_store()
     with transaction.atomic():
+        # Insert the layers no row holds yet (a concurrent registration may insert the
+        # same ones: ON CONFLICT DO NOTHING), then lock every row this image needs.
+        Layer.objects.bulk_create(
+            [Layer(diff_id=layer.diff_id, digest=layer.digest, media_type=layer.media_type, size=layer.size,
+                   uncompressed_size=layer.uncompressed_size) for layer in layers],
+            ignore_conflicts=True,
+        )
         existing = {
             row.diff_id: row
             for row in Layer.objects.select_for_update().filter(diff_id__in=[layer.diff_id for layer in layers])
@@ -61,28 +68,23 @@ def _register(config: ImageConfig, layers: list[LayerRecord], parent: Image | No
         # waits for us and then sees the layer in use.
         if not pins.ensure(config.digest):
             raise InconsistentImage(f"config blob {config.digest} is not in the store")
-        for layer in layers:
-            digest = existing[layer.diff_id].digest if layer.diff_id in existing else layer.digest
-            if not (pins.ensure(digest) or (digest != layer.digest and pins.ensure(layer.digest))):
-                raise InconsistentImage(f"layer blob {digest} is not in the store")
-            if not store.exists(digest):
-                # The existing row's blob is lost but ours is here: point the row at ours.
-                Layer.objects.filter(diff_id=layer.diff_id).update(
-                    digest=layer.digest, media_type=layer.media_type, size=layer.size
-                )
-                existing[layer.diff_id].digest = layer.digest
         rows = []
         for layer in layers:
             row = existing.get(layer.diff_id)
-            if row is None:
-                row = Layer.objects.create(
+            if row is None:  # removed between our insert and our lock: insert it again
+                row, _ = Layer.objects.get_or_create(
                     diff_id=layer.diff_id,
-                    digest=layer.digest,
-                    media_type=layer.media_type,
-                    size=layer.size,
-                    uncompressed_size=layer.uncompressed_size,
+                    defaults={"digest": layer.digest, "media_type": layer.media_type, "size": layer.size,
+                              "uncompressed_size": layer.uncompressed_size},
                 )
                 existing[layer.diff_id] = row
+            if not (pins.ensure(row.digest) or (row.digest != layer.digest and pins.ensure(layer.digest))):
+                raise InconsistentImage(f"layer blob {row.digest} is not in the store")
+            if not store.exists(row.digest):
+                # The row's blob is lost but ours is here: point the row at ours.
+                Layer.objects.filter(pk=row.pk).update(digest=layer.digest, media_type=layer.media_type,
+                                                       size=layer.size)
+                row.digest, row.media_type, row.size = layer.digest, layer.media_type, layer.size
             rows.append(row)
         image, created = Image.objects.get_or_create(
             id=str(config.digest),

@@ -1,0 +1,139 @@
+"""Auth, errors and JSON streams as the Engine API speaks them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.exceptions import AuthenticationFailed
+
+from ..errors import status_for
+from ..models import Job
+from ..permissions import is_operator
+
+log = logging.getLogger(__name__)
+API_VERSION = "1.47"
+MIN_API_VERSION = "1.24"
+
+
+def error(message: str, status: int) -> JsonResponse:
+    return JsonResponse({"message": message}, status=status)
+
+
+def _authenticate(request: HttpRequest) -> Any:
+    try:
+        found = TokenAuthentication().authenticate(request)  # type: ignore[arg-type]
+    except AuthenticationFailed as exc:
+        raise PermissionError(str(exc.detail)) from None
+    if found is None:
+        raise PermissionError("authentication required: send a token in the Authorization header "
+                              '(~/.docker/config.json "HttpHeaders": {"Authorization": "Token ..."})')
+    user = found[0]
+    if not is_operator(user):
+        raise PermissionError("the Docker API is full control: it needs staff or the operators group")
+    return user
+
+
+def docker_view(methods: tuple[str, ...]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Method check, token auth, and Docker-shaped errors for one handler."""
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @csrf_exempt
+        @wraps(fn)
+        def view(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            kwargs.pop("version", None)
+            if not settings.DOCKER_API_ENABLED:
+                return error("the Docker API endpoint is switched off (DOCKER_API_ENABLED)", 404)
+            if request.method not in methods:
+                return error(f"{request.method} is not allowed here", 405)
+            try:
+                request.docker_user = _authenticate(request)  # type: ignore[attr-defined]
+                response = fn(request, *args, **kwargs)
+            except PermissionError as exc:
+                return error(str(exc), 401)
+            except Exception as exc:  # every error answers Docker's shape
+                status = status_for(exc)
+                if status is None:
+                    log.exception("Docker API %s %s failed", request.method, request.path)
+                    return error(f"internal error: {exc.__class__.__name__}", 500)
+                return error(str(exc), status)
+            response["API-Version"] = API_VERSION
+            return response
+
+        return view
+
+    return wrap
+
+
+def flag(request: HttpRequest, name: str) -> bool:
+    return request.GET.get(name, "").lower() in ("1", "true", "yes")
+
+
+def filters(request: HttpRequest) -> dict[str, list[str]]:
+    """The ``filters`` query parameter: ``{"key": ["v"]}`` or the older ``{"key": {"v": true}}``."""
+    raw = request.GET.get("filters")
+    if not raw:
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError:
+        raise ValueError("invalid filter: filters is not JSON") from None
+    out: dict[str, list[str]] = {}
+    for key, value in (parsed or {}).items():
+        if isinstance(value, dict):
+            out[key] = [k for k, v in value.items() if v]
+        elif isinstance(value, list):
+            out[key] = [str(v) for v in value]
+        else:
+            out[key] = [str(value)]
+    return out
+
+
+def json_lines(messages: Iterator[dict[str, Any]]) -> StreamingHttpResponse:
+    return StreamingHttpResponse((json.dumps(m) + "\r\n" for m in messages), content_type="application/json")
+
+
+def watch_job(job: Job, *, interval: float = 0.2) -> Iterator[dict[str, Any]]:
+    """Docker's progress messages for a job as it advances, ending with its outcome.
+
+    The client never waits on a silent connection: each change of a layer's phase or
+    bytes is one line, and a failure is sent as ``errorDetail`` and ``error``.
+    """
+    sent_lines = 0
+    sent_items: dict[str, Any] = {}
+    held: list[str] = []  # the closing lines (Digest:, Status:) come after the last layer's
+    while True:
+        job.refresh_from_db()
+        lines = job.log or []
+        for line in lines[sent_lines:]:
+            if line.startswith(("Digest: ", "Status: ")):
+                held.append(line)
+            elif not line.startswith("Error: "):
+                yield {"status": line}
+        sent_lines = len(lines)
+        for item, state in (job.progress or {}).items():
+            if sent_items.get(item) != state:
+                sent_items[item] = state
+                message: dict[str, Any] = {"status": state.get("phase", ""), "id": item}
+                if state.get("phase") in ("Downloading", "Pushing", "Importing", "Saving"):
+                    message["progressDetail"] = {"current": state.get("current") or 0,
+                                                 "total": state.get("total") or 0}
+                else:
+                    message["progressDetail"] = {}
+                yield message
+        if job.finished:
+            for line in held:
+                yield {"status": line}
+            if job.state != Job.State.SUCCEEDED:
+                text = job.error or f"the job ended {job.state}"
+                yield {"errorDetail": {"message": text}, "error": text}
+            return
+        time.sleep(interval)

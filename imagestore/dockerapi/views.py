@@ -1,0 +1,445 @@
+"""Engine API handlers: each parses Docker's parameters and calls one service."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import platform as host
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+
+from ..errors import BadRequest, NotFound
+from ..models import Container, Image
+from ..oci.platform import host_platform
+from ..services import containers as container_service
+from ..services.commit import commit_container
+from ..services.history import image_history
+from ..services.images import ImageFilters, image_summaries, resolve_image
+from ..services.import_ import start_import
+from ..services.inspect import inspect_image
+from ..services.load import start_load
+from ..services.login import login
+from ..services.pull import start_pull
+from ..services.push import start_push
+from ..services.remove import prune_images, remove_image
+from ..services.save import archive_stream, plan_save
+from ..services.search import SearchFilters, search
+from ..services.tag import tag_image
+from ..services.uploads import uploads_dir
+from .base import API_VERSION, MIN_API_VERSION, docker_view, error, filters, flag, json_lines, watch_job
+
+SERVER_VERSION = "28.0.0-imagestore"
+
+
+# --- system ------------------------------------------------------------------------------------
+
+def ping(request: HttpRequest, version: str | None = None) -> HttpResponse:
+    """``/_ping`` answers before auth, as the CLI calls it to negotiate the version."""
+    if not settings.DOCKER_API_ENABLED:
+        return error("the Docker API endpoint is switched off (DOCKER_API_ENABLED)", 404)
+    response = HttpResponse("" if request.method == "HEAD" else "OK", content_type="text/plain; charset=utf-8")
+    response["API-Version"] = API_VERSION
+    response["Docker-Experimental"] = "false"
+    response["Ostype"] = "linux"
+    response["Cache-Control"] = "no-cache, no-store, must-revalidate"
+    return response
+
+
+@docker_view(("GET",))
+def version_view(request: HttpRequest) -> JsonResponse:
+    arch = host_platform().architecture
+    return JsonResponse({
+        "Platform": {"Name": "imagestore"},
+        "Components": [{"Name": "Engine", "Version": SERVER_VERSION, "Details": {"ApiVersion": API_VERSION}}],
+        "Version": SERVER_VERSION, "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
+        "Os": "linux", "Arch": arch, "KernelVersion": host.release(), "GoVersion": "n/a", "GitCommit": "",
+        "BuildTime": "",
+    })
+
+
+@docker_view(("GET",))
+def info(request: HttpRequest) -> JsonResponse:
+    counts = {state: Container.objects.filter(state=state).count() for state in ("running", "paused", "exited")}
+    return JsonResponse({
+        "ID": "imagestore", "Name": host.node(), "ServerVersion": SERVER_VERSION, "OSType": "linux",
+        "OperatingSystem": "imagestore", "Architecture": host.machine(), "NCPU": os.cpu_count() or 1,
+        "MemTotal": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "Driver": "imagestore",
+        "Images": Image.objects.count(), "Containers": Container.objects.count(),
+        "ContainersRunning": counts["running"], "ContainersPaused": counts["paused"],
+        "ContainersStopped": counts["exited"], "IndexServerAddress": "https://index.docker.io/v1/",
+        "DockerRootDir": str(settings.IMAGESTORE_ROOT),
+        "RegistryConfig": {"Mirrors": list(settings.REGISTRY_MIRRORS),
+                           "InsecureRegistryCIDRs": ["127.0.0.0/8", "::1/128"], "IndexConfigs": {}},
+        "Runtimes": {settings.CONTAINER_RUNTIME: {"path": container_service.runtime_binary() or ""}},
+        "DefaultRuntime": settings.CONTAINER_RUNTIME, "Warnings": None,
+    })
+
+
+@docker_view(("POST",))
+def auth(request: HttpRequest) -> JsonResponse:
+    """``docker login``: checked with the registry, kept encrypted for this user."""
+    body = _json_body(request)
+    try:
+        login(request.docker_user, body.get("serveraddress") or "", body.get("username") or "",  # type: ignore[attr-defined]
+              body.get("password") or "")
+    except BadRequest as exc:
+        return error(str(exc), 401)
+    return JsonResponse({"Status": "Login Succeeded", "IdentityToken": ""})
+
+
+def _json_body(request: HttpRequest) -> dict[str, Any]:
+    try:
+        body = json.loads(request.body or b"{}")
+    except json.JSONDecodeError:
+        raise BadRequest("the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return body
+
+
+# --- images -------------------------------------------------------------------------------------
+
+def _image_filters(request: HttpRequest) -> ImageFilters:
+    f = filters(request)
+    dangling = f.get("dangling")
+    return ImageFilters(
+        reference=f.get("reference", []),
+        dangling=None if not dangling else dangling[0].lower() in ("true", "1"),
+        before=f["before"][0] if f.get("before") else None,
+        since=f["since"][0] if f.get("since") else None,
+        labels=f.get("label", []),
+        all=flag(request, "all"),
+    )
+
+
+@docker_view(("GET",))
+def images_list(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(image_summaries(_image_filters(request)), safe=False)
+
+
+@docker_view(("GET",))
+def image_inspect(request: HttpRequest, name: str) -> JsonResponse:
+    return JsonResponse(inspect_image(resolve_image(name)))
+
+
+@docker_view(("GET",))
+def image_history_view(request: HttpRequest, name: str) -> JsonResponse:
+    rows = [{k: v for k, v in row.items() if k != "Layer"} for row in image_history(resolve_image(name))]
+    return JsonResponse(rows, safe=False)
+
+
+@docker_view(("POST",))
+def image_tag(request: HttpRequest, name: str) -> HttpResponse:
+    repo = request.GET.get("repo", "")
+    if not repo:
+        raise BadRequest("repository name must have at least one component")
+    tag = request.GET.get("tag") or "latest"
+    tag_image(resolve_image(name), f"{repo}:{tag}")
+    return HttpResponse(status=201)
+
+
+@docker_view(("DELETE",))
+def image_delete(request: HttpRequest, name: str) -> JsonResponse:
+    return JsonResponse(remove_image(name, force=flag(request, "force"), noprune=flag(request, "noprune")), safe=False)
+
+
+@docker_view(("POST",))
+def images_prune(request: HttpRequest) -> JsonResponse:
+    dangling = filters(request).get("dangling", ["true"])
+    result = prune_images(all=dangling[0].lower() in ("false", "0"))
+    return JsonResponse({"ImagesDeleted": result["ImagesDeleted"] or None, "SpaceReclaimed": result["SpaceReclaimed"]})
+
+
+@docker_view(("GET",))
+def images_search(request: HttpRequest) -> JsonResponse:
+    f = filters(request)
+    try:
+        stars = int((f.get("stars") or ["0"])[0])
+        limit = int(request.GET.get("limit") or 25)
+    except ValueError:
+        raise BadRequest("invalid filter 'stars' or limit: not a number") from None
+
+    def boolean(key: str) -> bool | None:
+        values = f.get(key)
+        return None if not values else values[0].lower() in ("true", "1")
+
+    term = request.GET.get("term", "")
+    registry = None
+    first = term.split("/", 1)[0]
+    if "/" in term and ("." in first or ":" in first or first == "localhost"):
+        registry, term = first, term.split("/", 1)[1]
+    results = search(term, registry=registry, limit=limit, no_trunc=True, owner=request.docker_user,  # type: ignore[attr-defined]
+                     filters=SearchFilters(stars, boolean("is-official"), boolean("is-automated")))
+    return JsonResponse(results, safe=False)
+
+
+def _save_response(names: list[str]) -> StreamingHttpResponse:
+    plan = plan_save(names)
+    response = StreamingHttpResponse(archive_stream(plan), content_type="application/x-tar")
+    response["Content-Length"] = str(plan.size())
+    return response
+
+
+@docker_view(("GET",))
+def image_get(request: HttpRequest, name: str) -> StreamingHttpResponse:
+    return _save_response([name])
+
+
+@docker_view(("GET",))
+def images_get(request: HttpRequest) -> StreamingHttpResponse:
+    return _save_response(request.GET.getlist("names"))
+
+
+def _keep_body(request: HttpRequest) -> Path:
+    """The request body (a tarball, possibly huge) streamed to the uploads folder for a job."""
+    fd, name = tempfile.mkstemp(prefix="upload-", dir=uploads_dir())
+    with os.fdopen(fd, "wb") as out:
+        while chunk := request.read(1 << 20):
+            out.write(chunk)
+    return Path(name)
+
+
+@docker_view(("POST",))
+def images_create(request: HttpRequest) -> StreamingHttpResponse:
+    """``docker pull`` (``fromImage``) and ``docker import`` (``fromSrc``), streaming progress."""
+    user = request.docker_user  # type: ignore[attr-defined]
+    if request.GET.get("fromImage"):
+        reference = request.GET["fromImage"]
+        tag = request.GET.get("tag")
+        if tag and "@" not in reference:
+            reference = f"{reference}@{tag}" if tag.startswith("sha256:") else f"{reference}:{tag}"
+        job = start_pull(reference, request.GET.get("platform") or None, owner=user)
+        return json_lines(watch_job(job))
+    source = request.GET.get("fromSrc")
+    if not source:
+        raise BadRequest("fromImage or fromSrc is required")
+    if request.GET.getlist("changes"):
+        raise BadRequest("changes on import are not supported yet; commit them to the imported image instead")
+    upload = _keep_body(request) if source == "-" else None
+    try:
+        job = start_import(upload_path=str(upload) if upload else None, url=None if upload else source,
+                           repository=request.GET.get("repo") or None, tag=request.GET.get("tag") or None,
+                           message=request.GET.get("message") or "", owner=user)
+    except BaseException:
+        if upload:
+            upload.unlink(missing_ok=True)
+        raise
+
+    def messages() -> Iterator[dict[str, Any]]:
+        for message in watch_job(job):
+            if message.get("status", "").startswith("Tagged "):
+                continue
+            yield message
+
+    return json_lines(messages())
+
+
+@docker_view(("POST",))
+def images_load(request: HttpRequest) -> StreamingHttpResponse:
+    upload = _keep_body(request)
+    job = start_load(str(upload), owner=request.docker_user)  # type: ignore[attr-defined]
+
+    def messages() -> Iterator[dict[str, Any]]:
+        for message in watch_job(job):
+            if "error" in message:
+                yield message
+            elif message.get("status", "").startswith("Loaded image"):
+                yield {"stream": message["status"] + "\n"}
+    return json_lines(messages())
+
+
+@docker_view(("POST",))
+def image_push(request: HttpRequest, name: str) -> StreamingHttpResponse:
+    _remember_registry_auth(request)
+    tag = request.GET.get("tag")
+    reference = f"{name}:{tag}" if tag else name
+    job = start_push(reference, all_tags=not tag, owner=request.docker_user)  # type: ignore[attr-defined]
+
+    def messages() -> Iterator[dict[str, Any]]:
+        yield from watch_job(job)
+        job.refresh_from_db()
+        for pushed in (job.result or {}).get("pushed", []):
+            yield {"progressDetail": {}, "aux": {"Tag": pushed["reference"].rsplit(":", 1)[-1],
+                                                 "Digest": pushed["digest"], "Size": pushed["size"]}}
+    return json_lines(messages())
+
+
+def _remember_registry_auth(request: HttpRequest) -> None:
+    """``X-Registry-Auth`` from the CLI: kept as the user's login when they have none for that registry."""
+    header = request.headers.get("X-Registry-Auth")
+    if not header:
+        return
+    try:
+        data = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    except (ValueError, json.JSONDecodeError):
+        raise BadRequest("X-Registry-Auth is not valid base64 JSON") from None
+    if isinstance(data, dict) and data.get("username") and data.get("password") and data.get("serveraddress"):
+        from ..models import RegistryCredential
+        from ..services.login import normalize_registry
+
+        registry = normalize_registry(str(data["serveraddress"]))
+        user = request.docker_user  # type: ignore[attr-defined]
+        if not RegistryCredential.objects.filter(owner=user, registry=registry).exists():
+            login(user, registry, str(data["username"]), str(data["password"]))
+
+
+# --- containers ----------------------------------------------------------------------------------
+
+def _container_json(container: Container) -> dict[str, Any]:
+    config = container.config
+    state = container.state
+    return {
+        "Id": container.id, "Name": f"/{container.name}", "Image": container.image_id,
+        "Created": container.created_at.isoformat().replace("+00:00", "Z"),
+        "Path": ((config.get("Entrypoint") or []) + (config.get("Cmd") or []) or [""])[0],
+        "Args": ((config.get("Entrypoint") or []) + (config.get("Cmd") or []))[1:],
+        "State": {"Status": state, "Running": state == "running", "Paused": state == "paused",
+                  "Restarting": False, "OOMKilled": False, "Dead": state == "dead", "Pid": 0,
+                  "ExitCode": container.exit_code or 0, "Error": container.error,
+                  "StartedAt": container.started_at.isoformat().replace("+00:00", "Z") if container.started_at
+                  else "0001-01-01T00:00:00Z",
+                  "FinishedAt": container.finished_at.isoformat().replace("+00:00", "Z") if container.finished_at
+                  else "0001-01-01T00:00:00Z"},
+        "Config": {"Image": config.get("Image"), "Cmd": config.get("Cmd"), "Entrypoint": config.get("Entrypoint"),
+                   "Env": config.get("Env") or [], "WorkingDir": config.get("WorkingDir") or "",
+                   "User": config.get("User") or "", "Tty": False, "OpenStdin": False, "Labels": {}},
+        "HostConfig": {"NetworkMode": "host"}, "Mounts": [], "NetworkSettings": {"Networks": {}},
+    }
+
+
+@docker_view(("POST",))
+def containers_create(request: HttpRequest) -> JsonResponse:
+    body = _json_body(request)
+    if body.get("Tty") or body.get("OpenStdin"):
+        raise BadRequest("interactive terminals are not supported yet: run a non-interactive command")
+    container = container_service.create_container(
+        str(body.get("Image") or ""), cmd=body.get("Cmd"), entrypoint=body.get("Entrypoint"),
+        env=body.get("Env"), working_dir=body.get("WorkingDir") or "", user=body.get("User") or "",
+        name=request.GET.get("name", ""),
+    )
+    return JsonResponse({"Id": container.id, "Warnings": []}, status=201)
+
+
+@docker_view(("GET",))
+def containers_list(request: HttpRequest) -> JsonResponse:
+    container_service.reconcile_all()
+    qs = Container.objects.select_related("image").order_by("-created_at")
+    f = filters(request)
+    if not flag(request, "all") and "status" not in f:
+        qs = qs.filter(state__in=container_service.RUNNING_STATES)
+    if f.get("status"):
+        qs = qs.filter(state__in=f["status"])
+    if f.get("ancestor"):
+        qs = qs.filter(image__in=[resolve_image(a) for a in f["ancestor"]])
+    if f.get("name"):
+        qs = qs.filter(name__icontains=f["name"][0].lstrip("/"))
+    out: list[dict[str, Any]] = []
+    for c in qs:
+        args = (c.config.get("Entrypoint") or []) + (c.config.get("Cmd") or [])
+        status = {"running": "Up", "created": "Created", "exited": f"Exited ({c.exit_code})"}.get(c.state, c.state)
+        out.append({"Id": c.id, "Names": [f"/{c.name}"], "Image": c.config.get("Image") or c.image_id,
+                    "ImageID": c.image_id, "Command": " ".join(args), "Created": int(c.created_at.timestamp()),
+                    "State": c.state, "Status": status, "Ports": [], "Labels": {}, "Mounts": []})
+    return JsonResponse(out, safe=False)
+
+
+def _container(ref: str) -> Container:
+    return container_service.reconcile(container_service.get_container(ref))
+
+
+@docker_view(("GET",))
+def container_inspect(request: HttpRequest, ref: str) -> JsonResponse:
+    return JsonResponse(_container_json(_container(ref)))
+
+
+@docker_view(("POST",))
+def container_action(request: HttpRequest, ref: str, verb: str) -> HttpResponse:
+    container = _container(ref)
+    if verb == "start":
+        if container.state in container_service.RUNNING_STATES:
+            return HttpResponse(status=304)
+        container_service.start_container(container)
+    elif verb == "stop":
+        try:
+            timeout = float(request.GET.get("t") or 10)
+        except ValueError:
+            raise BadRequest("t must be a number") from None
+        if container.state not in container_service.RUNNING_STATES:
+            return HttpResponse(status=304)
+        container_service.stop_container(container, timeout=timeout)
+    elif verb == "kill":
+        container_service.kill_container(container, request.GET.get("signal") or "KILL")
+    elif verb == "wait":
+        container = container_service.wait_container(container)
+        return JsonResponse({"StatusCode": container.exit_code or 0, "Error": None})
+    else:
+        raise NotFound(f"unknown container action {verb}")
+    return HttpResponse(status=204)
+
+
+@docker_view(("GET",))
+def container_logs(request: HttpRequest, ref: str) -> StreamingHttpResponse:
+    """Logs in the multiplexed stream format of a non-TTY container (8-byte frame headers)."""
+    container = _container(ref)
+    follow = flag(request, "follow")
+
+    def frames() -> Iterator[bytes]:
+        for chunk in container_service.container_logs(container, follow=follow):
+            yield b"\x01\x00\x00\x00" + len(chunk).to_bytes(4, "big") + chunk
+
+    return StreamingHttpResponse(frames(), content_type="application/vnd.docker.multiplexed-stream")
+
+
+@docker_view(("DELETE",))
+def container_delete(request: HttpRequest, ref: str) -> HttpResponse:
+    container_service.remove_container(_container(ref), force=flag(request, "force"))
+    return HttpResponse(status=204)
+
+
+@docker_view(("GET",))
+def container_changes(request: HttpRequest, ref: str) -> JsonResponse:
+    return JsonResponse(container_service.container_changes(_container(ref)) or None, safe=False)
+
+
+@docker_view(("GET", "PUT", "HEAD"))
+def container_archive(request: HttpRequest, ref: str) -> HttpResponse | FileResponse:
+    container = _container(ref)
+    path = request.GET.get("path")
+    if not path:
+        raise BadRequest("path is required")
+    if request.method == "PUT":
+        container_service.copy_into(container, path, request)  # type: ignore[arg-type]
+        return HttpResponse(status=200)
+    stat = container_service.path_stat(container, path)
+    header = base64.b64encode(json.dumps(stat).encode()).decode()
+    if request.method == "HEAD":
+        response = HttpResponse(status=200)
+        response["X-Docker-Container-Path-Stat"] = header
+        return response
+    out = tempfile.TemporaryFile(dir=container_service.container_dir(container))  # noqa: SIM115 - FileResponse closes it
+    container_service.copy_out(container, path, out)
+    out.seek(0)
+    archive = FileResponse(out, content_type="application/x-tar")
+    archive["X-Docker-Container-Path-Stat"] = header
+    return archive
+
+
+@docker_view(("POST",))
+def commit(request: HttpRequest) -> JsonResponse:
+    """``docker commit``: answers the new image id once it is made."""
+    repo, tag = request.GET.get("repo") or "", request.GET.get("tag") or ""
+    changes = request.GET.getlist("changes")
+    changes = [line for value in changes for line in value.split("\n") if line.strip()]
+    image = commit_container(
+        request.GET.get("container", ""), repository=(f"{repo}:{tag}" if repo and tag else repo) or None,
+        author=request.GET.get("author", ""), message=request.GET.get("comment", ""),
+        pause=request.GET.get("pause", "1").lower() not in ("0", "false"), changes=changes,
+    )
+    return JsonResponse({"Id": image.id}, status=201)
+
