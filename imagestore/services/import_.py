@@ -140,7 +140,27 @@ def open_url(url: str) -> tuple[BinaryIO, int | None]:
     response.raw.decode_content = True
     length = response.headers.get("Content-Length")
     total = int(length) if length and length.isdigit() and "Content-Encoding" not in response.headers else None
-    return cast(BinaryIO, response.raw), total
+    return cast(BinaryIO, _Prompt(response.raw)), total
+
+
+class _Prompt:
+    """Gives what has arrived (``read1``) instead of waiting for a whole chunk, so progress
+    moves with a slow source as it does with a fast one."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+
+    def read(self, n: int = -1) -> bytes:
+        return bytes(self._raw.read1(n if n and n > 0 else 1 << 20))
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def __enter__(self) -> _Prompt:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @handler(Job.Kind.IMPORT)
