@@ -114,7 +114,7 @@ def watch_job(job: Job, *, interval: float = 0.2) -> Iterator[dict[str, Any]]:
         job.refresh_from_db()
         lines = job.log or []
         for line in lines[sent_lines:]:
-            if line.startswith(("Digest: ", "Status: ")):
+            if line.startswith(("Digest: ", "Status: ", "sha256:")):
                 held.append(line)
             elif not line.startswith("Error: "):
                 yield {"status": line}

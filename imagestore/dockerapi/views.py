@@ -56,7 +56,10 @@ def version_view(request: HttpRequest) -> JsonResponse:
     arch = host_platform().architecture
     return JsonResponse({
         "Platform": {"Name": "imagestore"},
-        "Components": [{"Name": "Engine", "Version": SERVER_VERSION, "Details": {"ApiVersion": API_VERSION}}],
+        "Components": [{"Name": "Engine", "Version": SERVER_VERSION, "Details": {
+            "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "Os": "linux", "Arch": arch,
+            "KernelVersion": host.release(), "GitCommit": "", "GoVersion": "n/a", "BuildTime": "",
+            "Experimental": "false"}}],
         "Version": SERVER_VERSION, "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
         "Os": "linux", "Arch": arch, "KernelVersion": host.release(), "GoVersion": "n/a", "GitCommit": "",
         "BuildTime": "",
@@ -196,11 +199,20 @@ def images_get(request: HttpRequest) -> StreamingHttpResponse:
     return _save_response(request.GET.getlist("names"))
 
 
+def request_stream(request: HttpRequest) -> Any:
+    """The request body as a stream. The docker CLI sends tarballs chunked (no
+    Content-Length), which Django reads as empty: then read the server's own decoded input."""
+    if request.META.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
+        return request.META["wsgi.input"]
+    return request
+
+
 def _keep_body(request: HttpRequest) -> Path:
     """The request body (a tarball, possibly huge) streamed to the uploads folder for a job."""
+    stream = request_stream(request)
     fd, name = tempfile.mkstemp(prefix="upload-", dir=uploads_dir())
     with os.fdopen(fd, "wb") as out:
-        while chunk := request.read(1 << 20):
+        while chunk := stream.read(1 << 20):
             out.write(chunk)
     return Path(name)
 
@@ -414,7 +426,7 @@ def container_archive(request: HttpRequest, ref: str) -> HttpResponse | FileResp
     if not path:
         raise BadRequest("path is required")
     if request.method == "PUT":
-        container_service.copy_into(container, path, request)  # type: ignore[arg-type]
+        container_service.copy_into(container, path, request_stream(request))
         return HttpResponse(status=200)
     stat = container_service.path_stat(container, path)
     header = base64.b64encode(json.dumps(stat).encode()).decode()
