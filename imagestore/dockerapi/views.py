@@ -244,8 +244,10 @@ def images_create(request: HttpRequest) -> StreamingHttpResponse:
         raise
 
     def messages() -> Iterator[dict[str, Any]]:
+        # Docker's import says "Importing" with its progress, then only the new image id.
         for message in watch_job(job):
-            if message.get("status", "").startswith("Tagged "):
+            status = message.get("status", "")
+            if status.startswith("Tagged ") or (message.get("id") == "import" and status != "Importing"):
                 continue
             yield message
 

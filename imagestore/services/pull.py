@@ -407,9 +407,11 @@ def _pull_from(client: RegistryClient, ref: Reference, platform: Platform, progr
             if item not in puller.existing:
                 progress.update(item, size, size, "Pull complete")
         progress.log(f"Digest: {manifest_digest}")
-        status = f"Status: {'Image is up to date' if existed else 'Downloaded newer image'} for {name}"
+        # A tag that now names this image is news even when the image was here (docker says so too).
+        fresh = bool(ref.tag) or not existed
+        status = f"Status: {'Downloaded newer image' if fresh else 'Image is up to date'} for {name}"
         progress.log(status)
-        return PullResult(image, ref, manifest_digest, not existed, status)
+        return PullResult(image, ref, manifest_digest, fresh, status)
 
 
 def _in_thread(fn: Any, *args: Any) -> Any:

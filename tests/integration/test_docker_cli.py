@@ -1,0 +1,195 @@
+"""The real docker CLI and the Docker SDK for Python, driving a live dashboard (gunicorn and a
+Celery worker) with a loopback registry as the docker.io mirror: a tutorial's commands, word for word."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from rest_framework.authtoken.models import Token
+
+from imagestore.dbutil import database_url
+from imagestore.models import Repository
+from tests.builders import busybox_rootfs, tar_directory
+from tests.integration.registry import build_busybox_layout, free_port, skopeo_copy, start_registry
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def docker_cli() -> str:
+    path = shutil.which("docker")
+    if path is None:
+        pytest.skip("the docker CLI client is not on this machine")
+    return path
+
+
+@pytest.fixture
+def mirror(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
+    registry = start_registry(tmp_path / "mirror")
+    layout = build_busybox_layout(tmp_path / "umoci")
+    for tag in ("latest", "6.6"):
+        skopeo_copy(f"oci:{layout}:busybox", f"docker://{registry.host}/library/centos:{tag}")
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture
+def dashboard(mirror, store_root: Path, start_worker, monkeypatch, tmp_path: Path, redis_broker: str) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """gunicorn serving the dashboard on the test database, and a worker, both with the mirror."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("REGISTRY_MIRRORS", mirror.url)
+    monkeypatch.setenv("DOCKER_HUB_INDEX_URL", url)
+    start_worker()
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dashboard.test_settings", "DATABASE_URL": database_url(),
+           "IMAGESTORE_ROOT": str(store_root), "REDIS_URL": redis_broker}
+    log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "dashboard.wsgi", "--bind", f"127.0.0.1:{port}",
+                               "--threads", "8", "--timeout", "600"], cwd=ROOT, env=env, stdout=log, stderr=log)
+    try:
+        for _ in range(100):
+            try:
+                if requests.get(f"{url}/docker/_ping", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                time.sleep(0.1)
+        else:
+            raise AssertionError((tmp_path / "gunicorn.log").read_text())
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)
+        log.close()
+
+
+@pytest.fixture
+def docker(docker_cli: str, dashboard: str, operator, tmp_path: Path):  # type: ignore[no-untyped-def]
+    token = Token.objects.create(user=operator)
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    (config / "config.json").write_text(json.dumps({"HttpHeaders": {"Authorization": f"Token {token.key}"}}))
+    env = {**os.environ, "DOCKER_CONFIG": str(config), "DOCKER_HOST": f"tcp://{dashboard.split('://')[1]}/docker"}
+
+    def run(*args: str, stdin: bytes | None = None, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        raw = subprocess.run([docker_cli, *args], env=env, input=stdin, capture_output=True, timeout=300)
+        result = subprocess.CompletedProcess(raw.args, raw.returncode, raw.stdout.decode(), raw.stderr.decode())
+        if ok:
+            assert result.returncode == 0, f"docker {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
+        return result
+
+    run.token = token.key  # type: ignore[attr-defined]
+    return run
+
+
+def _images(docker) -> list[list[str]]:  # type: ignore[no-untyped-def]
+    out = docker("images", "--format", "{{.Repository}} {{.Tag}} {{.ID}}").stdout
+    return sorted(line.split() for line in out.splitlines())
+
+
+def test_docker_tutorial_commands(docker, mirror, dashboard: str, operator, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert "Status: Downloaded newer image for centos:latest" in docker("pull", "centos").stdout
+    assert "Status: Downloaded newer image for centos:6.6" in docker("pull", "centos:6.6").stdout
+    assert "Status: Image is up to date for centos:6.6" in docker("pull", "centos:6.6").stdout
+    images = _images(docker)
+    assert [row[:2] for row in images] == [["centos", "6.6"], ["centos", "latest"]]
+    image_id = images[0][2]
+    assert images[1][2] == image_id
+    table = docker("images").stdout.splitlines()
+    assert table[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+
+    docker("tag", "centos:6.6", f"{mirror.host}/tools/centos:1")
+    assert docker("inspect", "-f", "{{.Architecture}}", image_id[:4]).stdout.strip() in ("amd64", "arm64")
+    inspect = json.loads(docker("image", "inspect", "centos:6.6").stdout)[0]
+    assert inspect["RepoTags"] == [f"{mirror.host}/tools/centos:1", "centos:6.6", "centos:latest"]
+    assert inspect["RepoDigests"] and inspect["RepoDigests"][0].startswith("centos@sha256:")
+    assert "IMAGE" in docker("history", "centos").stdout
+
+    pushed = docker("push", f"{mirror.host}/tools/centos:1").stdout
+    assert "1: digest: sha256:" in pushed
+
+    # save, rmi, load
+    archive = tmp_path / "centos.tar"
+    docker("save", "-o", str(archive), "centos:6.6")
+    assert docker("rmi", "centos:6.6").stdout.strip() == "Untagged: centos:6.6"
+    assert "Loaded image: centos:6.6" in docker("load", "--input", str(archive)).stdout
+
+    # import, then a container from it: create, start, wait, logs, ps, diff, commit
+    rootfs = busybox_rootfs(tmp_path / "rootfs")
+    imported = docker("import", "-", "ubuntu:14.10", stdin=tar_directory(rootfs, "gzip")).stdout.strip()
+    assert imported.startswith("sha256:")
+    docker("create", "--name", "c1", "ubuntu:14.10", "sh", "-c", "touch /test; echo made")
+    docker("start", "c1")
+    assert docker("wait", "c1").stdout.strip() == "0"
+    assert docker("logs", "c1").stdout == "made\n"
+    ps = docker("ps", "-a", "--format", "{{.Names}} {{.Status}}").stdout
+    assert "c1 Exited (0)" in ps
+    assert docker("diff", "c1").stdout.strip() == "A /test"
+    committed = docker("commit", "-m", "added a new file", "-a", "Docker cxp", "c1", "test").stdout.strip()
+    assert committed.startswith("sha256:")
+    assert json.loads(docker("inspect", "test").stdout)[0]["Author"] == "Docker cxp"
+    refused = docker("rmi", "ubuntu:14.10", ok=False)
+    assert refused.returncode != 0 and "must force" in refused.stderr
+    docker("rm", "c1")
+    removed = docker("rmi", "test").stdout
+    assert "Untagged: test:latest" in removed and "Deleted: sha256:" in removed
+
+    # search, with this dashboard as the Docker Hub index
+    for name, stars in (("mysql", 9), ("mysql-proxy", 1)):
+        docker("import", "-", f"{name}:latest", stdin=tar_directory(rootfs, "gzip"))
+        Repository.objects.filter(name=name).update(star_count=stars, description=f"{name} server")
+    from imagestore.models import RegistryCredential
+    from imagestore.secrets import encrypt
+
+    RegistryCredential.objects.create(registry=dashboard.split("://")[1], owner=operator, username="olive",
+                                      secret_encrypted=encrypt("pw-operator"))
+    found = docker("search", "--filter", "stars=3", "mysql").stdout.splitlines()
+    assert found[0].split()[:2] == ["NAME", "DESCRIPTION"] and found[1].split()[:3] == ["mysql", "mysql", "server"]
+    assert len(found) == 2
+
+    pruned = docker("image", "prune", "-f").stdout
+    assert "Total reclaimed space" in pruned
+
+
+def test_docker_login_and_errors(docker, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    registry = start_registry(tmp_path / "basic", auth="htpasswd")
+    try:
+        bad = docker("login", registry.host, "-u", "alice", "-p", "nope", ok=False)
+        assert bad.returncode != 0 and "refused" in bad.stderr
+        assert "Login Succeeded" in docker("login", registry.host, "-u", "alice", "-p", "wonderland").stdout
+    finally:
+        registry.stop()
+    missing = docker("pull", "127.0.0.1:1/nothing:1", ok=False)
+    assert missing.returncode != 0 and "cannot reach" in missing.stderr
+    assert "No such image: nothere:1" in docker("image", "inspect", "nothere:1", ok=False).stderr
+
+
+def test_docker_sdk_core_flow(dashboard: str, docker, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import docker as docker_sdk
+
+    client = docker_sdk.DockerClient(base_url=f"tcp://{dashboard.split('://')[1]}/docker", version="1.47")
+    client.api.headers["Authorization"] = f"Token {docker.token}"
+    image = client.images.pull("centos", tag="latest")
+    assert image.id.startswith("sha256:")
+    assert "centos:latest" in [t for i in client.images.list() for t in i.tags]
+    assert image.tag("sdk/centos", tag="1")
+    assert client.images.get("sdk/centos:1").id == image.id
+    assert client.images.get("sdk/centos:1").attrs["Os"] == "linux"
+    archive = b"".join(client.images.get("sdk/centos:1").save())
+    client.images.remove("sdk/centos:1")
+    client.images.remove("centos:latest", force=True)
+    loaded = client.images.load(archive)
+    assert [i.id for i in loaded] == [image.id]
+    client.images.remove(image.id, force=True)
+    assert client.images.list() == []
+    with pytest.raises(docker_sdk.errors.ImageNotFound):
+        client.images.get("centos:latest")
