@@ -154,6 +154,13 @@ CREDENTIALS_KEY = env_str("CREDENTIALS_KEY", "")
 # The OCI runtime on PATH that runs containers; without it they can still be created,
 # changed and committed.
 CONTAINER_RUNTIME = env_str("CONTAINER_RUNTIME", "runc")
+# A container's writable root: an overlay mount over the shared snapshot where the kernel
+# allows it ("auto"), or always "overlay", or a "copy" of the snapshot.
+CONTAINER_ROOTFS = env_str("CONTAINER_ROOTFS", "auto")
+if CONTAINER_ROOTFS not in ("auto", "overlay", "copy"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"CONTAINER_ROOTFS={CONTAINER_ROOTFS!r} must be auto, overlay or copy")
 
 # The Docker Engine API endpoint under /docker/ (token of an operator required).
 DOCKER_API_ENABLED = env_bool("DOCKER_API_ENABLED", True)

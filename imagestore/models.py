@@ -177,6 +177,7 @@ class Container(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     snapshot = models.CharField(max_length=71, blank=True, default="", help_text="chain id of its read-only root")
+    rootfs_mode = models.CharField(max_length=16, default="copy", help_text="overlay (over the snapshot) or copy")
     supervisor_pid = models.IntegerField(null=True, blank=True, help_text="process watching it while it runs")
     error = models.TextField(blank=True, default="")
 

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import io
 import shutil
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,13 +17,17 @@ from tests.builders import simple_rootfs_tar
 
 
 @pytest.fixture(autouse=True)
-def store_root(tmp_path: Path, settings) -> Path:  # type: ignore[no-untyped-def]
-    """Every test gets its own empty data folder."""
+def store_root(tmp_path: Path, settings) -> Iterator[Path]:  # type: ignore[no-untyped-def]
+    """Every test gets its own empty data folder; container roots mounted in it are unmounted after."""
     root = tmp_path / "imagestore"
     (root / "uploads").mkdir(parents=True)
     settings.IMAGESTORE_ROOT = root
     settings.FILE_UPLOAD_TEMP_DIR = str(root / "uploads")
-    return root
+    yield root
+    with open("/proc/mounts") as mounts:
+        mounted = [line.split()[1] for line in mounts if line.split()[1].startswith(str(root))]
+    for point in sorted(mounted, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True)
 
 
 def require_tool(name: str) -> str:

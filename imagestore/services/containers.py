@@ -19,6 +19,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -132,6 +133,59 @@ def release_snapshot(chain: str) -> None:
         shutil.rmtree(snapshot_dir(chain), ignore_errors=True)
 
 
+# --- the writable root -------------------------------------------------------------------------
+
+_overlay_probe: dict[str, bool] = {}
+
+
+def _overlay_supported() -> bool:
+    """Whether this kernel and these privileges allow an overlay mount here (probed once)."""
+    key = str(_root())
+    if key not in _overlay_probe:
+        probe = Path(tempfile.mkdtemp(prefix="overlay-probe-", dir=get_store().tmp_dir))
+        try:
+            for d in ("lower", "upper", "work", "merged"):
+                (probe / d).mkdir()
+            ok = _mount_overlay(probe / "lower", probe / "upper", probe / "work", probe / "merged")
+            if ok:
+                subprocess.run(["umount", str(probe / "merged")], capture_output=True)
+            _overlay_probe[key] = ok
+        finally:
+            shutil.rmtree(probe, ignore_errors=True)
+    return _overlay_probe[key]
+
+
+def _mount_overlay(lower: Path, upper: Path, work: Path, merged: Path) -> bool:
+    result = subprocess.run(
+        ["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={lower},upperdir={upper},workdir={work}",
+         str(merged)], capture_output=True,
+    )
+    return result.returncode == 0
+
+
+def _rootfs_mode() -> str:
+    mode = settings.CONTAINER_ROOTFS
+    if mode == "auto":
+        return "overlay" if _overlay_supported() else "copy"
+    return mode
+
+
+def ensure_rootfs(container: Container) -> Path:
+    """The container's root, mounted again if it is an overlay the host forgot (a reboot)."""
+    root = rootfs(container)
+    if container.rootfs_mode == "overlay" and not os.path.ismount(root):
+        directory = container_dir(container)
+        if not _mount_overlay(snapshot_dir(container.snapshot), directory / "upper", directory / "work", root):
+            raise ServiceError(f"cannot mount the root filesystem of container {container.short_id}")
+    return root
+
+
+def _release_rootfs(container: Container) -> None:
+    root = rootfs(container)
+    if container.rootfs_mode == "overlay" and os.path.ismount(root):
+        subprocess.run(["umount", "-l", str(root)], capture_output=True)
+
+
 # --- create, remove -------------------------------------------------------------------------------
 
 def _list(value: Any, what: str) -> list[str] | None:
@@ -168,20 +222,29 @@ def create_container(image_ref: str, *, cmd: Any = None, entrypoint: Any = None,
     container_id = secrets.token_hex(32)
     directory = _root() / "containers" / container_id
     directory.mkdir(parents=True)
+    mode = _rootfs_mode()
     try:
-        # A copied root (reflinked where the filesystem can), the container's own.
-        subprocess.run(["cp", "-a", "--reflink=auto", f"{snapshot_dir(chain)}/.", str(directory / "rootfs")],
-                       check=True, capture_output=True)
+        if mode == "overlay":
+            for d in ("upper", "work", "rootfs"):
+                (directory / d).mkdir()
+            if not _mount_overlay(snapshot_dir(chain), directory / "upper", directory / "work", directory / "rootfs"):
+                raise ServiceError("cannot mount an overlay root (set CONTAINER_ROOTFS=copy on this host)")
+        else:
+            # A copied root (reflinked where the filesystem can), the container's own.
+            subprocess.run(["cp", "-a", "--reflink=auto", f"{snapshot_dir(chain)}/.", str(directory / "rootfs")],
+                           check=True, capture_output=True)
         with transaction.atomic():
             taken = set(Container.objects.values_list("name", flat=True))
             container = Container.objects.create(
                 id=container_id, name=name or generate_name(taken), image=image, config=config, snapshot=chain,
+                rootfs_mode=mode,
             )
-    except IntegrityError:
+    except BaseException as exc:
+        if os.path.ismount(directory / "rootfs"):
+            subprocess.run(["umount", "-l", str(directory / "rootfs")], capture_output=True)
         shutil.rmtree(directory, ignore_errors=True)
-        raise Conflict(f'Conflict. The container name "/{name}" is already in use.') from None
-    except BaseException:
-        shutil.rmtree(directory, ignore_errors=True)
+        if isinstance(exc, IntegrityError):
+            raise Conflict(f'Conflict. The container name "/{name}" is already in use.') from None
         raise
     return container
 
@@ -196,6 +259,7 @@ def remove_container(container: Container, *, force: bool = False) -> None:
         wait_container(container, timeout=10)
     chain = container.snapshot
     directory = container_dir(container)
+    _release_rootfs(container)
     container.delete()
     shutil.rmtree(directory, ignore_errors=True)
     release_snapshot(chain)
@@ -291,6 +355,7 @@ def start_container(container: Container, *, timeout: float = 15) -> Container:
             f"({settings.CONTAINER_RUNTIME} not found on PATH)"
         )
     directory = container_dir(container)
+    ensure_rootfs(container)
     (directory / "config.json").write_text(json.dumps(bundle_config(container)))
     Container.objects.filter(pk=container.pk).update(state=Container.State.RUNNING, started_at=timezone.now(),
                                                      finished_at=None, exit_code=None, error="")
@@ -386,7 +451,7 @@ def container_logs(container: Container, *, follow: bool = False) -> Iterator[by
 def copy_into(container: Container, path: str, archive: BinaryIO) -> int:
     """``docker cp SRC CONTAINER:PATH`` as Docker's archive API: a tar extracted at ``path``,
     a directory that must exist; entries that would leave the root are refused."""
-    destination = resolve_in_root(rootfs(container), path, follow_last=True)
+    destination = resolve_in_root(ensure_rootfs(container), path, follow_last=True)
     if not destination.is_dir():
         raise NotFound(f"Could not find the file {path} in container {container.short_id}")
     return apply_layer(open_decompressed(archive), destination)
@@ -396,7 +461,7 @@ def copy_out(container: Container, path: str, out: BinaryIO) -> None:
     """``docker cp CONTAINER:PATH -``: ``path`` (and what it holds) as a tar, named by its base name."""
     import tarfile
 
-    source = resolve_in_root(rootfs(container), path)
+    source = resolve_in_root(ensure_rootfs(container), path)
     if not (source.exists() or source.is_symlink()):
         raise NotFound(f"Could not find the file {path} in container {container.short_id}")
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
@@ -405,7 +470,7 @@ def copy_out(container: Container, path: str, out: BinaryIO) -> None:
 
 def path_stat(container: Container, path: str) -> dict[str, Any]:
     """What ``docker cp`` asks first (``X-Docker-Container-Path-Stat``), with Go's FileMode bits."""
-    target = resolve_in_root(rootfs(container), path)
+    target = resolve_in_root(ensure_rootfs(container), path)
     try:
         st = os.lstat(target)
     except FileNotFoundError:
@@ -426,7 +491,7 @@ def _signature(st: os.stat_result) -> tuple[int, ...]:
 
 def container_changes(container: Container) -> list[dict[str, Any]]:
     """``docker diff``: Kind 0 changed, 1 added, 2 deleted, paths sorted."""
-    upper, lower = rootfs(container), snapshot_dir(container.snapshot)
+    upper, lower = ensure_rootfs(container), snapshot_dir(container.snapshot)
     changes: dict[str, int] = {}
 
     def mark_parents(rel: str) -> None:

@@ -124,7 +124,9 @@ def test_killed_supervisor_shows_the_container_exited(busybox: Image, runc: str)
 
 def test_without_a_runtime_everything_but_start_works(busybox: Image, settings) -> None:  # type: ignore[no-untyped-def]
     settings.CONTAINER_RUNTIME = "no-such-runtime"
+    settings.CONTAINER_ROOTFS = "copy"  # and with a copied root, where overlay is not allowed
     container = service.create_container("busybox:static", cmd=["true"])
+    assert container.rootfs_mode == "copy"
     service.copy_into(container, "/etc", io.BytesIO(tar_bytes([("motd", b"welcome\n")])))
     assert {"Path": "/etc/motd", "Kind": 1} in service.container_changes(container)
     out = io.BytesIO()
@@ -203,3 +205,28 @@ def test_containers_rest_api(busybox: Image, runc: str) -> None:
     member.force_login(User.objects.create_user("reader"))
     assert member.post(f"/api/v1/containers/{run['id']}/start/").status_code == 403
     assert member.get("/api/v1/containers/?all=1").status_code == 200
+
+
+def test_overlay_root_where_the_kernel_allows_it(busybox: Image, runc: str) -> None:
+    import os
+
+    container = _run("busybox:static", "sh", "-c", "echo changed > /etc/hostname")
+    assert container.rootfs_mode == "overlay"  # this test machine allows overlay mounts (root)
+    root = service.rootfs(container)
+    assert os.path.ismount(root)
+    upper = service.container_dir(container) / "upper"
+    assert (upper / "etc" / "hostname").read_text() == "changed\n"  # only the change is written
+    assert not (upper / "bin" / "busybox").exists()
+    snapshot = service.snapshot_dir(container.snapshot)
+    assert (snapshot / "etc" / "hostname").read_text() == "imagestore-test\n"  # the shared root untouched
+    second = service.create_container("busybox:static", cmd=["true"])
+    assert second.snapshot == container.snapshot  # one snapshot for both
+    # After a reboot the mount is gone; using the container mounts it again.
+    import subprocess
+
+    subprocess.run(["umount", str(root)], check=True)
+    assert {"Path": "/etc/hostname", "Kind": 0} in service.container_changes(container)
+    service.remove_container(container)
+    assert snapshot.exists()  # the other container still needs it
+    service.remove_container(second)
+    assert not snapshot.exists()

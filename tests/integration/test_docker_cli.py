@@ -137,14 +137,14 @@ def test_docker_tutorial_commands(docker, mirror, dashboard: str, operator, tmp_
     committed = docker("commit", "-m", "added a new file", "-a", "Docker cxp", "c1", "test").stdout.strip()
     assert committed.startswith("sha256:")
     assert json.loads(docker("inspect", "test").stdout)[0]["Author"] == "Docker cxp"
+    removed = docker("rmi", "test").stdout
+    assert "Untagged: test:latest" in removed and "Deleted: sha256:" in removed
     refused = docker("rmi", "ubuntu:14.10", ok=False)
     assert refused.returncode != 0 and "must force" in refused.stderr
     # Forced: the tag goes, the image stays (dangling) while c1 needs it.
     assert docker("rmi", "-f", "ubuntu:14.10").stdout.strip() == "Untagged: ubuntu:14.10"
     assert ["<none>", "<none>", imported.split(":")[1][:12]] in _images(docker)
     docker("rm", "c1")
-    removed = docker("rmi", "test").stdout
-    assert "Untagged: test:latest" in removed and "Deleted: sha256:" in removed
 
     # search, with this dashboard as the Docker Hub index
     for name, stars in (("mysql", 9), ("mysql-proxy", 1)):
