@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ from imagestore.models import Image
 from imagestore.permissions import OPERATORS_GROUP
 from imagestore.services.import_ import import_image
 from tests.builders import simple_rootfs_tar
+from tests.integration.registry import require_tool  # noqa: F401 - the tests' one way to need a tool
 
 
 @pytest.fixture(autouse=True)
@@ -28,14 +28,6 @@ def store_root(tmp_path: Path, settings) -> Iterator[Path]:  # type: ignore[no-u
         mounted = [line.split()[1] for line in mounts if line.split()[1].startswith(str(root))]
     for point in sorted(mounted, reverse=True):
         subprocess.run(["umount", "-l", point], capture_output=True)
-
-
-def require_tool(name: str) -> str:
-    """A peer tool the tests need: missing is a failure, never a skip (make test installs it)."""
-    path = shutil.which(name) or (f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None)
-    if path is None:
-        pytest.fail(f"{name} is not installed; `make test` installs it (scripts/install-system-deps.sh)")
-    return path
 
 
 @pytest.fixture

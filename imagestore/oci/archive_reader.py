@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
-import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from .config import ImageConfig, InvalidConfig
 from .digest import Digest
 from .errors import CorruptArchive, DigestMismatch, InvalidDigest, UnsafeArchive
 from .platform import Platform
-from .tarsafe import BoundedTarInfo, clean_member_name
+from .tarsafe import clean_member_name, open_tar_stream
 
 MAX_DOCUMENT = 16 << 20  # manifest.json, index.json, configs: small by nature
 MAX_LINK_HOPS = 16
@@ -141,8 +140,7 @@ def stage_archive(stream: Readable, staging: Path, *, max_total: int) -> StagedA
     """Read the whole tar once into ``staging``; verify blobs named by their digest."""
     staged = StagedArchive()
     total = 0
-    try:
-        with tarfile.open(fileobj=stream, mode="r|", tarinfo=BoundedTarInfo, bufsize=CHUNK_SIZE) as tar:  # type: ignore[call-overload]
+    with open_tar_stream(stream, "image archive") as tar:
             for n, info in enumerate(tar):
                 name = clean_member_name(info.name)
                 if info.issym() or info.islnk():
@@ -164,12 +162,7 @@ def stage_archive(stream: Readable, staging: Path, *, max_total: int) -> StagedA
                     if entry.error is not None:
                         raise CorruptArchive(f"{name}: {entry.error}")
                     staged.files[name] = entry
-                tar.members.clear()
-    except tarfile.ReadError as exc:
-        message = "the file is empty" if "empty file" in str(exc) else str(exc)
-        raise CorruptArchive(f"not a valid image archive: {message}") from exc
-    except (tarfile.TarError, EOFError) as exc:
-        raise CorruptArchive(f"not a valid image archive: {exc}") from exc
+                tar.members.clear()  # type: ignore[attr-defined]  # stream mode keeps every TarInfo otherwise
     return staged
 
 

@@ -20,7 +20,7 @@ from isal import isal_zlib
 from .compression import CHUNK_SIZE, Readable
 from .digest import Digest
 from .errors import CorruptArchive, UnsafeArchive
-from .tarsafe import BoundedTarInfo, check_member
+from .tarsafe import check_member, open_tar_stream
 
 BLOCK = 512
 
@@ -78,21 +78,15 @@ def scan_tar(
     """
     src = tee or _Tee(stream, lambda _data: None)
     entries = 0
-    try:
-        with tarfile.open(fileobj=src, mode="r|", tarinfo=BoundedTarInfo, bufsize=CHUNK_SIZE) as tar:  # type: ignore[call-overload]
-            for info in tar:
-                name = check_member(info)
-                entries += 1
-                if on_member is not None:
-                    on_member(info, name)
-                # Stream mode keeps every TarInfo; a root filesystem has 100k of them.
-                tar.members.clear()
-            end_offset = tar.offset
-    except tarfile.ReadError as exc:
-        message = "the file is empty" if "empty file" in str(exc) else str(exc)
-        raise CorruptArchive(f"not a valid tar archive: {message}") from exc
-    except (tarfile.TarError, EOFError) as exc:
-        raise CorruptArchive(f"not a valid tar archive: {exc}") from exc
+    with open_tar_stream(src) as tar:
+        for info in tar:
+            name = check_member(info)
+            entries += 1
+            if on_member is not None:
+                on_member(info, name)
+            # Stream mode keeps every TarInfo; a root filesystem has 100k of them.
+            tar.members.clear()  # type: ignore[attr-defined]  # stream mode keeps every TarInfo otherwise
+        end_offset = tar.offset
     marker = src.block_at(end_offset)
     if len(marker) < BLOCK:
         raise CorruptArchive("unexpected end of tar archive: the file is truncated")

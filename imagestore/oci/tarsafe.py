@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import posixpath
 import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from .errors import UnsafeArchive
+from .errors import CorruptArchive, UnsafeArchive
 
 # Long-name and PAX headers are read into memory by tarfile; real ones are small.
 MAX_METADATA_HEADER = 1 << 20
@@ -51,6 +53,20 @@ class BoundedTarInfo(tarfile.TarInfo):
                 f"tar metadata header claims {self.size} bytes (limit {MAX_METADATA_HEADER})"
             )
         return super()._proc_member(tarfile_)  # type: ignore[misc]
+
+
+@contextmanager
+def open_tar_stream(stream: Any, what: str = "tar archive") -> Iterator[tarfile.TarFile]:
+    """A tar read in one pass (stream mode) with bounded metadata headers; tarfile's own
+    errors become CorruptArchive naming ``what``."""
+    try:
+        with tarfile.open(fileobj=stream, mode="r|", tarinfo=BoundedTarInfo, bufsize=1 << 20) as tar:
+            yield tar
+    except tarfile.ReadError as exc:
+        message = "the file is empty" if "empty file" in str(exc) else str(exc)
+        raise CorruptArchive(f"not a valid {what}: {message}") from exc
+    except (tarfile.TarError, EOFError) as exc:
+        raise CorruptArchive(f"not a valid {what}: {exc}") from exc
 
 
 def clean_member_name(name: str) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .compression import CHUNK_SIZE, Readable
 from .errors import CorruptArchive, UnsafeArchive
-from .tarsafe import BoundedTarInfo, check_member
+from .tarsafe import check_member, open_tar_stream
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -82,12 +82,11 @@ def apply_layer(stream: Readable, root: Path, *, privileged: bool | None = None)
     root.mkdir(parents=True, exist_ok=True)
     directories: list[tuple[Path, tarfile.TarInfo]] = []
     count = 0
-    try:
-        with tarfile.open(fileobj=stream, mode="r|", tarinfo=BoundedTarInfo, bufsize=CHUNK_SIZE) as tar:  # type: ignore[call-overload]
+    with open_tar_stream(stream) as tar:
             for info in tar:
                 name = check_member(info)
                 count += 1
-                tar.members.clear()
+                tar.members.clear()  # type: ignore[attr-defined]  # stream mode keeps every TarInfo otherwise
                 if name == ".":
                     continue
                 parent_rel, _, base = name.rpartition("/")
@@ -134,8 +133,6 @@ def apply_layer(stream: Readable, root: Path, *, privileged: bool | None = None)
                     else:
                         continue
                 _apply_metadata(path, info, privileged)
-    except tarfile.TarError as exc:
-        raise CorruptArchive(f"not a valid tar archive: {exc}") from exc
     # Directory times last: writing their children changed them.
     for path, info in reversed(directories):
         _apply_metadata(path, info, privileged)
