@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from . import mediatypes
-from .compression import CHUNK_SIZE, DecompressingReader, Readable, detect
+from .compression import CHUNK_SIZE, Readable
 from .config import ImageConfig, InvalidConfig
+from .diffid import DiffIdHasher
 from .digest import Digest
 from .errors import CorruptArchive, DigestMismatch, InvalidDigest, UnsafeArchive
 from .platform import Platform
@@ -84,46 +85,24 @@ class _HashingReader:
 
 
 def _stage_member(fileobj: Readable, target: Path) -> StagedFile:
+    """Copy one member to ``target``, hashing its bytes as stored and, on a second core,
+    what they decompress to (the diff_id of a compressed layer)."""
     raw = _HashingReader(fileobj)
-    with open(target, "wb") as out:
-        first = raw.read(CHUNK_SIZE)
-        kind = detect(first)
-        out.write(first)
-        if kind == "none":
+    hasher = DiffIdHasher()
+    try:
+        with open(target, "wb") as out:
             while chunk := raw.read(CHUNK_SIZE):
                 out.write(chunk)
-            digest = Digest("sha256", raw.hasher.hexdigest())
-            return StagedFile(target, raw.size, digest, "none", digest, raw.size)
-
-        # Compressed: write the raw bytes through, and hash what they decompress to.
-        class _Replay:
-            def __init__(self) -> None:
-                self.pending: bytes | None = first
-
-            def read(self, n: int = -1) -> bytes:
-                if self.pending is not None:
-                    data, self.pending = self.pending, None
-                    return data
-                data = raw.read(CHUNK_SIZE)
-                out.write(data)
-                return data
-
-        plain = hashlib.sha256()
-        plain_size = 0
-        error = None
+                hasher.feed(chunk)
+        digest = Digest("sha256", raw.hasher.hexdigest())
         try:
-            inflated = DecompressingReader(_Replay())
-            while chunk := inflated.read(CHUNK_SIZE):
-                plain.update(chunk)
-                plain_size += len(chunk)
+            diff_id = hasher.finish(digest)
         except CorruptArchive as exc:
-            error = exc  # reported after the digest check, which names the cause better
-        while chunk := raw.read(CHUNK_SIZE):  # bytes after the compressed end, if any
-            out.write(chunk)
-    return StagedFile(
-        target, raw.size, Digest("sha256", raw.hasher.hexdigest()), kind,
-        Digest("sha256", plain.hexdigest()), plain_size, error,
-    )
+            # Reported after the digest check, which names the cause better.
+            return StagedFile(target, raw.size, digest, hasher.kind, digest, 0, exc)
+    finally:
+        hasher.close()
+    return StagedFile(target, raw.size, digest, hasher.kind, diff_id, hasher.size)
 
 
 def _digest_from_blob_path(name: str) -> Digest | None:

@@ -12,10 +12,7 @@ together. Progress follows Docker's per-layer phases.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
-import queue
-import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -33,8 +30,8 @@ from ..blobs import BlobStore, Pins, get_store
 from ..errors import BadRequest
 from ..models import Image, Job, Layer, RepoDigest, Tag
 from ..oci import mediatypes
-from ..oci.compression import PushDecompressor, detect
 from ..oci.config import ImageConfig, InvalidConfig
+from ..oci.diffid import DiffIdHasher
 from ..oci.digest import Digest
 from ..oci.errors import CorruptArchive, DigestMismatch, InvalidDigest
 from ..oci.platform import Platform, host_platform
@@ -103,7 +100,7 @@ def _digest_lock(store: BlobStore, digest: Digest) -> Iterator[None]:
 
 
 @contextmanager
-def _closing(hasher: _DiffIdHasher) -> Iterator[None]:
+def _closing(hasher: DiffIdHasher) -> Iterator[None]:
     try:
         yield
     finally:
@@ -123,72 +120,6 @@ def _verified_diff_id(store: BlobStore, digest: Digest) -> tuple[Digest, int] | 
         return Digest.parse(text), int(size)
     except (FileNotFoundError, ValueError, InvalidDigest):
         return None
-
-
-class _DiffIdHasher:
-    """Hashes the uncompressed bytes of a layer as its compressed bytes arrive.
-
-    Decompressing and hashing run on a thread of their own, fed through a small
-    bounded queue, so a download and its verification use two cores at once.
-    """
-
-    def __init__(self) -> None:
-        self.sha = hashlib.sha256()
-        self.size = 0
-        self._head: bytes | None = b""  # until the format is known from the first bytes
-        self._queue: queue.Queue[bytes | None] | None = None
-        self._thread: threading.Thread | None = None
-        self.error: CorruptArchive | None = None
-
-    def feed(self, data: bytes) -> None:
-        if self._head is not None:
-            self._head += data
-            if len(self._head) < 8:
-                return
-            data, self._head = self._head, None
-            kind = detect(data)
-            if kind != "none":
-                self._queue = queue.Queue(maxsize=16)
-                self._thread = threading.Thread(target=self._inflate, args=(PushDecompressor(kind),), daemon=True)
-                self._thread.start()
-        if self._queue is None:
-            self.size += len(data)  # uncompressed: the diff_id is the blob digest itself
-        else:
-            self._queue.put(data)
-
-    def _inflate(self, inflater: PushDecompressor) -> None:
-        assert self._queue is not None
-        while (data := self._queue.get()) is not None:
-            if self.error is not None:
-                continue  # keep draining so the downloader never blocks
-            try:
-                for piece in inflater.feed(data):
-                    self.sha.update(piece)
-                    self.size += len(piece)
-            except CorruptArchive as exc:
-                self.error = exc  # said after the digest check, which names the cause better
-        if self.error is None:
-            try:
-                inflater.finish()
-            except CorruptArchive as exc:
-                self.error = exc
-
-    def close(self) -> None:
-        """Stop the verifier thread (after a failed download too)."""
-        if self._queue is not None and self._thread is not None and self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-
-    def finish(self, blob_digest: Digest) -> Digest:
-        if self._head is not None:  # fewer than 8 bytes in all
-            self.size += len(self._head)
-            self._head = None
-        self.close()
-        if self.error is not None:
-            raise self.error
-        if self._queue is None:
-            return blob_digest
-        return Digest("sha256", self.sha.hexdigest())
 
 
 class _Puller:
@@ -265,7 +196,7 @@ class _Puller:
     def _download(self, digest: Digest, size: int, diff_id: Digest, item: str) -> int:
         """Stream one blob into the store, resuming with Range after a broken connection."""
         for _fresh_start in range(2):  # once more from byte 0 if the registry cannot resume
-            hasher = _DiffIdHasher()
+            hasher = DiffIdHasher()
             with self.store.writer() as writer, _closing(hasher):
                 done = failures = 0
                 restart = False
