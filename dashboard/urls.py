@@ -13,5 +13,6 @@ urlpatterns = [
     path("v1/search", IndexSearchView.as_view(), name="index-search"),
     # The Docker Engine API: DOCKER_HOST=tcp://127.0.0.1:8000/docker
     path("docker/", include("imagestore.dockerapi.urls")),
-    path("", include("imagestore.urls")),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("", include("dashboard.ui_urls")),
 ]

@@ -40,7 +40,7 @@ class DiffIdHasher:
             data, self._head = self._head, None
             kind = self.kind = detect(data)
             if kind != "none":
-                self._queue = queue.Queue(maxsize=16)
+                self._queue = queue.Queue(maxsize=8)  # bounded: memory stays flat
                 self._thread = threading.Thread(target=self._inflate, args=(PushDecompressor(kind),), daemon=True)
                 self._thread.start()
         if self._queue is None:

@@ -1,0 +1,114 @@
+"""The browser pages with Django's test client: sign-in, reading for everyone signed in,
+changing for operators only (no destructive button shown to others, 403 on their POSTs)."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from django.test import Client
+
+from imagestore.models import Container, Image, Job, Tag
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def as_user(client_for):  # type: ignore[no-untyped-def]
+    def make(user) -> Client:  # type: ignore[no-untyped-def]
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return make
+
+
+@pytest.mark.parametrize("url", ["/", "/images/", "/pull/", "/jobs/", "/search/", "/images/abc/"])
+def test_every_page_needs_sign_in(url: str) -> None:
+    response = Client().get(url, follow=True)
+    assert response.redirect_chain[-1][0].startswith("/accounts/login/")
+
+
+def test_sign_in_and_out(member) -> None:  # type: ignore[no-untyped-def]
+    client = Client(enforce_csrf_checks=False)
+    assert client.get("/accounts/login/").status_code == 200
+    response = client.post("/accounts/login/", {"username": "mia", "password": "pw-member"})
+    assert response.status_code == 302 and response["Location"] == "/images/"
+    assert client.get("/images/").status_code == 200
+    assert client.post("/accounts/logout/").status_code == 302
+    assert client.get("/images/").status_code == 302
+    bad = client.post("/accounts/login/", {"username": "mia", "password": "wrong"})
+    assert bad.status_code == 200 and "correct username and password" in bad.content.decode()
+
+
+def test_images_table_like_docker_images(make_image, member, as_user) -> None:  # type: ignore[no-untyped-def]
+    image = make_image("centos:6.6", marker="a")
+    dangling = make_image(None, marker="b")
+    Container.objects.create(id=secrets.token_hex(32), name="busy", image=image, state="exited")
+    body = as_user(member).get("/images/").content.decode()
+    assert "centos" in body and "6.6" in body and image.short_id in body and dangling.short_id in body
+    assert "&lt;none&gt;" in body and "in use" in body
+    assert "Pull one" not in body  # a reader sees no changing links
+    filtered = as_user(member).get("/images/", {"reference": "cent*"}).content.decode()
+    assert dangling.short_id not in filtered and image.short_id in filtered
+    bad = as_user(member).get("/images/", {"reference": "[-x]"})
+    assert bad.status_code == 200 and "syntax error in pattern" in bad.content.decode()
+
+
+def test_images_page_query_count_does_not_grow(make_image, member, as_user, django_assert_max_num_queries) -> None:  # type: ignore[no-untyped-def]
+    for i in range(30):
+        make_image(f"many:{i}", marker=str(i))
+    client = as_user(member)
+    with django_assert_max_num_queries(8):
+        assert client.get("/images/").status_code == 200
+
+
+def test_image_detail_and_operator_actions(make_image, member, operator, as_user) -> None:  # type: ignore[no-untyped-def]
+    image = make_image("centos:6.6")
+    page = as_user(member).get(f"/images/{image.short_id}/").content.decode()
+    assert "docker pull centos:6.6" in page and image.id in page and "Remove" not in page
+    assert as_user(member).post(f"/images/{image.short_id}/", {"action": "tag", "repository": "x"}).status_code == 403
+    formatted = as_user(member).get(f"/images/{image.short_id}/", {"format": "{{.Os}}"}).content.decode()
+    assert "<pre>linux</pre>" in formatted
+    broken = as_user(member).get(f"/images/{image.short_id}/", {"format": "{{nope}}"}).content.decode()
+    assert "not defined" in broken
+    client = as_user(operator)
+    assert "Remove" in client.get(f"/images/{image.short_id}/").content.decode()
+    response = client.post(f"/images/{image.short_id}/", {"action": "tag", "repository": "Bad Name"})
+    assert response.status_code == 200 and "invalid reference format" in response.content.decode()
+    response = client.post(f"/images/{image.short_id}/", {"action": "tag", "repository": "copy:1"}, follow=True)
+    assert "Tagged copy:1" in response.content.decode() and Tag.objects.count() == 2
+    Container.objects.create(id=secrets.token_hex(32), name="user", image=image, state="exited")
+    response = client.post(f"/images/{image.short_id}/", {"action": "remove", "name": "centos:6.6"}, follow=True)
+    assert "Untagged: centos:6.6" in response.content.decode()
+    response = client.post(f"/images/{image.short_id}/", {"action": "remove"}, follow=True)
+    assert "must be forced" in response.content.decode() and Image.objects.exists()
+    response = client.post(f"/images/{image.short_id}/", {"action": "remove", "force": "1"}, follow=True)
+    assert "Untagged: copy:1" in response.content.decode()
+    assert as_user(member).get("/images/nothere:1/").status_code == 404
+
+
+def test_pull_form_queues_a_job_and_its_page_watches_it(operator, member, as_user) -> None:  # type: ignore[no-untyped-def]
+    assert as_user(member).post("/pull/", {"reference": "centos"}).status_code == 403
+    client = as_user(operator)
+    bad = client.post("/pull/", {"reference": "Bad:Ref"})
+    assert bad.status_code == 200 and "must be lowercase" in bad.content.decode()
+    bad = client.post("/pull/", {"reference": "centos", "platform": "linux"})
+    assert "invalid platform" in bad.content.decode()
+    response = client.post("/pull/", {"reference": "centos:6.6"})
+    job = Job.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/jobs/{job.id}/"
+    page = client.get(response["Location"]).content.decode()
+    assert f'data-job-url="/api/v1/jobs/{job.id}/"' in page and "job.js" in page and "Cancel" in page
+    assert job.params["reference"] == "centos:6.6"
+    assert str(job.id)[:8] in client.get("/jobs/").content.decode()
+    response = client.post(f"/jobs/{job.id}/", follow=True)
+    assert "Cancel requested" in response.content.decode()
+    assert as_user(member).get("/jobs/nope/").status_code == 404
+
+
+def test_search_page_over_the_local_store(make_image, member, as_user) -> None:  # type: ignore[no-untyped-def]
+    make_image("mysql:8", marker="m")
+    body = as_user(member).get("/search/", {"term": "mysql", "registry": "local"}).content.decode()
+    assert "mysql" in body and "Pull" not in body.split("<tbody>")[1]
+    assert "This field is required" in as_user(member).get("/search/", {"registry": "local"}).content.decode()
