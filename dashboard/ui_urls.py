@@ -10,5 +10,11 @@ urlpatterns = [
     path("jobs/", views.jobs, name="ui-jobs"),
     path("jobs/<str:job_id>/", views.job_detail, name="ui-job"),
     path("search/", views.search_page, name="ui-search"),
+    path("import/", views.import_page, name="ui-import"),
+    path("load/", views.load_page, name="ui-load"),
+    path("registries/", views.registries, name="ui-registries"),
+    path("containers/", views.containers, name="ui-containers"),
+    path("images/selection/", views.images_bulk, name="ui-images-bulk"),
+    re_path(r"^images/(?P<ref>.+)/push/$", views.push, name="ui-push"),
     re_path(r"^images/(?P<ref>.+)/$", views.image_detail, name="ui-image"),
 ]

@@ -12,23 +12,31 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from imagestore.errors import ServiceError
-from imagestore.models import Container, Image, ImageLayer, Job
+from imagestore.models import Container, Image, ImageLayer, Job, RegistryCredential
 from imagestore.oci.errors import OCIError
 from imagestore.permissions import is_operator
+from imagestore.services import containers as container_service
 from imagestore.services.history import image_history
 from imagestore.services.images import ImageFilters, list_image_rows, resolve_image
+from imagestore.services.import_ import import_target, start_import
 from imagestore.services.inspect import format_inspect, inspect_image
 from imagestore.services.jobs import cancel_job, get_job
+from imagestore.services.load import start_load
+from imagestore.services.login import login, logout
 from imagestore.services.pull import start_pull
-from imagestore.services.remove import remove_image
+from imagestore.services.push import start_push
+from imagestore.services.registries import registry_settings
+from imagestore.services.remove import remove_image, remove_images
+from imagestore.services.save import archive_stream, plan_save
 from imagestore.services.search import LOCAL, SearchFilters, search
 from imagestore.services.tag import tag_image
+from imagestore.services.uploads import keep_upload
 
 Errors = (ServiceError, OCIError)
 
@@ -132,7 +140,8 @@ class PullForm(forms.Form):
 @login_required
 @require_http_methods(["GET", "POST"])
 def pull(request: HttpRequest) -> HttpResponse:
-    form = PullForm(request.POST or None, initial={"reference": request.GET.get("reference", "")})
+    form = PullForm(request.POST if request.method == "POST" else None,
+                    initial={"reference": request.GET.get("reference", "")})
     if request.method == "POST":
         _operator_only(request)
         if form.is_valid():
@@ -196,3 +205,155 @@ def search_page(request: HttpRequest) -> HttpResponse:
             form.add_error("registry" if data.get("registry") else "term", str(exc))
     return render(request, "ui/search.html", {"form": form, "results": results, "local": LOCAL,
                                               "can_change": is_operator(request.user)})
+
+
+# --- import, load, save ---------------------------------------------------------------------------
+
+class ImportForm(forms.Form):
+    file = forms.FileField(required=False, help_text="a root filesystem tarball (.tar, .tar.gz, .tar.xz, zstd)")
+    url = forms.URLField(required=False, assume_scheme="https", help_text="or an http(s) URL to fetch it from")
+    repository = forms.CharField(required=False, max_length=512, help_text="repository[:tag], optional")
+    message = forms.CharField(required=False, max_length=4096)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if bool(data.get("file")) == bool(data.get("url")):
+            raise forms.ValidationError("Give either a file or a URL.")
+        return data
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def import_page(request: HttpRequest) -> HttpResponse:
+    posted = request.method == "POST"
+    form = ImportForm(request.POST if posted else None, request.FILES if posted else None)
+    if request.method == "POST":
+        _operator_only(request)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                import_target(data["repository"] or None, None)  # a bad name keeps nothing
+                job = start_import(
+                    upload_path=str(keep_upload(data["file"])) if data["file"] else None, url=data["url"] or None,
+                    repository=data["repository"] or None, message=data["message"], owner=request.user,
+                )
+                return HttpResponseRedirect(reverse("ui-job", args=[job.id]))
+            except Errors as exc:
+                form.add_error("repository" if "reference" in str(exc) else None, str(exc))
+    return render(request, "ui/upload.html", {"form": form, "title": "Import a root filesystem",
+                                              "button": "Import", "can_change": is_operator(request.user)})
+
+
+class LoadForm(forms.Form):
+    file = forms.FileField(help_text="an archive from docker save, skopeo or podman")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def load_page(request: HttpRequest) -> HttpResponse:
+    posted = request.method == "POST"
+    form = LoadForm(request.POST if posted else None, request.FILES if posted else None)
+    if request.method == "POST":
+        _operator_only(request)
+        if form.is_valid():
+            job = start_load(str(keep_upload(form.cleaned_data["file"])), owner=request.user)
+            return HttpResponseRedirect(reverse("ui-job", args=[job.id]))
+    return render(request, "ui/upload.html", {"form": form, "title": "Load images from an archive",
+                                              "button": "Load", "can_change": is_operator(request.user)})
+
+
+@login_required
+@require_http_methods(["POST"])
+def images_bulk(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+    """The images table's selection: save it (a download), or remove it (operators)."""
+    names = request.POST.getlist("name")
+    if not names:
+        messages.error(request, "Select at least one image.")
+        return HttpResponseRedirect(reverse("ui-images"))
+    if request.POST.get("action") == "save":
+        try:
+            plan = plan_save(names)
+        except Errors as exc:
+            messages.error(request, str(exc))
+            return HttpResponseRedirect(reverse("ui-images"))
+        response = StreamingHttpResponse(archive_stream(plan), content_type="application/x-tar")
+        response["Content-Length"] = str(plan.size())
+        response["Content-Disposition"] = 'attachment; filename="images.tar"'
+        return response
+    _operator_only(request)
+    for result in remove_images(names, force=request.POST.get("force") == "1"):
+        if "error" in result:
+            messages.error(request, f"{result['name']}: {result['error']}")
+        else:
+            lines = "; ".join(f"{k}: {v}" for r in result["records"] for k, v in r.items())
+            messages.success(request, f"{result['name']}: {lines}")
+    return HttpResponseRedirect(reverse("ui-images"))
+
+
+# --- registries ---------------------------------------------------------------------------------------
+
+class LoginForm(forms.Form):
+    registry = forms.CharField(max_length=255, initial="docker.io")
+    username = forms.CharField(max_length=255)
+    password = forms.CharField(widget=forms.PasswordInput, max_length=4096)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def registries(request: HttpRequest) -> HttpResponse:
+    form = LoginForm(request.POST if request.method == "POST" and not request.POST.get("logout") else None)
+    if request.method == "POST":
+        _operator_only(request)
+        if request.POST.get("logout"):
+            logout(request.user, request.POST["logout"])
+            messages.success(request, f"Logged out of {request.POST['logout']}")
+            return HttpResponseRedirect(request.path)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                credential = login(request.user, data["registry"], data["username"], data["password"])
+                messages.success(request, f"Logged in to {credential.registry} as {credential.username}")
+                return HttpResponseRedirect(request.path)
+            except Errors as exc:
+                form.add_error("password" if "refused" in str(exc) else "registry", str(exc))
+    credentials = RegistryCredential.objects.filter(owner_id=request.user.pk).order_by("registry")
+    return render(request, "ui/registries.html", {"form": form, "credentials": credentials,
+                                                  "settings": registry_settings(),
+                                                  "can_change": is_operator(request.user)})
+
+
+@login_required
+@require_http_methods(["POST"])
+def push(request: HttpRequest, ref: str) -> HttpResponse:
+    _operator_only(request)
+    try:
+        job = start_push(ref, owner=request.user)
+    except Errors as exc:
+        messages.error(request, str(exc))
+        return HttpResponseRedirect(reverse("ui-images"))
+    return HttpResponseRedirect(reverse("ui-job", args=[job.id]))
+
+
+# --- containers ---------------------------------------------------------------------------------------
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def containers(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        _operator_only(request)
+        try:
+            container = container_service.get_container(request.POST.get("container", ""))
+            action = request.POST.get("action")
+            if action == "start":
+                container_service.start_container(container)
+            elif action == "stop":
+                container_service.stop_container(container)
+            elif action == "remove":
+                container_service.remove_container(container, force=request.POST.get("force") == "1")
+            messages.success(request, f"{action}: {container.name}")
+        except Errors as exc:
+            messages.error(request, str(exc))
+        return HttpResponseRedirect(request.path)
+    container_service.reconcile_all()
+    rows = Container.objects.select_related("image").order_by("-created_at")
+    return render(request, "ui/containers.html", {"containers": rows, "can_change": is_operator(request.user)})

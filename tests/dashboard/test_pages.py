@@ -112,3 +112,79 @@ def test_search_page_over_the_local_store(make_image, member, as_user) -> None: 
     body = as_user(member).get("/search/", {"term": "mysql", "registry": "local"}).content.decode()
     assert "mysql" in body and "Pull" not in body.split("<tbody>")[1]
     assert "This field is required" in as_user(member).get("/search/", {"registry": "local"}).content.decode()
+
+
+def test_import_page_upload_and_url(operator, member, as_user, store_root) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    from tests.builders import COMPRESSORS, simple_rootfs_tar
+
+    assert "needs staff" in as_user(member).get("/import/").content.decode()
+    assert as_user(member).post("/import/", {"url": "http://127.0.0.1:1/x.tar"}).status_code == 403
+    client = as_user(operator)
+    upload = io.BytesIO(COMPRESSORS["gzip"](simple_rootfs_tar()))
+    upload.name = "rootfs.tar.gz"
+    response = client.post("/import/", {"file": upload, "repository": "ubuntu:14.10"})
+    job = Job.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/jobs/{job.id}/"
+    assert job.params["repository"] == "ubuntu:14.10"
+    both = client.post("/import/", {})
+    assert "Give either a file or a URL" in both.content.decode()
+    bad = client.post("/import/", {"url": "http://127.0.0.1:1/x.tar", "repository": "Bad"})
+    assert "must be lowercase" in bad.content.decode() and Job.objects.count() == 1
+
+
+def test_load_page_queues_a_load(operator, as_user) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    archive = io.BytesIO(b"not really an archive")
+    archive.name = "x.tar"
+    response = as_user(operator).post("/load/", {"file": archive})
+    assert response.status_code == 302 and Job.objects.get().kind == "load"
+    assert "This field is required" in as_user(operator).post("/load/", {}).content.decode()
+
+
+def test_bulk_save_and_remove(make_image, operator, member, as_user) -> None:  # type: ignore[no-untyped-def]
+    import io
+    import tarfile
+
+    make_image("a:1", marker="a")
+    make_image("b:1", marker="b")
+    response = as_user(member).post("/images/selection/", {"action": "save", "name": ["a:1", "b:1"]})
+    assert response.status_code == 200 and response["Content-Type"] == "application/x-tar"
+    with tarfile.open(fileobj=io.BytesIO(b"".join(response.streaming_content))) as tar:  # type: ignore[attr-defined]
+        assert "manifest.json" in tar.getnames()
+    assert as_user(member).post("/images/selection/", {"action": "remove", "name": ["a:1"]}).status_code == 403
+    page = as_user(operator).post("/images/selection/", {"action": "remove", "name": ["a:1", "zz:9"]}, follow=True)
+    body = page.content.decode()
+    assert "a:1: Untagged: a:1" in body and "zz:9: No such image: zz:9" in body
+
+
+def test_registries_page_never_shows_a_password(operator, as_user) -> None:  # type: ignore[no-untyped-def]
+    from imagestore.models import RegistryCredential
+    from imagestore.secrets import encrypt
+
+    RegistryCredential.objects.create(registry="127.0.0.1:5000", owner=operator, username="alice",
+                                      secret_encrypted=encrypt("wonderland"))
+    client = as_user(operator)
+    body = client.get("/registries/").content.decode()
+    assert "127.0.0.1:5000" in body and "alice" in body and "wonderland" not in body
+    bad = client.post("/registries/", {"registry": "bad host!", "username": "u", "password": "p"})
+    assert "invalid registry" in bad.content.decode() and "p</" not in bad.content.decode()
+    client.post("/registries/", {"logout": "127.0.0.1:5000"})
+    assert not RegistryCredential.objects.exists()
+
+
+def test_containers_page_lists_and_acts(busybox_free_image, operator, member, as_user) -> None:  # type: ignore[no-untyped-def]
+    container = Container.objects.create(id=secrets.token_hex(32), name="quiet_turing", image=busybox_free_image,
+                                         state="exited", exit_code=3, config={"Cmd": ["true"], "Image": "c:1"})
+    body = as_user(member).get("/containers/").content.decode()
+    assert "quiet_turing" in body and "Exited (3)" in body and "Remove" not in body
+    assert as_user(member).post("/containers/", {"container": container.id, "action": "remove"}).status_code == 403
+    as_user(operator).post("/containers/", {"container": container.id, "action": "remove"})
+    assert not Container.objects.exists()
+
+
+@pytest.fixture
+def busybox_free_image(make_image):  # type: ignore[no-untyped-def]
+    return make_image("c:1")
