@@ -11,6 +11,7 @@ declare -A wanted=(
   [docker-registry]=docker-registry
   [hyperfine]=hyperfine
   [zstd]=zstd
+  [chromium]=chromium
 )
 missing=()
 for cmd in "${!wanted[@]}"; do

@@ -40,7 +40,23 @@
     }
     log.textContent = (job.log || []).join("\n");
     error.textContent = job.error || "";
-    return ["succeeded", "failed", "cancelled"].includes(job.state);
+    const finished = ["succeeded", "failed", "cancelled"].includes(job.state);
+    if (finished) {
+      const cancel = root.querySelector("[data-cancel]");
+      if (cancel) cancel.remove();
+      const result = job.result || {};
+      if (result.image && !root.querySelector("[data-result]")) {
+        const p = document.createElement("p"), a = document.createElement("a");
+        a.dataset.result = ""; a.href = "/images/" + encodeURIComponent(result.image) + "/"; a.textContent = "The image";
+        p.appendChild(a); root.appendChild(p);
+      }
+      if (result.download && !root.querySelector("[data-download]")) {
+        const p = document.createElement("p"), a = document.createElement("a");
+        a.dataset.download = ""; a.href = result.download; a.textContent = "Download the archive";
+        p.appendChild(a); root.appendChild(p);
+      }
+    }
+    return finished;
   }
   async function tick() {
     try {

@@ -90,3 +90,45 @@ def start_worker(redis_broker: str, store_root: Path, tmp_path: Path) -> Iterato
     yield start
     for worker in workers:
         worker.stop()
+
+
+@pytest.fixture
+def start_dashboard(start_worker, store_root: Path, redis_broker: str, tmp_path: Path,
+                    monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., str]]:
+    """gunicorn serving the dashboard on the test database, with a worker; returns its URL."""
+    servers: list[subprocess.Popen[bytes]] = []
+
+    def start(*, own_index: bool = False, **extra_env: str) -> str:
+        """``own_index``: the dashboard is its own Docker Hub search index."""
+        import requests
+
+        from tests.integration.registry import free_port
+
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        if own_index:
+            extra_env["DOCKER_HUB_INDEX_URL"] = url
+        for key, value in extra_env.items():
+            monkeypatch.setenv(key, value)
+        start_worker()
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dashboard.test_settings", "DATABASE_URL": database_url(),
+               "IMAGESTORE_ROOT": str(store_root), "REDIS_URL": redis_broker}
+        log = open(tmp_path / f"gunicorn-{port}.log", "wb")  # noqa: SIM115 - lives with the server
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "dashboard.wsgi", "--bind", f"127.0.0.1:{port}", "--threads", "8",
+             "--timeout", "600"], cwd=ROOT, env=env, stdout=log, stderr=log,
+        )
+        servers.append(server)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{url}/docker/_ping", timeout=1).status_code == 200:
+                    return url
+            except requests.RequestException:
+                time.sleep(0.1)
+        raise AssertionError((tmp_path / f"gunicorn-{port}.log").read_text())
+
+    yield start
+    for server in servers:
+        server.terminate()
+        server.wait(10)

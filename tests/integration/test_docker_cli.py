@@ -7,19 +7,15 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 from rest_framework.authtoken.models import Token
 
-from imagestore.dbutil import database_url
 from imagestore.models import Repository
 from tests.builders import busybox_rootfs, tar_directory
-from tests.integration.registry import build_busybox_layout, free_port, skopeo_copy, start_registry
+from tests.integration.registry import build_busybox_layout, skopeo_copy, start_registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,32 +40,10 @@ def mirror(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
 
 
 @pytest.fixture
-def dashboard(mirror, store_root: Path, start_worker, monkeypatch, tmp_path: Path, redis_broker: str) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """gunicorn serving the dashboard on the test database, and a worker, both with the mirror."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    monkeypatch.setenv("REGISTRY_MIRRORS", mirror.url)
-    monkeypatch.setenv("DOCKER_HUB_INDEX_URL", url)
-    start_worker()
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dashboard.test_settings", "DATABASE_URL": database_url(),
-           "IMAGESTORE_ROOT": str(store_root), "REDIS_URL": redis_broker}
-    log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "dashboard.wsgi", "--bind", f"127.0.0.1:{port}",
-                               "--threads", "8", "--timeout", "600"], cwd=ROOT, env=env, stdout=log, stderr=log)
-    try:
-        for _ in range(100):
-            try:
-                if requests.get(f"{url}/docker/_ping", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.1)
-        else:
-            raise AssertionError((tmp_path / "gunicorn.log").read_text())
-        yield url
-    finally:
-        server.terminate()
-        server.wait(10)
-        log.close()
+def dashboard(mirror, start_dashboard) -> str:  # type: ignore[no-untyped-def]
+    """A live dashboard whose docker.io mirror is the test registry, and its own search index."""
+    url: str = start_dashboard(own_index=True, REGISTRY_MIRRORS=mirror.url)
+    return url
 
 
 @pytest.fixture

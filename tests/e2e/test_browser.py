@@ -1,0 +1,92 @@
+"""End to end in headless Chromium (Debian's, driven by Playwright): sign in, import a small
+image and watch its job reach 100%, tag it, inspect it, remove it with the conflict shown and
+then forced, search. A failing step leaves a screenshot in var/test-artifacts/."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from imagestore.models import Container, Image
+from tests.builders import busybox_rootfs, tar_directory
+from tests.conftest import require_tool
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
+
+
+@pytest.fixture
+def browser_page(request: pytest.FixtureRequest) -> Iterator:  # type: ignore[type-arg]
+    from playwright.sync_api import sync_playwright
+
+    chromium = require_tool("chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        page.set_default_timeout(20000)
+        try:
+            yield page
+        finally:
+            report = getattr(request.node, "rep_call", None)
+            if report is None or report.failed:
+                ARTIFACTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+            browser.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+def test_sign_in_import_watch_tag_inspect_remove_search(browser_page, start_dashboard, operator,  # type: ignore[no-untyped-def]
+                                                        tmp_path: Path) -> None:
+    page = browser_page
+    url = start_dashboard()
+    page.goto(f"{url}/images/")
+    page.fill("#id_username", "olive")
+    page.fill("#id_password", "pw-operator")
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{url}/images/")
+
+    archive = tmp_path / "rootfs.tar.gz"
+    archive.write_bytes(tar_directory(busybox_rootfs(tmp_path / "rootfs"), "gzip"))
+    page.click("nav >> text=Import")
+    page.set_input_files("#id_file", str(archive))
+    page.fill("#id_repository", "e2e/busybox:1")
+    page.click("main button[type=submit]")
+    page.wait_for_url("**/jobs/*/")
+    page.wait_for_selector("[data-state]:has-text('succeeded')")
+    bar = page.locator("tr[data-item=import] progress")
+    assert bar.get_attribute("value") == bar.get_attribute("max")  # 100%
+    assert "Import complete" in page.inner_text("tr[data-item=import]")
+
+    page.click("text=The image")
+    page.fill("#id_repository", "e2e/copy:2")
+    page.click("form:has(input[value=tag]) button")
+    page.wait_for_selector("text=Tagged e2e/copy:2")
+
+    page.fill("input[name=format]", "{{.Os}}/{{json .RepoTags}}")
+    page.click("form:has(input[name=format]) button")
+    assert page.inner_text("main pre >> nth=0") == 'linux/["e2e/busybox:1","e2e/copy:2"]'
+
+    image = Image.objects.get()
+    Container.objects.create(id=secrets.token_hex(32), name="holding_on", image=image, state="exited")
+    page.click("button:has-text('Remove')")
+    page.wait_for_selector(".messages .error")
+    assert "must be forced" in page.inner_text(".messages")
+    page.check("input[name=force]")
+    page.click("button:has-text('Remove')")
+    page.wait_for_selector(".messages .success")
+    assert "Untagged: e2e/busybox:1" in page.inner_text(".messages")
+
+    page.goto(f"{url}/search/?term=e2e&registry=local")
+    page.wait_for_selector("table")
+    assert "No" in page.inner_text("tbody") or "e2e" in page.inner_text("tbody")
