@@ -32,7 +32,7 @@ from imagestore.services.login import login, logout
 from imagestore.services.pull import start_pull
 from imagestore.services.push import start_push
 from imagestore.services.registries import registry_settings
-from imagestore.services.remove import remove_image, remove_images
+from imagestore.services.remove import preview_removal, remove_image, remove_images
 from imagestore.services.save import archive_stream, plan_save
 from imagestore.services.search import LOCAL, SearchFilters, search
 from imagestore.services.tag import tag_image
@@ -111,6 +111,14 @@ def image_detail(request: HttpRequest, ref: str) -> HttpResponse:
             if Image.objects.filter(pk=image.pk).exists():
                 return HttpResponseRedirect(request.path)
             return HttpResponseRedirect(reverse("ui-images"))
+    confirm: dict[str, Any] | None = None
+    if request.GET.get("confirm") == "remove" and is_operator(request.user):
+        force = request.GET.get("force") == "1"
+        confirm = {"force": force}
+        try:
+            confirm["records"] = preview_removal(image.id, force=force)
+        except Errors as exc:
+            confirm["conflict"] = str(exc)
     data = inspect_image(image)
     template = request.GET.get("format", "")
     formatted = error = ""
@@ -128,6 +136,7 @@ def image_detail(request: HttpRequest, ref: str) -> HttpResponse:
         "layers": [{"link": link, "shared_with": shared.get(link.layer_id, 1) - 1} for link in links],
         "history": history, "containers": list(image.containers.all()), "tag_form": tag_form,
         "format": template, "formatted": formatted, "format_error": error, "can_change": is_operator(request.user),
+        "confirm": confirm,
     })
 
 

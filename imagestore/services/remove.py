@@ -36,9 +36,14 @@ Record = dict[str, str]
 class _Removal:
     """What one removal did: Docker's records, and the bytes it freed on disk."""
 
-    def __init__(self) -> None:
+    def __init__(self, dry_run: bool = False) -> None:
         self.records: list[Record] = []
         self.freed = 0
+        self.dry_run = dry_run  # rows change inside a transaction rolled back; no blob is touched
+
+
+class _Rollback(Exception):
+    pass
 
 
 @dataclass
@@ -95,8 +100,21 @@ def remove_image(name: str, *, force: bool = False, noprune: bool = False) -> li
     return _remove(name, force=force, noprune=noprune).records
 
 
-def _remove(name: str, *, force: bool, noprune: bool) -> _Removal:
-    removal = _Removal()
+def preview_removal(name: str, *, force: bool = False, noprune: bool = False) -> list[Record]:
+    """What ``remove_image`` would report, without removing anything (for a confirmation).
+    Raises the same conflicts it would."""
+    outcome: list[Record] = []
+    try:
+        with transaction.atomic():
+            outcome = _remove(name, force=force, noprune=noprune, dry_run=True).records
+            raise _Rollback
+    except _Rollback:
+        pass
+    return outcome
+
+
+def _remove(name: str, *, force: bool, noprune: bool, dry_run: bool = False) -> _Removal:
+    removal = _Removal(dry_run)
     records = removal.records
     with transaction.atomic():
         image, ref = resolve_image_and_reference(name)
@@ -181,7 +199,7 @@ def _delete(image: Image, removal: _Removal, *, force: bool, prune: bool, quiet:
         return
     parent_id = image.parent_id
     records.append({"Deleted": image.id})
-    chains, freed = _delete_image_rows(image)
+    chains, freed = _delete_image_rows(image, dry_run=removal.dry_run)
     records.extend({"Deleted": chain_id} for chain_id in chains)
     removal.freed += freed
     if prune and parent_id:
@@ -201,7 +219,7 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
     return out
 
 
-def _delete_image_rows(image: Image) -> tuple[list[str], int]:
+def _delete_image_rows(image: Image, *, dry_run: bool = False) -> tuple[list[str], int]:
     """Delete the image and the layers only it used; returns the chain ids removed and bytes freed."""
     links = list(ImageLayer.objects.filter(image=image).select_related("layer").order_by("position"))
     layer_ids = [link.layer_id for link in links]
@@ -225,9 +243,9 @@ def _delete_image_rows(image: Image) -> tuple[list[str], int]:
     still_used = set(Layer.objects.filter(digest__in=[row.digest for row in doomed]).values_list("digest", flat=True))
     freed = 0
     for row in doomed:
-        if row.digest not in still_used and store.delete(row.digest):
+        if row.digest not in still_used and (dry_run or store.delete(row.digest)):
             freed += row.size
-    if store.delete(image_id):
+    if dry_run or store.delete(image_id):
         freed += image.config_size
     return removed_chains, freed
 

@@ -73,7 +73,9 @@ def test_image_detail_and_operator_actions(make_image, member, operator, as_user
     broken = as_user(member).get(f"/images/{image.short_id}/", {"format": "{{nope}}"}).content.decode()
     assert "not defined" in broken
     client = as_user(operator)
-    assert "Remove" in client.get(f"/images/{image.short_id}/").content.decode()
+    assert "Remove…" in client.get(f"/images/{image.short_id}/").content.decode()
+    preview = client.get(f"/images/{image.short_id}/", {"confirm": "remove"}).content.decode()
+    assert "Untagged: centos:6.6" in preview and "Confirm removal" in preview and Tag.objects.count() == 1
     response = client.post(f"/images/{image.short_id}/", {"action": "tag", "repository": "Bad Name"})
     assert response.status_code == 200 and "invalid reference format" in response.content.decode()
     response = client.post(f"/images/{image.short_id}/", {"action": "tag", "repository": "copy:1"}, follow=True)

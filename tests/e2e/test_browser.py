@@ -79,13 +79,14 @@ def test_sign_in_import_watch_tag_inspect_remove_search(browser_page, start_dash
 
     image = Image.objects.get()
     Container.objects.create(id=secrets.token_hex(32), name="holding_on", image=image, state="exited")
-    page.click("button:has-text('Remove')")
-    page.wait_for_selector(".messages .error")
-    assert "must be forced" in page.inner_text(".messages")
-    page.check("input[name=force]")
-    page.click("button:has-text('Remove')")
+    page.click("button:has-text('Remove…')")
+    assert "must be forced" in page.inner_text(".confirm")  # the conflict, explained before anything goes
+    page.click("text=Force removal…")
+    assert "Untagged: e2e/busybox:1" in page.inner_text(".confirm")  # says exactly what will go
+    page.click("button:has-text('Confirm removal')")
     page.wait_for_selector(".messages .success")
     assert "Untagged: e2e/busybox:1" in page.inner_text(".messages")
+    assert Image.objects.filter(pk=image.pk, tags__isnull=True).exists()  # kept for the container
 
     page.goto(f"{url}/search/?term=e2e&registry=local")
     page.wait_for_selector("table")

@@ -170,3 +170,19 @@ def test_prune_all_removes_every_image_no_container_uses(make_image) -> None:  #
     assert {"Deleted": grandparent.id} in result["ImagesDeleted"]
     assert list(Image.objects.values_list("id", flat=True)) == [used.id]
     assert prune_images() == {"ImagesDeleted": [], "SpaceReclaimed": 0}
+
+
+def test_preview_says_what_would_go_and_changes_nothing(make_image) -> None:  # type: ignore[no-untyped-def]
+    from imagestore.services.remove import preview_removal
+
+    image = make_image("centos:6.6")
+    layer = image.layers.get()
+    preview = preview_removal("centos:6.6")
+    assert preview == [{"Untagged": "centos:6.6"}, {"Deleted": image.id}, {"Deleted": chain_ids([layer.diff_id])[0]}]
+    assert Image.objects.filter(pk=image.pk).exists() and Tag.objects.count() == 1
+    assert get_store().exists(layer.digest) and get_store().exists(image.id)
+    _container(image)
+    with pytest.raises(Conflict, match="must force"):
+        preview_removal("centos:6.6")
+    assert preview_removal("centos:6.6", force=True) == [{"Untagged": "centos:6.6"}]
+    assert Tag.objects.count() == 1
