@@ -7,7 +7,11 @@ _BASE = Path(__file__).resolve().parent.parent
 os.environ.setdefault("VAR_DIR", str(_BASE / "var" / "test"))
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("JOB_PROGRESS_INTERVAL_MS", "100")
+# A queue of this test run's own (its workers inherit the name), so two runs sharing one
+# Redis, a developer's and CI's, never take each other's tasks.
+os.environ.setdefault("CELERY_TEST_QUEUE", f"imagestore-tests-{os.getpid()}")
 
 from .settings import *  # noqa: E402,F403
 
+CELERY_TASK_DEFAULT_QUEUE = os.environ["CELERY_TEST_QUEUE"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests

@@ -23,7 +23,7 @@ from imagestore.oci.errors import OCIError
 from imagestore.permissions import is_operator
 from imagestore.services import containers as container_service
 from imagestore.services.history import image_history
-from imagestore.services.images import ImageFilters, list_image_rows, resolve_image
+from imagestore.services.images import ImageFilters, image_sizes, list_image_rows, resolve_image, store_totals
 from imagestore.services.import_ import import_target, start_import
 from imagestore.services.inspect import format_inspect, inspect_image
 from imagestore.services.jobs import cancel_job, get_job
@@ -70,10 +70,12 @@ def images(request: HttpRequest) -> HttpResponse:
             form.add_error("reference", str(exc))
     ids = [r["row_image"] for r in rows]
     in_use = set(Container.objects.filter(image_id__in=ids).values_list("image_id", flat=True))
+    sizes = image_sizes(ids)
     for row in rows:
         row["in_use"] = row["row_image"] in in_use
         row["short_id"] = row["row_image"].split(":", 1)[1][:12]
-    return render(request, "ui/images.html", {"form": form, "rows": rows, "page": page,
+        row.update(sizes.get(row["row_image"], {}))
+    return render(request, "ui/images.html", {"form": form, "rows": rows, "page": page, "totals": store_totals(),
                                               "can_change": is_operator(request.user)})
 
 

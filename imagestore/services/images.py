@@ -248,3 +248,34 @@ def image_summaries(filters: ImageFilters) -> list[dict[str, object]]:
             "Containers": -1,
         })
     return out
+
+
+def image_sizes(image_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Each image's own bytes (layers no other image uses) and shared bytes, in one query."""
+    from django.db.models import Count, OuterRef, Subquery
+
+    from ..models import ImageLayer
+
+    users = (ImageLayer.objects.filter(layer_id=OuterRef("layer_id")).values("layer_id")
+             .annotate(n=Count("image_id", distinct=True)).values("n"))
+    out: dict[str, dict[str, int]] = {i: {"unique": 0, "shared": 0} for i in image_ids}
+    rows = (ImageLayer.objects.filter(image_id__in=image_ids)
+            .values("image_id", "layer__uncompressed_size").annotate(users=Subquery(users)))
+    for row in rows:
+        key = "shared" if (row["users"] or 1) > 1 else "unique"
+        out[row["image_id"]][key] += row["layer__uncompressed_size"]
+    return out
+
+
+def store_totals() -> dict[str, int]:
+    """Images, bytes on disk (blobs), and bytes of layers more than one image uses."""
+    from django.db.models import Count, Sum
+
+    from ..models import Layer
+
+    layer_totals = Layer.objects.aggregate(disk=Sum("size"))
+    shared = (Layer.objects.annotate(users=Count("image_layers__image", distinct=True)).filter(users__gt=1)
+              .aggregate(total=Sum("uncompressed_size")))
+    configs = Image.objects.aggregate(n=Count("id"), configs=Sum("config_size"))
+    return {"images": configs["n"] or 0, "disk": (layer_totals["disk"] or 0) + (configs["configs"] or 0),
+            "shared": shared["total"] or 0}
