@@ -17,6 +17,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
+from imagestore.downloads import archive_response
 from imagestore.errors import ServiceError
 from imagestore.models import Container, Image, ImageLayer, Job, RegistryCredential
 from imagestore.oci.errors import OCIError
@@ -33,7 +34,6 @@ from imagestore.services.pull import start_pull
 from imagestore.services.push import start_push
 from imagestore.services.registries import registry_settings
 from imagestore.services.remove import preview_removal, remove_image, remove_images
-from imagestore.services.save import archive_stream, plan_save
 from imagestore.services.search import LOCAL, SearchFilters, search
 from imagestore.services.tag import tag_image
 from imagestore.services.uploads import keep_upload
@@ -283,14 +283,10 @@ def images_bulk(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
         return HttpResponseRedirect(reverse("ui-images"))
     if request.POST.get("action") == "save":
         try:
-            plan = plan_save(names)
+            return archive_response(names, "images.tar")
         except Errors as exc:
             messages.error(request, str(exc))
             return HttpResponseRedirect(reverse("ui-images"))
-        response = StreamingHttpResponse(archive_stream(plan), content_type="application/x-tar")
-        response["Content-Length"] = str(plan.size())
-        response["Content-Disposition"] = 'attachment; filename="images.tar"'
-        return response
     _operator_only(request)
     for result in remove_images(names, force=request.POST.get("force") == "1"):
         if "error" in result:

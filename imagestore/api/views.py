@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ..downloads import archive_response
 from ..errors import BadRequest, NotFound
 from ..models import Image, ImageLayer, Job, RegistryCredential
 from ..services import images as image_service
@@ -29,7 +30,7 @@ from ..services.pull import start_pull
 from ..services.push import start_push
 from ..services.registries import registry_settings
 from ..services.remove import prune_images, remove_image, remove_images
-from ..services.save import archive_stream, export_path, plan_save, start_save
+from ..services.save import export_path, start_save
 from ..services.search import SearchFilters, index_search, search
 from ..services.tag import tag_image
 from ..services.uploads import keep_upload
@@ -247,12 +248,8 @@ class ImageViewSet(viewsets.GenericViewSet):
 
 
 def _archive_response(names: list[str]) -> StreamingHttpResponse:
-    plan = plan_save(names)
-    response = StreamingHttpResponse(archive_stream(plan), content_type="application/x-tar")
-    response["Content-Length"] = str(plan.size())
     stem = "-".join(n.replace("/", "_").replace(":", "_") for n in names)[:100] or "images"
-    response["Content-Disposition"] = f'attachment; filename="{stem}.tar"'
-    return response
+    return archive_response(names, f"{stem}.tar")
 
 
 def _pull(request: Request) -> Response:

@@ -15,7 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
-from ..errors import status_for
+from ..errors import BadRequest, status_for
 from ..models import Job
 from ..permissions import is_operator
 
@@ -85,9 +85,11 @@ def filters(request: HttpRequest) -> dict[str, list[str]]:
     try:
         parsed = json.loads(raw)
     except json.JSONDecodeError:
-        raise ValueError("invalid filter: filters is not JSON") from None
+        raise BadRequest("invalid filter: filters is not JSON") from None
+    if not isinstance(parsed, dict):
+        raise BadRequest("invalid filter: filters must be a JSON object")
     out: dict[str, list[str]] = {}
-    for key, value in (parsed or {}).items():
+    for key, value in parsed.items():
         if isinstance(value, dict):
             out[key] = [k for k, v in value.items() if v]
         elif isinstance(value, list):

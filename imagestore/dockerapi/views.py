@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
+from ..downloads import archive_response
 from ..errors import BadRequest, NotFound
 from ..models import Container, Image
 from ..oci.platform import host_platform
@@ -28,7 +29,6 @@ from ..services.login import login
 from ..services.pull import start_pull
 from ..services.push import start_push
 from ..services.remove import prune_images, remove_image
-from ..services.save import archive_stream, plan_save
 from ..services.search import SearchFilters, search
 from ..services.tag import tag_image
 from ..services.uploads import uploads_dir
@@ -182,21 +182,14 @@ def images_search(request: HttpRequest) -> JsonResponse:
     return JsonResponse(results, safe=False)
 
 
-def _save_response(names: list[str]) -> StreamingHttpResponse:
-    plan = plan_save(names)
-    response = StreamingHttpResponse(archive_stream(plan), content_type="application/x-tar")
-    response["Content-Length"] = str(plan.size())
-    return response
-
-
 @docker_view(("GET",))
 def image_get(request: HttpRequest, name: str) -> StreamingHttpResponse:
-    return _save_response([name])
+    return archive_response([name])
 
 
 @docker_view(("GET",))
 def images_get(request: HttpRequest) -> StreamingHttpResponse:
-    return _save_response(request.GET.getlist("names"))
+    return archive_response(request.GET.getlist("names"))
 
 
 def request_stream(request: HttpRequest) -> Any:
