@@ -31,6 +31,7 @@ bench: install system-deps
 	$(PY) bench/import_1gib.py
 	$(PY) bench/save_load_1gib.py
 	$(PY) bench/pull_1gib.py
+	$(PY) bench/images_page.py
 
 clean:
 	rm -rf $(VENV) var

@@ -51,6 +51,10 @@ class ImageFilterForm(forms.Form):
                                 widget=forms.TextInput(attrs={"placeholder": "centos:*", "type": "search"}))
     dangling = forms.ChoiceField(required=False, choices=[("", "all"), ("true", "dangling only"),
                                                           ("false", "tagged only")])
+    registry = forms.CharField(required=False, max_length=255,
+                               widget=forms.TextInput(attrs={"placeholder": "docker.io", "type": "search"}))
+    order = forms.ChoiceField(required=False, choices=[(o, o) for o in (
+        "-created", "created", "-size", "size", "repository", "-repository")])
 
 
 @login_required
@@ -62,8 +66,9 @@ def images(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data if request.GET else {}
         dangling = {"true": True, "false": False}.get(data.get("dangling") or "")
         try:
-            queryset = list_image_rows(ImageFilters(reference=[data["reference"]] if data.get("reference") else [],
-                                                    dangling=dangling))
+            queryset = list_image_rows(ImageFilters(
+                reference=[data["reference"]] if data.get("reference") else [], dangling=dangling,
+                registry=data.get("registry") or None, order=data.get("order") or "-created"))
             page = Paginator(queryset, 50).get_page(request.GET.get("page"))
             rows = list(page.object_list)
         except Errors as exc:
@@ -133,13 +138,28 @@ def image_detail(request: HttpRequest, ref: str) -> HttpResponse:
     shared = dict(ImageLayer.objects.filter(layer__in=[link.layer_id for link in links]).values("layer")
                   .annotate(n=Count("image", distinct=True)).values_list("layer", "n"))
     history = image_history(image)
+    steps = [dockerfile_step(row) for row in reversed(history)]
     return render(request, "ui/image_detail.html", {
         "image": image, "inspect": data, "inspect_json": json.dumps(data, indent=2),
         "layers": [{"link": link, "shared_with": shared.get(link.layer_id, 1) - 1} for link in links],
         "history": history, "containers": list(image.containers.all()), "tag_form": tag_form,
         "format": template, "formatted": formatted, "format_error": error, "can_change": is_operator(request.user),
-        "confirm": confirm,
+        "confirm": confirm, "steps": steps,
+        "push_as": {tag: _push_identity(request, tag) for tag in data["RepoTags"]},
     })
+
+
+def dockerfile_step(row: dict[str, Any]) -> str:
+    """A history entry read back as the Dockerfile line that made it."""
+    created_by = (row.get("CreatedBy") or "").strip()
+    for prefix in ("/bin/sh -c #(nop) ", "/bin/sh -c #(nop)"):
+        if created_by.startswith(prefix):
+            return created_by[len(prefix):].strip()
+    if created_by.startswith("/bin/sh -c "):
+        return "RUN " + created_by[len("/bin/sh -c "):]
+    if created_by:
+        return f"RUN {created_by}" if not created_by.split()[0].isupper() else created_by
+    return f"# {row.get('Comment') or 'layer'}"
 
 
 class PullForm(forms.Form):
@@ -327,6 +347,15 @@ def registries(request: HttpRequest) -> HttpResponse:
     return render(request, "ui/registries.html", {"form": form, "credentials": credentials,
                                                   "settings": registry_settings(),
                                                   "can_change": is_operator(request.user)})
+
+
+def _push_identity(request: HttpRequest, tag: str) -> str:
+    """Whose login a push of ``tag`` would use: the user's own for that registry, if any."""
+    from imagestore.oci.reference import parse_normalized
+
+    registry = parse_normalized(tag).domain
+    credential = RegistryCredential.objects.filter(owner_id=request.user.pk, registry=registry).first()
+    return f"as {credential.username}" if credential else "anonymously (no login for this registry)"
 
 
 @login_required

@@ -14,7 +14,7 @@ from .errors import ServiceError
 from .models import Container, Image, ImageLayer, Job, Layer, RegistryCredential, RepoDigest, Repository, Tag
 from .oci.errors import OCIError
 from .permissions import is_operator
-from .services.jobs import cancel_job
+from .services.jobs import cancel_job, retry_job
 from .services.registries import registry_settings
 from .services.remove import prune_images, remove_image
 
@@ -230,10 +230,19 @@ class JobAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_select_related = ["owner"]
     search_fields = ["id", "error"]
     exclude = ["params"]
-    actions = ["cancel_jobs"]
+    actions = ["cancel_jobs", "retry_jobs"]
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(request.user.is_active and request.user.is_staff)
+
+    @admin.action(description="Retry selected failed jobs")
+    def retry_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        for job in queryset:
+            try:
+                new = retry_job(job, owner=request.user)
+                self.message_user(request, f"{job.id}: retried as {new.id}", messages.SUCCESS)
+            except ServiceError as exc:
+                self.message_user(request, f"{job.id}: {exc}", messages.WARNING)
 
     @admin.action(description="Cancel selected jobs")
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:

@@ -101,6 +101,9 @@ class Image(models.Model):
     def __str__(self) -> str:
         return self.short_id
 
+    def get_absolute_url(self) -> str:
+        return f"/images/{self.id}/"  # the dashboard page, linked from the admin
+
     @property
     def short_id(self) -> str:
         return self.id.split(":", 1)[-1][:12]
@@ -246,6 +249,9 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.id} ({self.state})"
+
+    def get_absolute_url(self) -> str:
+        return f"/jobs/{self.id}/"
 
     @property
     def finished(self) -> bool:

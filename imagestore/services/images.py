@@ -144,6 +144,11 @@ class ImageFilters:
     since: str | None = None
     labels: list[str] = field(default_factory=list)
     all: bool = False
+    registry: str | None = None  # only names of this registry (dangling images have none)
+    order: str = "-created"  # created, size or repository, "-" for descending
+
+
+ORDERS = {"created": "row_created", "size": "row_size", "repository": "row_repository"}
 
 
 def _image_conditions(filters: ImageFilters, prefix: str) -> Q:
@@ -176,6 +181,8 @@ def list_image_rows(filters: ImageFilters) -> QuerySet:
     whatever its size. Rows: image, created, size, repository, tag (None when dangling).
     """
     tagged = Tag.objects.filter(_image_conditions(filters, "image__"))
+    if filters.registry:
+        tagged = tagged.filter(repository__registry=filters.registry)
     tagged = _apply_labels(tagged, filters, "image__")
     if filters.reference:
         ref_q = Q()
@@ -203,15 +210,18 @@ def list_image_rows(filters: ImageFilters) -> QuerySet:
         row_repository=Value(None, output_field=CharField()),
         row_tag=Value(None, output_field=CharField()),
     )
+    key = filters.order.lstrip("-")
+    if key not in ORDERS:
+        raise BadRequest(f"cannot order images by {filters.order!r} (use created, size or repository)")
+    order = ("-" if filters.order.startswith("-") else "") + ORDERS[key]
+    ordering = [order, "-row_created", "row_image", "row_repository", "row_tag"]
     if filters.dangling is True:
-        # A reference filter never matches an untagged image.
-        rows = untagged_rows.none() if filters.reference else untagged_rows
-        return rows.order_by("-row_created", "row_image")
-    if filters.dangling is False or filters.reference:
-        return tagged_rows.order_by("-row_created", "row_image", "row_repository", "row_tag")
-    return tagged_rows.order_by().union(untagged_rows.order_by(), all=True).order_by(
-        "-row_created", "row_image", "row_repository", "row_tag"
-    )
+        # A reference or registry filter never matches an untagged image.
+        rows = untagged_rows.none() if (filters.reference or filters.registry) else untagged_rows
+        return rows.order_by(*ordering)
+    if filters.dangling is False or filters.reference or filters.registry:
+        return tagged_rows.order_by(*ordering)
+    return tagged_rows.order_by().union(untagged_rows.order_by(), all=True).order_by(*ordering)
 
 
 def image_summaries(filters: ImageFilters) -> list[dict[str, object]]:

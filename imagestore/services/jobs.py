@@ -175,6 +175,15 @@ def cancel_job(job: Job) -> Job:
     return job
 
 
+def retry_job(job: Job, owner: Any = None) -> Job:
+    """A new job doing what a failed or cancelled one was asked to (its upload, if any, is gone)."""
+    if job.state not in (Job.State.FAILED, Job.State.CANCELLED):
+        raise Conflict(f"job {job.id} has {job.state}; only failed or cancelled jobs are retried")
+    if "upload_path" in job.params:
+        raise Conflict(f"job {job.id} worked on an upload, which is removed when a job ends: upload it again")
+    return create_job(job.kind, dict(job.params), owner=owner or job.owner)
+
+
 def fail_jobs_of_worker(worker: str) -> int:
     """A worker that starts again finds the jobs it was running dead: fail them."""
     if not worker:

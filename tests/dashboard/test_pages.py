@@ -69,7 +69,7 @@ def test_image_detail_and_operator_actions(make_image, member, operator, as_user
     assert "docker pull centos:6.6" in page and image.id in page and "Remove" not in page
     assert as_user(member).post(f"/images/{image.short_id}/", {"action": "tag", "repository": "x"}).status_code == 403
     formatted = as_user(member).get(f"/images/{image.short_id}/", {"format": "{{.Os}}"}).content.decode()
-    assert "<pre>linux</pre>" in formatted
+    assert "<pre data-format-output>linux</pre>" in formatted
     broken = as_user(member).get(f"/images/{image.short_id}/", {"format": "{{nope}}"}).content.decode()
     assert "not defined" in broken
     client = as_user(operator)
@@ -230,3 +230,53 @@ def test_first_page_of_10000_images_costs_a_constant_number_of_queries(member, a
         elapsed = time.perf_counter() - start
     assert response.status_code == 200 and response.content.decode().count('name="name"') == 50
     assert elapsed < 1.0, f"first page took {elapsed:.3f} s"  # the 300 ms figure is measured in bench/
+
+
+def test_images_sort_and_registry_filter(make_image, member, as_user) -> None:  # type: ignore[no-untyped-def]
+    make_image("zeta:1", marker="z")
+    make_image("127.0.0.1:5000/alpha:1", marker="a")
+    make_image(None, marker="d")
+    client = as_user(member)
+    by_name = client.get("/images/", {"order": "repository", "dangling": "false"}).content.decode()
+    assert by_name.index("127.0.0.1:5000/alpha") < by_name.index("zeta")
+    only = client.get("/images/", {"registry": "127.0.0.1:5000"}).content.decode()
+    assert "127.0.0.1:5000/alpha" in only and "zeta" not in only and "&lt;none&gt;</td>" not in only
+    assert client.get("/images/", {"order": "bogus"}).status_code == 200  # the form refuses it
+
+
+def test_image_detail_reads_history_as_dockerfile_steps(make_image, operator, as_user) -> None:  # type: ignore[no-untyped-def]
+    from dashboard.views import dockerfile_step
+
+    assert dockerfile_step({"CreatedBy": '/bin/sh -c #(nop)  CMD ["sh"]'}) == 'CMD ["sh"]'
+    assert dockerfile_step({"CreatedBy": "/bin/sh -c apt-get update"}) == "RUN apt-get update"
+    assert dockerfile_step({"CreatedBy": "", "Comment": "Imported from -"}) == "# Imported from -"
+    image = make_image("centos:6.6")
+    body = as_user(operator).get(f"/images/{image.short_id}/").content.decode()
+    assert "# Imported from -" in body and 'data-copy="docker pull centos:6.6"' in body
+    assert "anonymously (no login for this registry)" in body
+    assert "Open in the admin" not in body  # operator, not staff
+
+
+def test_admin_retries_a_failed_job_and_links_to_the_dashboard(make_image, staff) -> None:  # type: ignore[no-untyped-def]
+    from imagestore.services.jobs import create_job
+
+    failed = create_job("pull", {"reference": "centos:6.6", "platform": ""})
+    Job.objects.filter(pk=failed.pk).update(state="failed", error="registry down")
+    upload = create_job("import", {"upload_path": "/nowhere", "repository": None, "message": ""})
+    Job.objects.filter(pk=upload.pk).update(state="failed")
+    client = Client()
+    from django.contrib.auth.models import User
+
+    client.force_login(User.objects.create_superuser("boss", password="pw"))
+    response = client.post("/admin/imagestore/job/", {"action": "retry_jobs",
+                                                      "_selected_action": [failed.pk, upload.pk]}, follow=True)
+    body = response.content.decode()
+    assert "retried as" in body and "upload it again" in body
+    assert Job.objects.filter(kind="pull", state="queued").count() == 1
+    image = make_image("centos:6.6")
+    import re
+
+    change = client.get(f"/admin/imagestore/image/{image.pk}/change/").content.decode()
+    link = re.search(r'href="(/admin/r/[^"]+)"', change)
+    assert link is not None  # "View on site"
+    assert client.get(link.group(1))["Location"].endswith(f"/images/{image.id}/")  # leads to the dashboard

@@ -75,7 +75,7 @@ def test_sign_in_import_watch_tag_inspect_remove_search(browser_page, start_dash
 
     page.fill("input[name=format]", "{{.Os}}/{{json .RepoTags}}")
     page.click("form:has(input[name=format]) button")
-    assert page.inner_text("main pre >> nth=0") == 'linux/["e2e/busybox:1","e2e/copy:2"]'
+    assert page.inner_text("[data-format-output]") == 'linux/["e2e/busybox:1","e2e/copy:2"]'
 
     image = Image.objects.get()
     Container.objects.create(id=secrets.token_hex(32), name="holding_on", image=image, state="exited")
