@@ -139,9 +139,11 @@ def image_detail(request: HttpRequest, ref: str) -> HttpResponse:
                   .annotate(n=Count("image", distinct=True)).values_list("layer", "n"))
     history = image_history(image)
     steps = [dockerfile_step(row) for row in reversed(history)]
+    made_by = {row["Layer"]: dockerfile_step(row) for row in history if row.get("Layer")}
     return render(request, "ui/image_detail.html", {
         "image": image, "inspect": data, "inspect_json": json.dumps(data, indent=2),
-        "layers": [{"link": link, "shared_with": shared.get(link.layer_id, 1) - 1} for link in links],
+        "layers": [{"link": link, "shared_with": shared.get(link.layer_id, 1) - 1,
+                    "made_by": made_by.get(link.layer.diff_id, "")} for link in links],
         "history": history, "containers": list(image.containers.all()), "tag_form": tag_form,
         "format": template, "formatted": formatted, "format_error": error, "can_change": is_operator(request.user),
         "confirm": confirm, "steps": steps,
