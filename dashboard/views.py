@@ -25,10 +25,10 @@ from imagestore.permissions import is_operator
 from imagestore.services import containers as container_service
 from imagestore.services.history import image_history
 from imagestore.services.images import ImageFilters, image_sizes, list_image_rows, resolve_image, store_totals
-from imagestore.services.import_ import import_target, start_import
+from imagestore.services.import_ import start_import_from
 from imagestore.services.inspect import format_inspect, inspect_image
 from imagestore.services.jobs import cancel_job, get_job
-from imagestore.services.load import start_load
+from imagestore.services.load import start_load_from
 from imagestore.services.login import login, logout
 from imagestore.services.pull import start_pull
 from imagestore.services.push import start_push
@@ -36,7 +36,6 @@ from imagestore.services.registries import registry_settings
 from imagestore.services.remove import preview_removal, remove_image, remove_images
 from imagestore.services.search import LOCAL, SearchFilters, search
 from imagestore.services.tag import tag_image
-from imagestore.services.uploads import keep_upload
 
 Errors = (ServiceError, OCIError)
 
@@ -265,11 +264,9 @@ def import_page(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             data = form.cleaned_data
             try:
-                import_target(data["repository"] or None, None)  # a bad name keeps nothing
-                job = start_import(
-                    upload_path=str(keep_upload(data["file"])) if data["file"] else None, url=data["url"] or None,
-                    repository=data["repository"] or None, message=data["message"], owner=request.user,
-                )
+                job = start_import_from(upload=data["file"], url=data["url"] or None,
+                                        repository=data["repository"] or None, message=data["message"],
+                                        owner=request.user)
                 return HttpResponseRedirect(reverse("ui-job", args=[job.id]))
             except Errors as exc:
                 form.add_error("repository" if "reference" in str(exc) else None, str(exc))
@@ -289,7 +286,7 @@ def load_page(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         _operator_only(request)
         if form.is_valid():
-            job = start_load(str(keep_upload(form.cleaned_data["file"])), owner=request.user)
+            job = start_load_from(form.cleaned_data["file"], owner=request.user)
             return HttpResponseRedirect(reverse("ui-job", args=[job.id]))
     return render(request, "ui/upload.html", {"form": form, "title": "Load images from an archive",
                                               "button": "Load", "can_change": is_operator(request.user)})

@@ -22,9 +22,9 @@ from ..models import Image, ImageLayer, Job, RegistryCredential
 from ..services import images as image_service
 from ..services import jobs as job_service
 from ..services.history import image_history
-from ..services.import_ import import_target, start_import
+from ..services.import_ import import_target, start_import_from
 from ..services.inspect import format_inspect, inspect_image
-from ..services.load import start_load
+from ..services.load import start_load_from
 from ..services.login import login, logout
 from ..services.pull import start_pull
 from ..services.push import start_push
@@ -33,7 +33,6 @@ from ..services.remove import prune_images, remove_image, remove_images
 from ..services.save import export_path, start_save
 from ..services.search import SearchFilters, index_search, search
 from ..services.tag import tag_image
-from ..services.uploads import keep_upload
 from .serializers import (
     ImageListQuerySerializer,
     ImageRowSerializer,
@@ -174,16 +173,9 @@ class ImageViewSet(viewsets.GenericViewSet):
         body = ImportRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        upload = data.get("file")
-        # Check the name before keeping the upload, so a bad request leaves nothing behind.
-        import_target(data.get("repository") or None, data.get("tag") or None)
-        job = start_import(
-            upload_path=str(keep_upload(upload)) if upload is not None else None,
-            url=data.get("url") or None,
-            repository=data.get("repository") or None,
-            tag=data.get("tag") or None,
-            message=data.get("message") or "",
-            owner=request.user,
+        job = start_import_from(
+            upload=data.get("file"), url=data.get("url") or None, repository=data.get("repository") or None,
+            tag=data.get("tag") or None, message=data.get("message") or "", owner=request.user,
         )
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
@@ -214,7 +206,7 @@ class ImageViewSet(viewsets.GenericViewSet):
         """``docker load``: an archive upload (docker save, skopeo, podman) becomes a job."""
         body = LoadRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        job = start_load(str(keep_upload(body.validated_data["file"])), owner=request.user)
+        job = start_load_from(body.validated_data["file"], owner=request.user)
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=PruneRequestSerializer, responses={200: OpenApiTypes.OBJECT})

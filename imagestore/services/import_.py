@@ -227,3 +227,22 @@ def start_import(
     else:
         params["url"] = url
     return create_job(Job.Kind.IMPORT, params, owner=owner)
+
+
+def start_import_from(*, upload: Any = None, url: str | None = None, repository: str | None = None,
+                      tag: str | None = None, message: str = "", owner: Any = None) -> Job:
+    """An import asked for from a form or the API: the name and source are checked before an
+    uploaded file is kept, so a bad request leaves nothing behind."""
+    from .uploads import keep_upload
+
+    import_target(repository, tag)
+    if (upload is None) == (not url):
+        raise BadRequest("give either a file or a url to import from")
+    path = keep_upload(upload) if upload is not None else None
+    try:
+        return start_import(upload_path=str(path) if path else None, url=url, repository=repository, tag=tag,
+                            message=message, owner=owner)
+    except BaseException:
+        if path is not None:
+            path.unlink(missing_ok=True)
+        raise

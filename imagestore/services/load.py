@@ -122,6 +122,13 @@ def start_load(upload_path: str, owner: Any = None) -> Job:
     return create_job(Job.Kind.LOAD, {"upload_path": str(upload_path)}, owner=owner)
 
 
+def start_load_from(upload: Any, owner: Any = None) -> Job:
+    """A load asked for from a form or the API: the uploaded archive is kept for the job."""
+    from .uploads import keep_upload
+
+    return start_load(str(keep_upload(upload)), owner=owner)
+
+
 @handler(Job.Kind.LOAD)
 def run_load_job(job: Job, progress: JobProgress) -> dict[str, Any]:
     with open(job.params["upload_path"], "rb") as source:
