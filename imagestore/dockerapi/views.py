@@ -224,13 +224,12 @@ def images_create(request: HttpRequest) -> StreamingHttpResponse:
     source = request.GET.get("fromSrc")
     if not source:
         raise BadRequest("fromImage or fromSrc is required")
-    if request.GET.getlist("changes"):
-        raise BadRequest("changes on import are not supported yet; commit them to the imported image instead")
+    changes = [line for value in request.GET.getlist("changes") for line in value.split("\n") if line.strip()]
     upload = _keep_body(request) if source == "-" else None
     try:
         job = start_import(upload_path=str(upload) if upload else None, url=None if upload else source,
                            repository=request.GET.get("repo") or None, tag=request.GET.get("tag") or None,
-                           message=request.GET.get("message") or "", owner=user)
+                           message=request.GET.get("message") or "", changes=changes, owner=user)
     except BaseException:
         if upload:
             upload.unlink(missing_ok=True)

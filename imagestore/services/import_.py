@@ -19,6 +19,7 @@ from ..blobs import BlobStore, Pins, get_store
 from ..errors import BadRequest
 from ..models import Image, Job
 from ..oci import mediatypes
+from ..oci.changes import InvalidChange, apply_changes
 from ..oci.compression import Readable, open_decompressed
 from ..oci.config import ImageConfig, format_time, new_layer_config
 from ..oci.layer import write_gzip_layer
@@ -56,13 +57,23 @@ def import_image(
     total: int | None = None,
     repository: str | None = None,
     message: str = "",
+    changes: list[str] | None = None,
     progress: Progress = NULL_PROGRESS,
 ) -> Image:
-    """Import a tarball stream (plain, gzip, bzip2, xz or zstd) as a new image."""
+    """Import a tarball stream (plain, gzip, bzip2, xz or zstd) as a new image; ``changes`` are
+    Dockerfile instructions for its config, as ``docker import --change``."""
     target = parse_target(repository) if repository else None  # a bad name fails before any byte is read
+    container_config = _container_config(changes)  # and bad changes too
     store = get_store()
     with store.pins() as pins:
-        return _import(source, store, pins, source_name, total, target, message, progress)
+        return _import(source, store, pins, source_name, total, target, message, container_config, progress)
+
+
+def _container_config(changes: list[str] | None) -> dict[str, Any]:
+    try:
+        return apply_changes({}, changes or [])
+    except InvalidChange as exc:
+        raise BadRequest(str(exc)) from None
 
 
 def _import(
@@ -73,6 +84,7 @@ def _import(
     total: int | None,
     target: Reference | None,
     message: str,
+    container_config: dict[str, Any],
     progress: Progress,
 ) -> Image:
     counter = _CountingReader(source, progress, total)
@@ -99,6 +111,7 @@ def _import(
         os=platform.os,
         variant=platform.variant,
         comment=comment,
+        config=container_config,
         history=[{"created": format_time(now), "comment": comment}],
     )
     config = ImageConfig.parse(config_bytes)
@@ -180,6 +193,7 @@ def run_import_job(job: Job, progress: JobProgress) -> dict[str, Any]:
             total=total,
             repository=params.get("repository") or None,
             message=params.get("message") or "",
+            changes=params.get("changes") or [],
             progress=progress,
         )
     return image_result(image)
@@ -213,6 +227,7 @@ def start_import(
     repository: str | None = None,
     tag: str | None = None,
     message: str = "",
+    changes: list[str] | None = None,
     owner: Any = None,
 ) -> Job:
     """Queue an import job from an uploaded file or a URL, after checking its inputs."""
@@ -221,7 +236,8 @@ def start_import(
     if url and not url.lower().startswith(("http://", "https://")):
         raise BadRequest(f"cannot import from {redact_url(url)}: only http and https URLs are supported")
     target = import_target(repository, tag)
-    params: dict[str, Any] = {"repository": target, "message": message}
+    _container_config(changes)
+    params: dict[str, Any] = {"repository": target, "message": message, "changes": list(changes or [])}
     if upload_path:
         params["upload_path"] = str(upload_path)
     else:

@@ -99,8 +99,10 @@ def test_docker_tutorial_commands(docker, mirror, dashboard: str, operator, tmp_
 
     # import, then a container from it: create, start, wait, logs, ps, diff, commit
     rootfs = busybox_rootfs(tmp_path / "rootfs")
-    imported = docker("import", "-", "ubuntu:14.10", stdin=tar_directory(rootfs, "gzip")).stdout.strip()
+    imported = docker("import", "--change", 'CMD ["/bin/sh"]', "-", "ubuntu:14.10",
+                      stdin=tar_directory(rootfs, "gzip")).stdout.strip()
     assert imported.startswith("sha256:")
+    assert docker("inspect", "-f", "{{json .Config.Cmd}}", "ubuntu:14.10").stdout.strip() == '["/bin/sh"]'
     docker("create", "--name", "c1", "ubuntu:14.10", "sh", "-c", "touch /test; echo made")
     docker("start", "c1")
     assert docker("wait", "c1").stdout.strip() == "0"

@@ -187,7 +187,7 @@ def test_import_upload_answers_202_with_the_job(operator, client_for, store_root
     job = response.json()
     assert job["kind"] == "import" and job["state"] == "queued"
     assert {"id", "kind", "state", "progress", "log", "error", "result"} <= set(job)
-    assert job["params"] == {"repository": "ubuntu:14.10", "message": "from upload", "source": "upload"}
+    assert job["params"] == {"repository": "ubuntu:14.10", "message": "from upload", "changes": [], "source": "upload"}
     assert len(callbacks) == 1
     kept = list((store_root / "uploads").iterdir())
     assert len(kept) == 1 and kept[0].read_bytes() == data

@@ -117,3 +117,21 @@ def test_bad_repository_name_fails_before_reading(store_root: Path) -> None:
     with pytest.raises(InvalidReference, match="must be lowercase"):
         import_image(Unreadable(), repository="Bad/Name")  # type: ignore[arg-type]
     assert _store_is_empty(store_root)
+
+
+def test_import_with_changes_sets_the_config_like_docker_import_change() -> None:
+    from imagestore.services.inspect import inspect_image
+
+    image = import_image(io.BytesIO(simple_rootfs_tar()), repository="changed:1",
+                         changes=['CMD ["/bin/sh"]', "ENV A=1", "WORKDIR /srv", "EXPOSE 8080"])
+    config = inspect_image(image)["Config"]
+    assert config["Cmd"] == ["/bin/sh"] and config["Env"] == ["A=1"] and config["WorkingDir"] == "/srv"
+    assert config["ExposedPorts"] == {"8080/tcp": {}}
+
+
+def test_import_with_a_bad_change_stores_nothing(store_root: Path) -> None:
+    from imagestore.errors import BadRequest
+
+    with pytest.raises(BadRequest, match="RUN is not a valid change command"):
+        import_image(io.BytesIO(simple_rootfs_tar()), changes=["RUN rm -rf /"])
+    assert _store_is_empty(store_root)
