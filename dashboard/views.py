@@ -18,9 +18,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from imagestore.downloads import archive_response
-from imagestore.errors import ServiceError
+from imagestore.errors import USER_ERRORS
 from imagestore.models import Container, Image, ImageLayer, Job, RegistryCredential
-from imagestore.oci.errors import OCIError
 from imagestore.permissions import is_operator
 from imagestore.services import containers as container_service
 from imagestore.services.history import image_history
@@ -37,7 +36,7 @@ from imagestore.services.remove import preview_removal, remove_image, remove_ima
 from imagestore.services.search import LOCAL, SearchFilters, search
 from imagestore.services.tag import tag_image
 
-Errors = (ServiceError, OCIError)
+Errors = USER_ERRORS
 
 
 def _operator_only(request: HttpRequest) -> None:

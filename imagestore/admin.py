@@ -10,9 +10,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
 
-from .errors import ServiceError
+from .errors import USER_ERRORS, ServiceError
 from .models import Container, Image, ImageLayer, Job, Layer, RegistryCredential, RepoDigest, Repository, Tag
-from .oci.errors import OCIError
 from .permissions import is_operator
 from .services.jobs import cancel_job, retry_job
 from .services.registries import registry_settings
@@ -39,7 +38,7 @@ def _report(modeladmin: admin.ModelAdmin, request: HttpRequest, names: list[str]
     for name in names:
         try:
             records = remove_image(name, force=force)
-        except (ServiceError, OCIError) as exc:
+        except USER_ERRORS as exc:
             modeladmin.message_user(request, f"{name}: {exc}", messages.ERROR)
             continue
         lines = ", ".join(f"{k}: {v}" for record in records for k, v in record.items())

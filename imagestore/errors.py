@@ -45,6 +45,13 @@ class JobCancelled(ServiceError):
     status = 409
 
 
+# What an operation raises for bad input or a refused action (as opposed to a bug):
+# interfaces catch exactly these and show their message.
+USER_ERRORS: tuple[type[Exception], ...] = (ServiceError, OCIError)
+# ...and, from the command line, a file that cannot be read or written.
+COMMAND_ERRORS: tuple[type[Exception], ...] = (*USER_ERRORS, OSError)
+
+
 def status_for(exc: BaseException) -> int | None:
     """The HTTP status an error means, or None for an unexpected one (a bug)."""
     if isinstance(exc, ServiceError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from typing import Any
 
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
@@ -16,14 +15,11 @@ from rest_framework.response import Response
 
 from ..errors import BadRequest
 from ..models import Container
+from ..querystring import flag
 from ..services import containers as service
 from ..services.commit import start_commit
 from ..services.images import resolve_image
 from .serializers import CommitRequestSerializer, ContainerCreateSerializer, ContainerSerializer, JobSerializer
-
-
-def _flag(request: Request, name: str) -> bool:
-    return request.query_params.get(name, "").lower() in ("1", "true", "yes", "on")
 
 
 class TarParser(BaseParser):
@@ -43,7 +39,7 @@ class ContainerViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         service.reconcile_all()
         qs = Container.objects.all().order_by("-created_at")
         params = self.request.query_params
-        if not _flag(self.request, "all") and not params.get("status"):
+        if not flag(self.request, "all") and not params.get("status"):
             qs = qs.filter(state__in=service.RUNNING_STATES)
         if params.get("status"):
             qs = qs.filter(state=params["status"])
@@ -77,7 +73,7 @@ class ContainerViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     @extend_schema(parameters=[OpenApiParameter("force", OpenApiTypes.BOOL)], responses={204: None})
     def destroy(self, request: Request, pk: str) -> Response:
-        service.remove_container(self.get_object(), force=_flag(request, "force"))
+        service.remove_container(self.get_object(), force=flag(request, "force"))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses=ContainerSerializer)
@@ -113,7 +109,7 @@ class ContainerViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def logs(self, request: Request, pk: str) -> StreamingHttpResponse:
         container = self.get_object()
-        return StreamingHttpResponse(service.container_logs(container, follow=_flag(request, "follow")),
+        return StreamingHttpResponse(service.container_logs(container, follow=flag(request, "follow")),
                                      content_type="text/plain; charset=utf-8")
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
@@ -135,14 +131,7 @@ class ContainerViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         if request.method == "PUT":
             service.copy_into(container, path, request.stream)  # type: ignore[arg-type]
             return HttpResponse(status=200)
-        out = tempfile.TemporaryFile(dir=service.container_dir(container))  # noqa: SIM115 - FileResponse closes it
-        try:
-            service.copy_out(container, path, out)
-        except BaseException:
-            out.close()
-            raise
-        out.seek(0)
-        return FileResponse(out, content_type="application/x-tar")
+        return FileResponse(service.archive_of(container, path), content_type="application/x-tar")
 
     @extend_schema(request=CommitRequestSerializer, responses={202: JobSerializer})
     @action(detail=True, methods=["post"])

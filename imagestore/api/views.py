@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from ..downloads import archive_response
 from ..errors import BadRequest, NotFound
 from ..models import Image, ImageLayer, Job, RegistryCredential
+from ..querystring import flag
 from ..services import images as image_service
 from ..services import jobs as job_service
 from ..services.history import image_history
@@ -54,11 +55,6 @@ REF_PARAMETER = OpenApiParameter(
     "ref", OpenApiTypes.STR, OpenApiParameter.PATH,
     description="name[:tag], name@digest, an image id or a unique id prefix; slashes and ports as they are",
 )
-
-
-def _bool_param(request: Request, name: str) -> bool:
-    value = request.query_params.get(name, "")
-    return value.strip().lower() in ("1", "true", "yes", "on")
 
 
 class ImageViewSet(viewsets.GenericViewSet):
@@ -128,7 +124,7 @@ class ImageViewSet(viewsets.GenericViewSet):
     )
     def destroy(self, request: Request, ref: str) -> Response:
         """``docker rmi``: the Untagged and Deleted records, as Docker answers."""
-        records = remove_image(ref, force=_bool_param(request, "force"), noprune=_bool_param(request, "noprune"))
+        records = remove_image(ref, force=flag(request, "force"), noprune=flag(request, "noprune"))
         return Response(records)
 
     @extend_schema(

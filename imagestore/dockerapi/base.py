@@ -73,10 +73,6 @@ def docker_view(methods: tuple[str, ...]) -> Callable[[Callable[..., Any]], Call
     return wrap
 
 
-def flag(request: HttpRequest, name: str) -> bool:
-    return request.GET.get(name, "").lower() in ("1", "true", "yes")
-
-
 def filters(request: HttpRequest) -> dict[str, list[str]]:
     """The ``filters`` query parameter: ``{"key": ["v"]}`` or the older ``{"key": {"v": true}}``."""
     raw = request.GET.get("filters")

@@ -6,7 +6,6 @@ import base64
 import json
 import os
 import platform as host
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from ..downloads import archive_response
 from ..errors import BadRequest, NotFound
 from ..models import Container, Image
 from ..oci.platform import host_platform
+from ..querystring import flag
 from ..services import containers as container_service
 from ..services.commit import commit_container
 from ..services.history import image_history
@@ -31,8 +31,8 @@ from ..services.push import start_push
 from ..services.remove import prune_images, remove_image
 from ..services.search import SearchFilters, search
 from ..services.tag import tag_image
-from ..services.uploads import uploads_dir
-from .base import API_VERSION, MIN_API_VERSION, docker_view, error, filters, flag, json_lines, watch_job
+from ..services.uploads import keep_stream
+from .base import API_VERSION, MIN_API_VERSION, docker_view, error, filters, json_lines, watch_job
 
 SERVER_VERSION = "28.0.0-imagestore"
 
@@ -201,13 +201,8 @@ def request_stream(request: HttpRequest) -> Any:
 
 
 def _keep_body(request: HttpRequest) -> Path:
-    """The request body (a tarball, possibly huge) streamed to the uploads folder for a job."""
-    stream = request_stream(request)
-    fd, name = tempfile.mkstemp(prefix="upload-", dir=uploads_dir())
-    with os.fdopen(fd, "wb") as out:
-        while chunk := stream.read(1 << 20):
-            out.write(chunk)
-    return Path(name)
+    """The request body streamed to the uploads folder for a job."""
+    return keep_stream(request_stream(request))
 
 
 @docker_view(("POST",))
@@ -428,10 +423,7 @@ def container_archive(request: HttpRequest, ref: str) -> HttpResponse | FileResp
         response = HttpResponse(status=200)
         response["X-Docker-Container-Path-Stat"] = header
         return response
-    out = tempfile.TemporaryFile(dir=container_service.container_dir(container))  # noqa: SIM115 - FileResponse closes it
-    container_service.copy_out(container, path, out)
-    out.seek(0)
-    archive = FileResponse(out, content_type="application/x-tar")
+    archive = FileResponse(container_service.archive_of(container, path), content_type="application/x-tar")
     archive["X-Docker-Container-Path-Stat"] = header
     return archive
 

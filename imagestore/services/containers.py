@@ -485,6 +485,19 @@ def path_stat(container: Container, path: str) -> dict[str, Any]:
             "linkTarget": os.readlink(target) if stat.S_ISLNK(st.st_mode) else ""}
 
 
+def archive_of(container: Container, path: str) -> BinaryIO:
+    """``path`` as a tar in a temporary file (on the data folder's disk, not in memory),
+    positioned at its start; the caller closes it (a FileResponse does)."""
+    out = tempfile.TemporaryFile(dir=container_dir(container))  # noqa: SIM115 - handed to the caller
+    try:
+        copy_out(container, path, out)
+    except BaseException:
+        out.close()
+        raise
+    out.seek(0)
+    return out
+
+
 def _signature(st: os.stat_result) -> tuple[int, ...]:
     return (st.st_mode, st.st_uid, st.st_gid, st.st_size, int(st.st_mtime_ns), st.st_rdev)
 

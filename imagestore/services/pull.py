@@ -51,6 +51,7 @@ LAYER_TYPES = {
     mediatypes.DOCKER_LAYER_GZIP, mediatypes.DOCKER_LAYER_TAR,
 }
 MAX_RESUMES = 5
+MAX_CONFIG = 16 << 20
 
 
 def parse_platform(text: str | None) -> Platform:
@@ -153,9 +154,12 @@ class _Puller:
             data = self.store.read_bytes(digest)
         else:
             response = retry(lambda: self.client.blob(self.repository, digest))
-            data = response.content
-            if len(data) > 16 << 20:
-                raise BadRequest("image config is larger than 16 MiB")
+            data = b""
+            for chunk in response.iter_content(65536):
+                data += chunk
+                if len(data) > MAX_CONFIG:  # configs are small; a registry sending more is refused
+                    response.close()
+                    raise BadRequest(f"image config {digest} is larger than {MAX_CONFIG >> 20} MiB")
             with self.store.writer() as writer:
                 writer.write(data)
                 writer.commit(digest, pins=self.pins)

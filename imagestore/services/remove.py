@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import Count
 
 from ..blobs import get_store
-from ..errors import Conflict, ServiceError, status_for
+from ..errors import USER_ERRORS, Conflict, ServiceError, status_for
 from ..models import Container, Image, ImageLayer, Layer, RepoDigest, Tag
 from ..oci import reference
 from ..oci.digest import Digest
@@ -256,7 +256,7 @@ def remove_images(names: list[str], *, force: bool = False, noprune: bool = Fals
     for name in names:
         try:
             results.append({"name": name, "records": remove_image(name, force=force, noprune=noprune)})
-        except (ServiceError, OCIError) as exc:
+        except USER_ERRORS as exc:
             results.append({"name": name, "error": str(exc), "status": status_for(exc)})
     return results
 

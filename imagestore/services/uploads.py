@@ -16,6 +16,19 @@ def uploads_dir() -> Path:
     return path
 
 
+def keep_stream(stream: Any) -> Path:
+    """Copy a request body (a tarball, possibly huge) chunk by chunk into the uploads folder."""
+    target = uploads_dir() / f"upload-{uuid.uuid4().hex}"
+    try:
+        with open(target, "wb") as out:
+            while chunk := stream.read(1 << 20):
+                out.write(chunk)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    return target
+
+
 def keep_upload(uploaded: Any) -> Path:
     """Move (or stream) an uploaded file into the data folder; returns its new path.
 

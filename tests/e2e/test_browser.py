@@ -77,6 +77,10 @@ def test_sign_in_import_watch_tag_inspect_remove_search(browser_page, start_dash
     page.click("form:has(input[name=format]) button")
     assert page.inner_text("[data-format-output]") == 'linux/["e2e/busybox:1","e2e/copy:2"]'
 
+    page.goto(f"{url}/search/?term=e2e&registry=local")
+    assert "e2e/busybox" in page.inner_text("tbody") and "e2e/copy" in page.inner_text("tbody")
+    page.goto(page.url.split("/search/")[0] + f"/images/{Image.objects.get().id}/")
+
     image = Image.objects.get()
     Container.objects.create(id=secrets.token_hex(32), name="holding_on", image=image, state="exited")
     page.click("button:has-text('Remove…')")
@@ -90,4 +94,6 @@ def test_sign_in_import_watch_tag_inspect_remove_search(browser_page, start_dash
 
     page.goto(f"{url}/search/?term=e2e&registry=local")
     page.wait_for_selector("table")
+    # Still both in the tbody when they held tags; untagged now, the store has nothing to show.
     assert "No" in page.inner_text("tbody") or "e2e" in page.inner_text("tbody")
+    assert page.inner_text("tbody").strip() == "Nothing found."

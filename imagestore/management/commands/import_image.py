@@ -8,8 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from imagestore.errors import ServiceError
-from imagestore.oci.errors import OCIError
+from imagestore.errors import COMMAND_ERRORS
 from imagestore.services.import_ import import_image
 
 
@@ -31,6 +30,6 @@ class Command(BaseCommand):
                 with open(path, "rb") as source:
                     image = import_image(source, source_name="-", total=os.path.getsize(path),
                                          repository=options["repository"], message=options["message"])
-        except (ServiceError, OCIError, OSError) as exc:
+        except COMMAND_ERRORS as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(image.id)

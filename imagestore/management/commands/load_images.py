@@ -7,8 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from imagestore.errors import ServiceError
-from imagestore.oci.errors import OCIError
+from imagestore.errors import COMMAND_ERRORS
 from imagestore.services.load import load_archive
 
 
@@ -26,7 +25,7 @@ class Command(BaseCommand):
             else:
                 with open(options["input"], "rb") as source:
                     lines = load_archive(source)
-        except (ServiceError, OCIError, OSError) as exc:
+        except COMMAND_ERRORS as exc:
             raise CommandError(str(exc)) from None
         for line in lines:
             self.stdout.write(line)

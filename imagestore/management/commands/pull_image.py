@@ -6,8 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from imagestore.errors import ServiceError
-from imagestore.oci.errors import OCIError
+from imagestore.errors import COMMAND_ERRORS
 from imagestore.services.pull import pull_image
 
 
@@ -33,5 +32,5 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             pull_image(options["reference"], platform=options["platform"], progress=_Lines(self))
-        except (ServiceError, OCIError, OSError) as exc:
+        except COMMAND_ERRORS as exc:
             raise CommandError(str(exc)) from None

@@ -7,8 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from imagestore.errors import ServiceError
-from imagestore.oci.errors import OCIError
+from imagestore.errors import COMMAND_ERRORS
 from imagestore.services.save import save_to_file
 
 
@@ -23,6 +22,6 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             size = save_to_file(options["names"], Path(options["output"]).resolve())
-        except (ServiceError, OCIError, OSError) as exc:
+        except COMMAND_ERRORS as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"{size} bytes")
