@@ -264,7 +264,7 @@ class OutboundPolicy:
             why = self.refusal(name, port, addresses[0]) or ""
             target = f"{name}:{port}" if literal is None else shown
             raise OutboundRefused(f"outbound policy refused {shown}: "
-                                  + (why if literal is not None else f"{target} resolves to {why}")) from None
+                                  + (why if literal is not None else f"{target} resolves to a refused address ({why})"))
         return permitted
 
     # --- the session --------------------------------------------------------------------

@@ -34,7 +34,7 @@ from ..oci.config import ImageConfig, InvalidConfig
 from ..oci.diffid import DiffIdHasher
 from ..oci.digest import Digest
 from ..oci.errors import CorruptArchive, DigestMismatch, InvalidDigest
-from ..oci.outbound import read_capped
+from ..oci.outbound import OutboundRefused, ResponseTooLarge, read_capped
 from ..oci.platform import Platform, host_platform
 from ..oci.reference import Reference, parse_normalized
 from ..oci.registry import MAX_CONFIG, RegistryClient, RegistryError, retry
@@ -305,7 +305,7 @@ def pull_image(reference: str, *, platform: str | None = None, progress: Progres
         client = client_for(ref.domain, owner, endpoint)
         try:
             return _pull_from(client, ref, wanted, progress)
-        except RegistryError as exc:
+        except (RegistryError, OutboundRefused, ResponseTooLarge) as exc:  # a mirror failing is not the end
             if not is_mirror:
                 raise
             errors.append(exc)
