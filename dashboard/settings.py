@@ -152,6 +152,11 @@ REGISTRY_MIRRORS = env_list("REGISTRY_MIRRORS", [])
 # host:port spoken to over plain HTTP; loopback registries always are.
 INSECURE_REGISTRIES = env_list("INSECURE_REGISTRIES", [])
 DOCKER_HUB_INDEX_URL = env_str("DOCKER_HUB_INDEX_URL", "https://index.docker.io")
+# Outbound policy (imagestore/oci/outbound.py): loopback, private and link-local addresses the
+# server may connect to for pulls, pushes, logins, searches and URL imports: host[:port], an
+# address or a CIDR, comma-separated. The hosts above (mirrors, insecure registries, the search
+# index) are allowed too; cloud metadata addresses never are.
+OUTBOUND_ALLOW = env_list("OUTBOUND_ALLOW", [])
 PULL_CONCURRENCY = env_int("PULL_CONCURRENCY", 3, minimum=1)
 PUSH_CHUNK_SIZE = env_int("PUSH_CHUNK_SIZE", 16 << 20, minimum=1 << 20)
 # Secrets of registry credentials are encrypted with a key derived from this (or SECRET_KEY).

@@ -27,6 +27,12 @@ class JobNotFound(NotFound):
     pass
 
 
+class Forbidden(ServiceError):
+    """The signed-in user may not do this (operators may)."""
+
+    status = 403
+
+
 class Conflict(ServiceError):
     status = 409
 

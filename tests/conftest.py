@@ -30,6 +30,16 @@ def store_root(tmp_path: Path, settings) -> Iterator[Path]:  # type: ignore[no-u
         subprocess.run(["umount", "-l", point], capture_output=True)
 
 
+@pytest.fixture(autouse=True)
+def outbound_allow(settings, monkeypatch: pytest.MonkeyPatch) -> list[str]:  # type: ignore[no-untyped-def]
+    """The outbound policy's allow-list, empty for every test: a loopback peer a test starts (a
+    registry, a token issuer, an HTTP server) is allowed by tests.integration.registry.allow_outbound,
+    in these settings and in the environment the test's workers and servers inherit."""
+    settings.OUTBOUND_ALLOW = []
+    monkeypatch.setenv("OUTBOUND_ALLOW", "")
+    return settings.OUTBOUND_ALLOW  # type: ignore[no-any-return]
+
+
 @pytest.fixture
 def operator(db) -> User:  # type: ignore[no-untyped-def]
     user = User.objects.create_user("olive", password="pw-operator")

@@ -24,6 +24,7 @@ import requests
 from . import mediatypes
 from .digest import Digest
 from .errors import DigestMismatch, OCIError
+from .outbound import OutboundPolicy, OutboundRefused, ResponseTooLarge, may_send_credentials, read_capped, read_json
 from .redact import redact_url
 
 DOCKER_HUB = "docker.io"
@@ -34,7 +35,13 @@ MANIFEST_TYPES = (
     mediatypes.OCI_MANIFEST,
     mediatypes.DOCKER_MANIFEST,
 )
+# The distribution registry's own limit for manifests (and what it accepts on push); configs and
+# indexes are held to it too. https://github.com/distribution/distribution/blob/main/registry/handlers/manifests.py
 MAX_MANIFEST = 4 << 20
+MAX_CONFIG = 4 << 20
+MAX_TOKEN = 1 << 20  # a token answer: a JWT or two, a few KiB
+MAX_LISTING = 4 << 20  # a catalog or tag list page
+MAX_ERROR = 64 << 10  # an error body: only its first message is shown
 TIMEOUT = (10, 60)  # connect, read
 
 
@@ -112,24 +119,31 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
 
 def _error_message(response: requests.Response) -> tuple[str, str | None]:
     try:
-        errors = response.json().get("errors") or []
+        errors = read_json(response, MAX_ERROR, "an error body").get("errors") or []
         if errors:
             first = errors[0]
-            return str(first.get("message") or first.get("code")), first.get("code")
-    except (ValueError, AttributeError):
+            return str(first.get("message") or first.get("code"))[:500], first.get("code")
+    except (ValueError, AttributeError, TypeError, KeyError, IndexError, ResponseTooLarge, requests.RequestException):
         pass
     return response.reason or f"HTTP {response.status_code}", None
+
+
+def _same_host(url: str, base_url: str) -> bool:
+    """Whether ``url`` is on the registry's own host and port (where its credentials may go)."""
+    a, b = urlsplit(url), urlsplit(base_url)
+    return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
 
 
 class RegistryClient:
     """One registry endpoint, with the tokens it handed out cached per scope."""
 
     def __init__(self, endpoint: Endpoint, credentials: Credentials | None = None,
-                 session: requests.Session | None = None, user_agent: str = "imagestore/1") -> None:
+                 policy: OutboundPolicy | None = None, user_agent: str = "imagestore/1") -> None:
+        """``policy``: where this client may connect (the site's; without one, public addresses only)."""
         self.endpoint = endpoint
         self.credentials = credentials
-        self.session = session or requests.Session()
-        self.session.headers["User-Agent"] = user_agent
+        self.policy = policy or OutboundPolicy()
+        self.session = self.policy.session(user_agent)
         self._tokens: dict[str, str] = {}
         self._basic = False
         self._lock = threading.Lock()
@@ -159,25 +173,34 @@ class RegistryClient:
         query = {"service": params.get("service", "")}
         if scope:
             query["scope"] = scope
+        realm = params["realm"]
         auth = (self.credentials.username, self.credentials.secret) if self.credentials else None
         if auth:
+            if not may_send_credentials(realm, self.endpoint.base_url):
+                raise OutboundRefused(
+                    f"outbound policy refused the token service {redact_url(realm)} of {self.endpoint.host}: "
+                    "credentials are sent to a token service only over https or on the registry's own host")
             query["account"] = self.credentials.username  # type: ignore[union-attr]
         try:
-            token_response = self.session.get(params["realm"], params=query, auth=auth, timeout=TIMEOUT)
+            token_response = self.session.get(realm, params=query, auth=auth, timeout=TIMEOUT, stream=True)
         except requests.RequestException as exc:
             raise RegistryError(f"{self.endpoint.host}: token service unreachable ({exc.__class__.__name__})",
                                 temporary=True) from None
         if token_response.status_code in (401, 403):
+            token_response.close()
             raise AuthenticationRequired(
                 f"{self.endpoint.host}: authentication failed (wrong username or password?)",
                 status=token_response.status_code)
         if token_response.status_code != 200:
+            token_response.close()
             raise RegistryError(f"{self.endpoint.host}: token service answered {token_response.status_code}",
                                 status=token_response.status_code, temporary=token_response.status_code >= 500)
         try:
-            body = token_response.json()
+            body = read_json(token_response, MAX_TOKEN, f"{self.endpoint.host}: the token service's answer")
             token = body.get("token") or body.get("access_token")
-        except ValueError:
+        except (ValueError, AttributeError, requests.RequestException):
+            token = None
+        if token is not None and not isinstance(token, str):
             token = None
         if not token:
             raise RegistryError(f"{self.endpoint.host}: token service gave no token")
@@ -188,18 +211,22 @@ class RegistryClient:
                 headers: dict[str, str] | None = None, stream: bool = False, what: str = "",
                 **kwargs: Any) -> requests.Response:
         url = path_or_url if "://" in path_or_url else self.endpoint.base_url + path_or_url
+        # Credentials and tokens go to the registry itself, not to a host a Location header names.
+        authorize = _same_host(url, self.endpoint.base_url)
         for attempt in range(2):
-            all_headers = {**(headers or {}), **self._auth_header(scope)}
+            all_headers = {**(headers or {}), **(self._auth_header(scope) if authorize else {})}
             if hasattr(kwargs.get("data"), "seek") and attempt:
                 kwargs["data"].seek(0)
             try:
                 response = self.session.request(method, url, headers=all_headers, stream=stream,
                                                 timeout=TIMEOUT, allow_redirects=True, **kwargs)
+            except requests.TooManyRedirects:
+                raise OutboundRefused(f"outbound policy refused {redact_url(url)}: too many redirects") from None
             except requests.RequestException as exc:
                 raise RegistryError(
                     f"{self.endpoint.host}: cannot reach {redact_url(url)} ({exc.__class__.__name__})",
                     temporary=True) from None
-            if response.status_code == 401 and attempt == 0:
+            if response.status_code == 401 and attempt == 0 and authorize:
                 response.close()
                 self._authenticate(response, scope)
                 continue
@@ -232,12 +259,7 @@ class RegistryClient:
             headers={"Accept": ", ".join(MANIFEST_TYPES)}, what=f"manifest {repository}:{reference}",
             stream=True,
         )
-        data = b""
-        for chunk in response.iter_content(65536):
-            data += chunk
-            if len(data) > MAX_MANIFEST:
-                response.close()
-                raise RegistryError(f"{self.endpoint.host}: manifest {repository}:{reference} is too large")
+        data = read_capped(response, MAX_MANIFEST, f"{self.endpoint.host}: manifest {repository}:{reference}")
         digest = Digest("sha256", hashlib.sha256(data).hexdigest())
         if reference.startswith("sha256:") and str(digest) != reference:
             raise DigestMismatch(reference, str(digest), what=f"manifest {repository}")
@@ -312,13 +334,23 @@ class RegistryClient:
         return digest
 
     def catalog(self, limit: int = 1000) -> list[str]:
-        response = self.request("GET", f"/v2/_catalog?n={limit}", scope="registry:catalog:*", what="catalog")
-        return [str(r) for r in response.json().get("repositories") or []]
+        response = self.request("GET", f"/v2/_catalog?n={limit}", scope="registry:catalog:*", what="catalog",
+                                stream=True)
+        return [str(r) for r in _listing(response, "repositories", f"{self.endpoint.host}: catalog")]
 
     def tags(self, repository: str) -> list[str]:
         response = self.request("GET", f"/v2/{repository}/tags/list", scope=f"repository:{repository}:pull",
-                                what=f"tags of {repository}")
-        return [str(t) for t in response.json().get("tags") or []]
+                                what=f"tags of {repository}", stream=True)
+        return [str(t) for t in _listing(response, "tags", f"{self.endpoint.host}: tags of {repository}")]
+
+
+def _listing(response: requests.Response, key: str, what: str) -> list[Any]:
+    try:
+        body = read_json(response, MAX_LISTING, what)
+    except ValueError:
+        raise RegistryError(f"{what}: not JSON") from None
+    items = body.get(key) if isinstance(body, dict) else None
+    return items if isinstance(items, list) else []
 
 
 class _ProgressReader:

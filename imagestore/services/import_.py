@@ -28,6 +28,7 @@ from ..oci.redact import redact_url
 from ..oci.reference import Reference
 from .jobs import JobProgress, create_job, handler
 from .progress import NULL_PROGRESS, Progress
+from .registries import outbound_policy
 from .store import LayerRecord, register_image
 from .tag import parse_target, tag_image
 
@@ -144,7 +145,8 @@ def open_url(url: str) -> tuple[BinaryIO, int | None]:
     if not url.lower().startswith(("http://", "https://")):
         raise BadRequest(f"cannot import from {shown}: only http and https URLs are supported")
     try:
-        response = requests.get(url, stream=True, timeout=settings.IMAGESTORE_URL_TIMEOUT)
+        # Redirects are followed by the policy's session, each hop checked like the first.
+        response = outbound_policy().session().get(url, stream=True, timeout=settings.IMAGESTORE_URL_TIMEOUT)
     except requests.RequestException as exc:
         raise BadRequest(f"cannot download {shown}: {exc.__class__.__name__}") from None
     if response.status_code != 200:
@@ -237,6 +239,8 @@ def start_import(
         raise BadRequest(f"cannot import from {redact_url(url)}: only http and https URLs are supported")
     target = import_target(repository, tag)
     _container_config(changes)
+    if url:
+        outbound_policy().check_url(url, resolve=True)  # refused now, with a 400, rather than by the job
     params: dict[str, Any] = {"repository": target, "message": message, "changes": list(changes or [])}
     if upload_path:
         params["upload_path"] = str(upload_path)

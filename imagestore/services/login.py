@@ -10,7 +10,7 @@ from ..errors import BadRequest
 from ..models import RegistryCredential
 from ..oci.registry import DOCKER_HUB, AuthenticationRequired, Credentials, Endpoint, RegistryClient, RegistryError
 from ..secrets import encrypt
-from .registries import insecure_registries
+from .registries import check_reachable, insecure_registries, outbound_policy
 
 _HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
 _HOST_RE = re.compile(r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
@@ -35,7 +35,9 @@ def login(owner: Any, registry: str, username: str, secret: str) -> RegistryCred
     host = normalize_registry(registry)
     if not username or not secret:
         raise BadRequest("a username and a password (or token) are needed to log in")
-    client = RegistryClient(Endpoint.for_host(host, insecure_registries()), Credentials(username, secret))
+    check_reachable(host)
+    client = RegistryClient(Endpoint.for_host(host, insecure_registries()), Credentials(username, secret),
+                            policy=outbound_policy())
     try:
         client.ping()
     except AuthenticationRequired:

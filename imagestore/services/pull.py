@@ -34,12 +34,13 @@ from ..oci.config import ImageConfig, InvalidConfig
 from ..oci.diffid import DiffIdHasher
 from ..oci.digest import Digest
 from ..oci.errors import CorruptArchive, DigestMismatch, InvalidDigest
+from ..oci.outbound import OutboundRefused, ResponseTooLarge, read_capped
 from ..oci.platform import Platform, host_platform
 from ..oci.reference import Reference, parse_normalized
-from ..oci.registry import RegistryClient, RegistryError, retry
+from ..oci.registry import MAX_CONFIG, RegistryClient, RegistryError, retry
 from .jobs import JobProgress, create_job, handler
 from .progress import NULL_PROGRESS, Progress
-from .registries import client_for, endpoints_for
+from .registries import check_reachable, client_for, endpoints_for
 from .repositories import get_or_create_repository
 from .store import LayerRecord, register_image
 from .tag import tag_image
@@ -51,7 +52,6 @@ LAYER_TYPES = {
     mediatypes.DOCKER_LAYER_GZIP, mediatypes.DOCKER_LAYER_TAR,
 }
 MAX_RESUMES = 5
-MAX_CONFIG = 16 << 20
 
 
 def parse_platform(text: str | None) -> Platform:
@@ -150,16 +150,15 @@ class _Puller:
 
     def config(self, descriptor: dict[str, Any]) -> tuple[bytes, ImageConfig]:
         digest = _digest(descriptor)
+        size = _size(descriptor)
+        if size > MAX_CONFIG:  # configs are small; held to the manifests' limit
+            raise BadRequest(f"image config {digest} is larger than {MAX_CONFIG >> 20} MiB ({size} bytes declared)")
         if self.store.exists(digest) and self.pins.take(digest):
             data = self.store.read_bytes(digest)
         else:
             response = retry(lambda: self.client.blob(self.repository, digest))
-            data = b""
-            for chunk in response.iter_content(65536):
-                data += chunk
-                if len(data) > MAX_CONFIG:  # configs are small; a registry sending more is refused
-                    response.close()
-                    raise BadRequest(f"image config {digest} is larger than {MAX_CONFIG >> 20} MiB")
+            # Never more than the descriptor declares (the digest check then says if it is the right bytes).
+            data = read_capped(response, size, f"image config {digest} ({size} bytes declared)")
             with self.store.writer() as writer:
                 writer.write(data)
                 writer.commit(digest, pins=self.pins)
@@ -178,7 +177,7 @@ class _Puller:
         media_type = str(descriptor.get("mediaType") or mediatypes.OCI_LAYER_GZIP)
         if media_type not in LAYER_TYPES:
             raise BadRequest(f"layer {digest} has unsupported media type {media_type}")
-        size = int(descriptor.get("size") or 0)
+        size = _size(descriptor)
         if known is not None and self.pins.take(known.digest):
             self._already_exists(item, size)
             return LayerRecord(known.diff_id, known.digest, known.media_type, known.size, known.uncompressed_size)
@@ -211,8 +210,13 @@ class _Puller:
                             response.close()
                             restart = True  # the registry ignored Range: start over
                             break
-                        # Modest reads: what arrived before a cut is kept, and resumed from.
-                        while chunk := response.raw.read(READ_SIZE):
+                        # Modest reads: what arrived before a cut is kept, and resumed from. Never
+                        # past the declared size: a registry sending more fails the layer.
+                        while chunk := response.raw.read(min(READ_SIZE, size - done + 1)):
+                            if done + len(chunk) > size:
+                                response.close()
+                                raise BadRequest(f"layer {digest}: the registry sent more than the {size} bytes "
+                                                 "its descriptor declares; nothing was kept")
                             writer.write(chunk)
                             hasher.feed(chunk)
                             done += len(chunk)
@@ -259,6 +263,14 @@ def _json(data: bytes, what: str) -> dict[str, Any]:
     return document
 
 
+def _size(descriptor: dict[str, Any]) -> int:
+    """A descriptor's ``size``, which the OCI image spec requires: downloads stop there."""
+    size = descriptor.get("size")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise BadRequest(f"the registry sent a descriptor without a valid size ({str(size)[:40]!r})")
+    return size
+
+
 def _digest(descriptor: dict[str, Any]) -> Digest:
     try:
         return Digest.parse(str(descriptor.get("digest")))
@@ -293,7 +305,7 @@ def pull_image(reference: str, *, platform: str | None = None, progress: Progres
         client = client_for(ref.domain, owner, endpoint)
         try:
             return _pull_from(client, ref, wanted, progress)
-        except RegistryError as exc:
+        except (RegistryError, OutboundRefused, ResponseTooLarge) as exc:  # a mirror failing is not the end
             if not is_mirror:
                 raise
             errors.append(exc)
@@ -322,7 +334,7 @@ def _pull_from(client: RegistryClient, ref: Reference, platform: Platform, progr
             raise BadRequest(f"{name}: the manifest lists {len(layers)} layers, its config {len(config.diff_ids)}")
         known = {row.diff_id: row for row in Layer.objects.filter(diff_id__in=[str(d) for d in config.diff_ids])}
         for descriptor in layers:
-            progress.update(_digest(descriptor).short, 0, int(descriptor.get("size") or 0), "Waiting")
+            progress.update(_digest(descriptor).short, 0, _size(descriptor), "Waiting")
         with ThreadPoolExecutor(max_workers=settings.PULL_CONCURRENCY) as pool:
             futures = [
                 pool.submit(_in_thread, puller.layer, descriptor, diff_id, known.get(str(diff_id)))
@@ -337,7 +349,7 @@ def _pull_from(client: RegistryClient, ref: Reference, platform: Platform, progr
             repository = get_or_create_repository(ref)
             RepoDigest.objects.get_or_create(repository=repository, digest=str(manifest_digest), image=image)
         for descriptor in layers:
-            size = int(descriptor.get("size") or 0)
+            size = _size(descriptor)
             item = _digest(descriptor).short
             if item not in puller.existing:
                 progress.update(item, size, size, "Pull complete")
@@ -361,6 +373,7 @@ def _in_thread(fn: Any, *args: Any) -> Any:
 def start_pull(reference: str, platform: str | None = None, owner: Any = None) -> Job:
     ref = parse_normalized(reference).with_default_tag()  # a bad name is said now, not by the job
     parse_platform(platform)
+    check_reachable(ref.domain)  # and a registry the outbound policy refuses
     return create_job(Job.Kind.PULL, {"reference": ref.familiar, "platform": platform or ""}, owner=owner)
 
 

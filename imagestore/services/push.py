@@ -23,7 +23,7 @@ from ..oci.registry import RegistryClient, RegistryError, retry
 from .jobs import JobProgress, create_job, handler
 from .layout import image_manifest
 from .progress import NULL_PROGRESS, Progress
-from .registries import client_for
+from .registries import check_reachable, client_for
 from .repositories import get_or_create_repository
 
 
@@ -111,7 +111,8 @@ def push_image(name: str, *, all_tags: bool = False, owner: Any = None,
 
 
 def start_push(name: str, all_tags: bool = False, owner: Any = None) -> Job:
-    _targets(name, all_tags)  # a missing tag or bad name is said now, not by the job
+    targets = _targets(name, all_tags)  # a missing tag or bad name is said now, not by the job
+    check_reachable(targets[0][0].domain)  # and a registry the outbound policy refuses
     return create_job(Job.Kind.PUSH, {"reference": name, "all_tags": all_tags}, owner=owner)
 
 

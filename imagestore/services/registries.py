@@ -4,10 +4,13 @@ the site's registry settings (mirrors, insecure hosts) and stored logins meet.""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from ..models import RegistryCredential
+from ..oci.outbound import OutboundPolicy
 from ..oci.registry import DOCKER_HUB, Credentials, Endpoint, RegistryClient
 from ..secrets import decrypt
 
@@ -20,6 +23,45 @@ def registry_settings() -> dict[str, Any]:
         "docker_hub_index_url": settings.DOCKER_HUB_INDEX_URL,
         "pull_concurrency": settings.PULL_CONCURRENCY,
     }
+
+
+def outbound_policy() -> OutboundPolicy:
+    """The site's outbound policy: OUTBOUND_ALLOW, plus the endpoints it configured (mirrors,
+    insecure registries, the Docker Hub search index), which are allowed too."""
+    key = (tuple(settings.OUTBOUND_ALLOW), tuple(settings.REGISTRY_MIRRORS), tuple(settings.INSECURE_REGISTRIES),
+           settings.DOCKER_HUB_INDEX_URL)
+    if _policy_cache.get("key") != key:
+        try:
+            policy = OutboundPolicy.from_settings(settings.OUTBOUND_ALLOW, *settings.REGISTRY_MIRRORS,
+                                                  *settings.INSECURE_REGISTRIES, settings.DOCKER_HUB_INDEX_URL)
+        except ValueError as exc:
+            raise ImproperlyConfigured(str(exc)) from None
+        _policy_cache.update(key=key, policy=policy)
+    return _policy_cache["policy"]  # type: ignore[no-any-return]
+
+
+_policy_cache: dict[str, Any] = {}
+
+
+def configured_registries() -> set[str]:
+    """Registry hosts the site was set up to use: mirrors, insecure registries, the search index,
+    and every registry someone stored a login for (a read-only user may search these)."""
+    hosts = {DOCKER_HUB, *settings.INSECURE_REGISTRIES}
+    for url in (*settings.REGISTRY_MIRRORS, settings.DOCKER_HUB_INDEX_URL):
+        netloc = urlsplit(url).netloc.rpartition("@")[2]
+        if netloc:
+            hosts.add(netloc)
+    hosts.update(RegistryCredential.objects.values_list("registry", flat=True).distinct())
+    return hosts
+
+
+def check_reachable(host: str) -> None:
+    """Refuse now (a 400 naming the policy) a registry the outbound policy will not connect to,
+    rather than in a job later; the job's connections are checked again."""
+    if host == DOCKER_HUB:
+        return  # a fixed public name (and its mirrors are the site's own choice)
+    endpoint = Endpoint.for_host(host, insecure_registries())
+    outbound_policy().check_url(endpoint.base_url + "/v2/", resolve=True)
 
 
 def insecure_registries() -> frozenset[str]:
@@ -49,4 +91,4 @@ def client_for(host: str, owner: Any = None, endpoint: Endpoint | None = None) -
     A mirror never gets the owner's Docker Hub password: it is another server."""
     endpoint = endpoint or Endpoint.for_host(host, insecure_registries())
     is_mirror = endpoint.base_url != Endpoint.for_host(host, insecure_registries()).base_url
-    return RegistryClient(endpoint, None if is_mirror else credentials_for(owner, host))
+    return RegistryClient(endpoint, None if is_mirror else credentials_for(owner, host), policy=outbound_policy())

@@ -16,15 +16,18 @@ import requests
 from django.conf import settings
 from django.db.models import Q
 
-from ..errors import BadRequest
+from ..errors import BadRequest, Forbidden
 from ..models import Repository
+from ..oci.outbound import read_json
 from ..oci.redact import redact_url
 from ..oci.registry import DOCKER_HUB, RegistryError
+from ..permissions import is_operator
 from .login import normalize_registry
-from .registries import client_for, credentials_for
+from .registries import check_reachable, client_for, configured_registries, credentials_for, outbound_policy
 
 LOCAL = "local"
 MAX_LIMIT = 100
+MAX_RESULTS_BODY = 1 << 20  # a page of at most MAX_LIMIT results, descriptions and all
 
 
 @dataclass
@@ -74,9 +77,12 @@ def _index_search(base_url: str, term: str, limit: int, owner: Any) -> list[dict
     auth = (credentials.username, credentials.secret) if credentials else None
     url = base_url.rstrip("/") + "/v1/search"
     try:
-        response = requests.get(url, params={"q": term, "n": str(limit)}, auth=auth, timeout=(10, 30))
+        response = outbound_policy().session().get(url, params={"q": term, "n": str(limit)}, auth=auth,
+                                                   timeout=(10, 30), stream=True)
     except requests.RequestException as exc:
         raise RegistryError(f"cannot reach {redact_url(url)} ({exc.__class__.__name__})", temporary=True) from None
+    if response.status_code != 200:
+        response.close()
     if response.status_code in (404, 405):
         return None
     if response.status_code in (401, 403):
@@ -85,8 +91,10 @@ def _index_search(base_url: str, term: str, limit: int, owner: Any) -> list[dict
         raise RegistryError(f"{host}: search answered {response.status_code}", status=response.status_code,
                             temporary=response.status_code >= 500)
     try:
-        results = response.json().get("results") or []
-    except (ValueError, AttributeError):
+        results = read_json(response, MAX_RESULTS_BODY, f"{host}: search results").get("results") or []
+    except (ValueError, AttributeError, requests.RequestException):
+        return None
+    if not isinstance(results, list):
         return None
     return [_result(str(r.get("name", "")), str(r.get("description") or ""), r.get("star_count") or 0,
                     bool(r.get("is_official")), bool(r.get("is_automated"))) for r in results if isinstance(r, dict)]
@@ -103,6 +111,7 @@ def search(term: str, *, registry: str | None = None, limit: int = 25, filters: 
     if registry == LOCAL:
         return _finish(search_local(term, limit), filters, limit, no_trunc)
     host = normalize_registry(registry or DOCKER_HUB)
+    _check_may_search(host, owner)
     if host == DOCKER_HUB:
         results = _index_search(settings.DOCKER_HUB_INDEX_URL, term, limit, owner)
         if results is None:
@@ -115,6 +124,16 @@ def search(term: str, *, registry: str | None = None, limit: int = 25, filters: 
         names = client.catalog()
         results = [_result(f"{host}/{name}") for name in names if term.lower() in name.lower()]
     return _finish(results, filters, limit, no_trunc)
+
+
+def _check_may_search(host: str, owner: Any) -> None:
+    """Anyone signed in may search Docker Hub, the registries the site is set up with and the store;
+    naming any other registry makes the server connect where the user says, so it takes an operator.
+    Either way the outbound policy decides before a connection is made."""
+    if host not in configured_registries() and not is_operator(owner):
+        raise Forbidden(f"searching {host} needs staff or the operators group: you may search Docker Hub, "
+                        f"the configured registries, and the local store (registry={LOCAL})")
+    check_reachable(host)
 
 
 def index_search(query: str, limit: int) -> dict[str, Any]:

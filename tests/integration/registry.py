@@ -42,6 +42,21 @@ def require_tool(name: str) -> str:
 USERS = {"alice": "wonderland"}
 
 
+def allow_outbound(address: str) -> None:
+    """Let the store connect to a loopback test peer (``127.0.0.1:PORT``): the outbound policy
+    refuses loopback unless OUTBOUND_ALLOW names it. Set in Django's settings (restored after the
+    test by the ``outbound_allow`` fixture) and in the environment, for workers and servers the test
+    starts afterwards."""
+    import os
+
+    from django.conf import settings
+
+    if settings.configured:
+        settings.OUTBOUND_ALLOW = [*getattr(settings, "OUTBOUND_ALLOW", []), address]
+    allowed = [a for a in os.environ.get("OUTBOUND_ALLOW", "").split(",") if a]
+    os.environ["OUTBOUND_ALLOW"] = ",".join([*allowed, address])
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -93,6 +108,7 @@ class TokenIssuer:
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.realm = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+        allow_outbound(f"127.0.0.1:{self.server.server_address[1]}")
 
     @staticmethod
     def check_basic(header: str) -> str | None | bool:
@@ -173,6 +189,7 @@ def start_registry(workdir: Path, auth: str | None = None) -> Registry:
     log = open(workdir / "registry.log", "wb")  # noqa: SIM115 - kept open for the process
     process = subprocess.Popen([binary, "serve", str(workdir / "config.yml")], stdout=log, stderr=log)
     registry = Registry(process, f"127.0.0.1:{port}", workdir, issuer)
+    allow_outbound(registry.host)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:

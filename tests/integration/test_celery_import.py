@@ -9,12 +9,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rest_framework.test import APIClient
 
 from imagestore.models import Image, Job, Layer
 from tests.builders import COMPRESSORS, simple_rootfs_tar, tar_bytes
+from tests.integration.registry import allow_outbound
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -30,36 +32,39 @@ def _wait_for(predicate: Callable[[], bool], timeout: float = 60, what: str = "c
 
 @pytest.fixture
 def slow_server() -> Iterator[Callable[[bytes, float], str]]:
-    """Serves one body over HTTP on loopback, in small chunks with pauses."""
-    servers: list[http.server.ThreadingHTTPServer] = []
+    """Serves one body over HTTP on loopback, in small chunks with pauses. It listens (and is allowed
+    by the outbound policy) before the test starts its workers, which inherit the allow-list."""
+    served: dict[str, Any] = {"body": b"", "pause": 0.0}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            body, pause = served["body"], served["pause"]
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            try:
+                for i in range(0, len(body), 32768):
+                    self.wfile.write(body[i:i + 32768])
+                    self.wfile.flush()
+                    time.sleep(pause)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    allow_outbound(f"127.0.0.1:{server.server_address[1]}")
 
     def serve(body: bytes, pause: float) -> str:
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                try:
-                    for i in range(0, len(body), 32768):
-                        self.wfile.write(body[i:i + 32768])
-                        self.wfile.flush()
-                        time.sleep(pause)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-            def log_message(self, *args: object) -> None:
-                return
-
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
+        served.update(body=body, pause=pause)
         return f"http://127.0.0.1:{server.server_address[1]}/rootfs.tar.gz"
 
     yield serve
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    server.shutdown()
+    server.server_close()
 
 
 def test_worker_runs_an_upload_import_and_the_api_shows_the_image(start_worker, operator, store_root: Path) -> None:  # type: ignore[no-untyped-def]

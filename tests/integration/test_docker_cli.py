@@ -15,7 +15,7 @@ from rest_framework.authtoken.models import Token
 
 from imagestore.models import Repository
 from tests.builders import busybox_rootfs, tar_directory
-from tests.integration.registry import build_busybox_layout, skopeo_copy, start_registry
+from tests.integration.registry import allow_outbound, build_busybox_layout, skopeo_copy, start_registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -139,16 +139,24 @@ def test_docker_tutorial_commands(docker, mirror, dashboard: str, operator, tmp_
     assert "Total reclaimed space" in pruned
 
 
-def test_docker_login_and_errors(docker, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture
+def basic_registry(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
+    """Started (and allowed by the outbound policy) before the dashboard, which inherits the allow-list."""
     registry = start_registry(tmp_path / "basic", auth="htpasswd")
-    try:
-        bad = docker("login", registry.host, "-u", "alice", "-p", "nope", ok=False)
-        assert bad.returncode != 0 and "refused" in bad.stderr
-        assert "Login Succeeded" in docker("login", registry.host, "-u", "alice", "-p", "wonderland").stdout
-    finally:
-        registry.stop()
+    allow_outbound("127.0.0.1:1")  # allowed, and nothing listening there
+    yield registry
+    registry.stop()
+
+
+def test_docker_login_and_errors(basic_registry, docker, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    registry = basic_registry
+    bad = docker("login", registry.host, "-u", "alice", "-p", "nope", ok=False)
+    assert bad.returncode != 0 and "refused" in bad.stderr
+    assert "Login Succeeded" in docker("login", registry.host, "-u", "alice", "-p", "wonderland").stdout
     missing = docker("pull", "127.0.0.1:1/nothing:1", ok=False)
     assert missing.returncode != 0 and "cannot reach" in missing.stderr
+    refused = docker("pull", "127.0.0.1:2/nothing:1", ok=False)  # not allowed: refused before any connection
+    assert refused.returncode != 0 and "outbound policy refused" in refused.stderr
     assert "No such image: nothere:1" in docker("image", "inspect", "nothere:1", ok=False).stderr
 
 

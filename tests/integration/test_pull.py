@@ -23,6 +23,7 @@ from imagestore.services.progress import RecordingProgress
 from imagestore.services.pull import pull_image
 from tests.integration.registry import (
     USERS,
+    allow_outbound,
     build_busybox_layout,
     free_port,
     skopeo_copy,
@@ -128,8 +129,10 @@ def test_missing_tag_is_a_clear_error(registry) -> None:  # type: ignore[no-unty
 
 
 def test_registry_down_is_a_clear_temporary_error(db) -> None:  # type: ignore[no-untyped-def]
+    port = free_port()
+    allow_outbound(f"127.0.0.1:{port}")  # allowed, and nothing listening there
     with pytest.raises(RegistryError, match="cannot reach") as info:
-        pull_image(f"127.0.0.1:{free_port()}/tools/busybox:1")
+        pull_image(f"127.0.0.1:{port}/tools/busybox:1")
     assert info.value.temporary is True
 
 
@@ -250,6 +253,7 @@ class FaultProxy:
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        allow_outbound(self.host)
 
     def forward(self, handler: http.server.BaseHTTPRequestHandler, method: str) -> None:
         connection = http.client.HTTPConnection(self.upstream, timeout=30)

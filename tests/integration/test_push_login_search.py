@@ -189,9 +189,11 @@ def test_pull_job_through_the_api(registry, make_image, operator, client_for) ->
 
 
 def test_pull_job_fails_clearly_when_the_registry_is_down(operator, client_for) -> None:  # type: ignore[no-untyped-def]
-    from tests.integration.registry import free_port
+    from tests.integration.registry import allow_outbound, free_port
 
-    response = client_for(operator).post("/api/v1/images/pull/", {"reference": f"127.0.0.1:{free_port()}/x:1"},
+    port = free_port()
+    allow_outbound(f"127.0.0.1:{port}")  # allowed, and nothing listening there
+    response = client_for(operator).post("/api/v1/images/pull/", {"reference": f"127.0.0.1:{port}/x:1"},
                                          format="json")
     job = jobs.run_job(response.json()["id"])
     assert job is not None and job.state == "failed" and "cannot reach" in job.error
@@ -199,11 +201,11 @@ def test_pull_job_fails_clearly_when_the_registry_is_down(operator, client_for) 
 
 # --- search -------------------------------------------------------------------------------------
 
-def test_search_a_registry_without_an_index_uses_its_catalog(registry, make_image) -> None:  # type: ignore[no-untyped-def]
+def test_search_a_registry_without_an_index_uses_its_catalog(registry, make_image, operator) -> None:  # type: ignore[no-untyped-def]
     for name in ("tools/mysql", "tools/mysql-client", "tools/redis"):
         make_image(f"{registry.host}/{name}:1", marker=name)
         push_image(f"{registry.host}/{name}:1")
-    results = search("mysql", registry=registry.host)
+    results = search("mysql", registry=registry.host, owner=operator)  # an unconfigured registry: operators only
     assert [r["name"] for r in results] == [f"{registry.host}/tools/mysql", f"{registry.host}/tools/mysql-client"]
     assert results[0] == {"name": f"{registry.host}/tools/mysql", "description": "", "star_count": 0,
                           "is_official": False, "is_automated": False}

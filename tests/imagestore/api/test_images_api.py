@@ -210,7 +210,8 @@ def test_import_bad_requests_queue_nothing(operator, client_for, store_root: Pat
     assert list((store_root / "uploads").iterdir()) == []
 
 
-def test_import_url_hides_credentials(operator, client_for) -> None:  # type: ignore[no-untyped-def]
+def test_import_url_hides_credentials(operator, client_for, outbound_allow: list[str]) -> None:  # type: ignore[no-untyped-def]
+    outbound_allow.append("127.0.0.1:1")
     response = client_for(operator).post("/api/v1/images/import/",
                                          {"url": "http://user:s3cret@127.0.0.1:1/x.tar?token=abc"})
     assert response.status_code == 202
