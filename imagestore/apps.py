@@ -8,4 +8,4 @@ class ImagestoreConfig(AppConfig):
 
     def ready(self) -> None:
         # Service modules register the job kinds they run.
-        from .services import commit, import_, load, pull, push, save  # noqa: F401
+        from .services import commit, fsck, gc, import_, load, pull, push, save  # noqa: F401

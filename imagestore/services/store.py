@@ -106,4 +106,9 @@ def _register(config: ImageConfig, layers: list[LayerRecord], parent: Image | No
             ImageLayer.objects.bulk_create(
                 ImageLayer(image=image, layer=row, position=i) for i, row in enumerate(rows)
             )
+        # A removal deletes names after its own commit, checking rows under names_lock;
+        # it may have checked just before these rows were visible. Once they are, make
+        # sure the names are there (the pinned bytes are) under the same lock.
+        needed = [config.digest, *(row.digest for row in rows)]
+        transaction.on_commit(lambda: pins.ensure_names(needed))
     return image
