@@ -111,5 +111,5 @@ def _register(config: ImageConfig, layers: list[LayerRecord], parent: Image | No
         # it may have checked just before these rows were visible. Once they are, make
         # sure the names are there (the pinned bytes are) under the same lock.
         needed: list[Digest | str] = [config.digest, *(row.digest for row in rows)]
-        transaction.on_commit(lambda: pins.ensure_names(needed))
+        transaction.on_commit(lambda: pins.ensure_names(needed), robust=True)
     return image

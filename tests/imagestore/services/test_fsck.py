@@ -86,6 +86,17 @@ def test_a_clean_store_has_no_findings(make_image) -> None:  # type: ignore[no-u
     assert report.findings == [] and report.broken == 0 and report.blobs_checked == 2
 
 
+def test_what_the_store_does_not_own_is_listed_and_left_alone(make_image, store_root: Path) -> None:  # type: ignore[no-untyped-def]
+    make_image("busybox:latest")
+    (store_root / "backups").mkdir()
+    stray = store_root / "sha256" / "README"
+    stray.write_text("not a blob")
+    run, report = fsck(repair=True, grace_seconds=0)
+    assert [(f.kind, f.subject) for f in report.findings] == [
+        ("stray in the blob tree", "sha256/README"), ("unknown entry", "backups")]
+    assert report.broken == 0 and stray.exists() and (store_root / "backups").exists()
+
+
 def test_config_not_matching_its_layers_breaks_the_image(make_image) -> None:  # type: ignore[no-untyped-def]
     from imagestore.models import ImageLayer
 

@@ -95,6 +95,10 @@ def lived_in(store_root: Path, make_image, settings):  # type: ignore[no-untyped
     c["orphan_container"] = _file(store_root / "containers" / secrets.token_hex(32) / "rootfs" / "etc" / "hostname")
     c["unused_snapshot"] = _file(store_root / "snapshots" / ("c" * 64) / "etc" / "hostname")
     c["running_job"] = running
+    # Old files inside what is in use, and in a folder the store does not own: never touched.
+    c["container_file"] = _file(c["container_dir"] / "rootfs" / "var" / "old-log", old=True)
+    c["snapshot_file"] = _file(c["snapshot"] / "usr" / "old-file", old=True)
+    c["unknown"] = _file(store_root / "backups" / "old.tar", old=True)
     return c
 
 
@@ -108,7 +112,7 @@ def test_gc_on_a_lived_in_store_removes_exactly_what_no_one_owns(lived_in) -> No
     gone = ["upload_failed", "upload_stray_old", "export_expired", "export_failed_partial", "lock_free",
             "lock_free_note", "tmp_old", "tmp_old_dir"]
     kept = ["upload_running", "upload_in_progress", "export_fresh", "export_running_partial", "lock_held",
-            "tmp_young", "tmp_pin", "snapshot", "container_dir",
+            "tmp_young", "tmp_pin", "snapshot", "container_dir", "container_file", "snapshot_file", "unknown",
             # younger than the grace: a container being created has its folder before its row
             "orphan_container", "unused_snapshot"]
     assert [k for k in gone if c[k].exists()] == []
@@ -127,6 +131,7 @@ def test_gc_on_a_lived_in_store_removes_exactly_what_no_one_owns(lived_in) -> No
     assert not c["orphan_container"].exists() and not c["unused_snapshot"].exists()
     assert not c["orphan_container"].parent.parent.exists()
     assert c["snapshot"].is_dir() and (c["container_dir"] / "rootfs").is_dir()
+    assert c["container_file"].exists() and c["snapshot_file"].exists() and c["unknown"].exists()
     assert c["upload_running"].exists() and c["export_fresh"].exists()  # owned by job state, not age
     assert store.exists(c["layer"].digest) and store.exists(c["image"].id)
     assert run.freed["containers"]["count"] == 1 and run.freed["snapshots"]["count"] == 1
