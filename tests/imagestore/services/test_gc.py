@@ -196,3 +196,21 @@ def test_a_blob_a_committed_row_references_again_survives_the_deferred_deletion(
         delete_blobs_on_commit([image.layers.get().digest, image.id, orphan])
     assert get_store().exists(image.layers.get().digest) and get_store().exists(image.id)
     assert not get_store().exists(orphan)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_name_deleted_while_a_registration_commits_is_put_back(make_image) -> None:  # type: ignore[no-untyped-def]
+    """A deferred deletion may check the rows just before a registration's are visible; the
+    registration puts its pinned names back once committed, under the same names lock."""
+    from imagestore.oci.config import ImageConfig
+    from imagestore.services.store import LayerRecord, register_image
+
+    image = make_image("busybox:latest")
+    layer = image.layers.get()
+    store = get_store()
+    config = ImageConfig.parse(store.read_bytes(image.id))
+    record = LayerRecord(layer.diff_id, layer.digest, layer.media_type, layer.size, layer.uncompressed_size)
+    with store.pins() as pins, transaction.atomic():
+        register_image(config, [record], pins=pins)
+        store.path(layer.digest).unlink()  # what a deletion that looked a moment too early does
+    assert store.exists(layer.digest) and store.exists(image.id)
