@@ -139,6 +139,11 @@ IMAGESTORE_URL_TIMEOUT = env_int("IMAGESTORE_URL_TIMEOUT", 60, minimum=1)
 # A running job whose heartbeat is older than this is failed as abandoned.
 JOB_STALE_AFTER = env_int("JOB_STALE_AFTER", 300, minimum=10)
 JOB_PROGRESS_INTERVAL = float(env_int("JOB_PROGRESS_INTERVAL_MS", 500, minimum=0)) / 1000
+# Housekeeping (services/gc.py): unreferenced blobs, temp files, orphan folders younger
+# than the grace are kept (a writer may be about to reference them); a saved archive
+# is kept this long after its save job succeeded, for downloading.
+GC_GRACE_SECONDS = env_int("GC_GRACE_SECONDS", 3600, minimum=0)
+EXPORT_RETENTION = env_int("EXPORT_RETENTION", 86400, minimum=0)
 
 # Uploads land on the data folder's filesystem, so keeping one for its job is a rename.
 (IMAGESTORE_ROOT / "uploads").mkdir(parents=True, exist_ok=True)

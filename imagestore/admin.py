@@ -11,8 +11,21 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
 
 from .errors import USER_ERRORS, ServiceError
-from .models import Container, Image, ImageLayer, Job, Layer, RegistryCredential, RepoDigest, Repository, Tag
+from .models import (
+    Container,
+    HousekeepingRun,
+    Image,
+    ImageLayer,
+    Job,
+    Layer,
+    RegistryCredential,
+    RepoDigest,
+    Repository,
+    Tag,
+)
 from .permissions import is_operator
+from .services.fsck import start_fsck
+from .services.gc import start_collect_garbage
 from .services.jobs import cancel_job, retry_job
 from .services.registries import registry_settings
 from .services.remove import prune_images, remove_image
@@ -67,12 +80,12 @@ class ImageLayerInline(admin.TabularInline):
 
 @admin.register(Image)
 class ImageAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ["short_id", "tag_list", "created", "human_size", "architecture", "os"]
-    list_filter = ["architecture", "os"]
+    list_display = ["short_id", "tag_list", "created", "human_size", "architecture", "os", "broken"]
+    list_filter = ["architecture", "os", "broken"]
     search_fields = ["id", "tags__repository__name", "tags__name", "comment", "author"]
     readonly_fields = [
         "id", "config_size", "created", "author", "comment", "architecture", "os", "variant",
-        "docker_version", "parent", "size", "labels", "added_at", "last_tag_time",
+        "docker_version", "parent", "size", "labels", "added_at", "last_tag_time", "broken", "broken_reason",
     ]
     inlines = [ImageLayerInline]
     actions = ["remove_images", "force_remove_images"]
@@ -251,3 +264,58 @@ class JobAdmin(ReadOnlyMixin, admin.ModelAdmin):
                 self.message_user(request, f"{job.id}: cancel requested", messages.SUCCESS)
             except ServiceError as exc:
                 self.message_user(request, f"{job.id}: {exc}", messages.WARNING)
+
+
+@admin.register(HousekeepingRun)
+class HousekeepingRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """What each GC and fsck run found and freed; buttons above the list start new runs as jobs."""
+
+    list_display = ["started_at", "what", "trigger", "mode", "finished_at", "freed_count", "human_freed", "broken",
+                    "error_count"]
+    list_filter = ["what", "trigger", "dry_run", "repair"]
+    readonly_fields = ["what", "trigger", "dry_run", "repair", "grace_seconds", "started_at", "finished_at", "freed",
+                       "removed", "findings", "broken", "errors", "job"]
+    change_list_template = "admin/imagestore/housekeepingrun/change_list.html"
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return is_operator(request.user) and bool(request.user.is_staff)
+
+    @admin.display(description="mode")
+    def mode(self, run: HousekeepingRun) -> str:
+        if run.what == HousekeepingRun.What.FSCK:
+            return "repair" if run.repair else "check"
+        return "dry run" if run.dry_run else "removed"
+
+    @admin.display(description="freed")
+    def human_freed(self, run: HousekeepingRun) -> str:
+        return filesizeformat(run.freed_bytes)
+
+    @admin.display(description="errors")
+    def error_count(self, run: HousekeepingRun) -> int:
+        return len(run.errors or [])
+
+    def get_urls(self) -> list:  # type: ignore[type-arg]
+        return [
+            path("start/", self.admin_site.admin_view(self.start_view), name="imagestore_housekeepingrun_start"),
+            *super().get_urls(),
+        ]
+
+    def start_view(self, request: HttpRequest) -> HttpResponse:
+        """Queue a GC or fsck job from the changelist's buttons (POST only, CSRF-checked)."""
+        changelist = reverse("admin:imagestore_housekeepingrun_changelist")
+        if request.method != "POST":
+            return HttpResponseRedirect(changelist)
+        if not is_operator(request.user):
+            self.message_user(request, "Housekeeping needs staff or the operators group.", messages.ERROR)
+            return HttpResponseRedirect(changelist)
+        action = request.POST.get("action", "")
+        if action in ("gc", "gc-dry-run"):
+            job = start_collect_garbage(dry_run=action == "gc-dry-run", owner=request.user, trigger="admin")
+        elif action in ("fsck", "fsck-repair"):
+            job = start_fsck(repair=action == "fsck-repair", owner=request.user, trigger="admin")
+        else:
+            self.message_user(request, f"Unknown housekeeping action {action!r}.", messages.ERROR)
+            return HttpResponseRedirect(changelist)
+        self.message_user(request, f"Queued {job.kind} job {job.id}; its run appears here when it ends.",
+                          messages.SUCCESS)
+        return HttpResponseRedirect(changelist)

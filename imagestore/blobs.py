@@ -4,18 +4,30 @@ Writes stream through a temporary file in ``<root>/tmp`` (same filesystem), are
 hashed as they go, verified against the expected digest, fsynced and renamed into
 place: a blob under its final name is always complete and correct. Two writers of
 the same digest are safe, since both rename identical bytes onto one name.
+
+The blob tree is ``<root>/sha256/`` only; the other folders of the data root
+(uploads, exports, locks, containers, snapshots, tmp) have their own owners and
+their own housekeeping in ``services.gc``. Names of blobs are deleted only under
+``names_lock`` after checking, in the database, that no row references them; a
+registration re-checks its pinned names under the same lock once its rows are
+committed (see ``services.store``), so a deletion never removes a name a
+just-committed image needs.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+import re
+import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from django.conf import settings
 
@@ -25,6 +37,98 @@ from .oci.errors import DigestMismatch
 CHUNK_SIZE = 1 << 20
 # Blobs younger than this are never collected: a writer may be about to reference them.
 GC_GRACE_SECONDS = 3600
+# Pins of a long job live as long as it does (a day at most).
+PIN_RETENTION_SECONDS = 86400
+# The digest algorithms whose folders make up the blob tree: nothing else under the root is a blob.
+ALGORITHMS = ("sha256",)
+_HEX = {"sha256": re.compile(r"^[a-f0-9]{64}$")}
+DELETE_BATCH = 500
+
+
+@contextmanager
+def hold_lock_file(path: Path) -> Iterator[None]:
+    """An exclusive flock on ``path``, safe against ``remove_lock_file`` unlinking it.
+
+    After the lock is granted the name is checked to still be the file locked: a
+    housekeeper may have unlinked it (while holding the lock) in between, and a lock
+    on an unlinked file excludes nobody. Then open it again.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        handle = open(path, "a+")  # noqa: SIM115 - closed below, also when the name changed
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                same = os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                handle.close()
+                continue
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+            return
+        finally:
+            handle.close()
+
+
+def remove_lock_file(path: Path, also: Iterable[Path] = ()) -> bool:
+    """Unlink a lock file (and ``also``, files it guards) if nobody holds it; False when held."""
+    try:
+        handle = open(path)  # noqa: SIM115 - used as a context manager below
+    except FileNotFoundError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        for guarded in also:
+            guarded.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
+        return True
+
+
+def age_of(path: Path, now: float | None = None, *, linked: bool = False) -> float:
+    """Seconds since the entry was last written. With ``linked``, since it was last
+    linked too: a pin is a hard link to an old blob, so its mtime is the blob's, while
+    its ctime is when the pin was taken."""
+    st = path.lstat()
+    changed = max(st.st_mtime, st.st_ctime) if linked else st.st_mtime
+    return (time.time() if now is None else now) - changed
+
+
+def tree_age(path: Path, now: float | None = None, *, linked: bool = False) -> float:
+    """Age of the youngest entry in a tree (a running load or build writes deep inside it)."""
+    youngest = age_of(path, now, linked=linked)
+    if path.is_dir() and not path.is_symlink():
+        for dirpath, dirnames, filenames in os.walk(path):
+            for name in (*dirnames, *filenames):
+                try:
+                    youngest = min(youngest, age_of(Path(dirpath) / name, now, linked=linked))
+                except FileNotFoundError:
+                    continue
+    return youngest
+
+
+def tree_size(path: Path) -> int:
+    """Bytes held by the regular files of a tree, links not followed."""
+    try:
+        if not path.is_dir() or path.is_symlink():
+            return path.lstat().st_size
+    except FileNotFoundError:
+        return 0
+    total = 0
+    for dirpath, _dirnames, filenames in os.walk(path):
+        for name in filenames:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except FileNotFoundError:
+                continue
+            total += st.st_size
+    return total
 
 
 class BlobNotFound(FileNotFoundError):
@@ -64,6 +168,13 @@ class Pins:
             self.store.restore(key, self.paths[key])
             return True
         return False
+
+    def ensure_names(self, digests: Iterable[Digest | str]) -> None:
+        """Put back, under ``names_lock``, any of these names a deletion removed while
+        the rows that need them were being committed."""
+        with self.store.names_lock():
+            for digest in digests:
+                self.ensure(digest)
 
     def release(self) -> None:
         for path in self.paths.values():
@@ -212,43 +323,116 @@ class BlobStore:
         except FileNotFoundError:
             return False
 
+    def names_lock(self) -> Any:
+        """Held while blob names are checked against the database and deleted or restored."""
+        return hold_lock_file(self.root / "locks" / "blob-names.lock")
+
     def digests(self) -> Iterator[tuple[Digest, Path]]:
-        for algorithm_dir in self.root.iterdir():
-            if algorithm_dir.name == "tmp" or not algorithm_dir.is_dir():
+        """Every blob of the blob tree. Only the algorithm folders are walked; entries
+        that are not ``<algorithm>/<2 hex>/<hex>`` files are strays (see ``strays``)."""
+        for digest, path, stray in self._walk():
+            if digest is not None and not stray:
+                yield digest, path
+
+    def strays(self) -> Iterator[Path]:
+        """Entries of the blob tree that are not blobs (fsck reports them, GC leaves them)."""
+        for _digest, path, stray in self._walk():
+            if stray:
+                yield path
+
+    def _walk(self) -> Iterator[tuple[Digest | None, Path, bool]]:
+        for algorithm in ALGORITHMS:
+            algorithm_dir = self.root / algorithm
+            if not algorithm_dir.is_dir():
                 continue
             for prefix_dir in algorithm_dir.iterdir():
+                if not prefix_dir.is_dir() or prefix_dir.is_symlink():
+                    yield None, prefix_dir, True
+                    continue
                 for blob in prefix_dir.iterdir():
-                    yield Digest(algorithm_dir.name, blob.name), blob
+                    ok = (_HEX[algorithm].match(blob.name) is not None and blob.name[:2] == prefix_dir.name
+                          and blob.is_file() and not blob.is_symlink())
+                    yield (Digest(algorithm, blob.name) if ok else None), blob, not ok
 
-    def collect_garbage(self, referenced: Iterable[str], grace_seconds: float = GC_GRACE_SECONDS) -> list[str]:
-        """Delete blobs no row references; returns the digests removed.
+    def delete_unreferenced(self, digests: Iterable[str], referenced: Callable[[list[str]], set[str]],
+                            *, dry_run: bool = False) -> list[tuple[str, int]]:
+        """Delete the names of ``digests`` that ``referenced`` (asked under ``names_lock``,
+        in batches) says no row needs; returns (digest, bytes) of each one deleted."""
+        removed: list[tuple[str, int]] = []
+        batch: list[str] = []
 
-        Blobs newer than the grace period are kept, since a pull or import may have
-        written one and not yet committed the row that references it. Leftover
-        temporary files from interrupted writers are cleared the same way.
-        """
+        def flush() -> None:
+            with self.names_lock():
+                keep = referenced(batch)
+                for digest in batch:
+                    if digest in keep:
+                        continue
+                    try:
+                        size = self.path(digest).stat().st_size
+                        if not dry_run:
+                            self.path(digest).unlink()
+                    except FileNotFoundError:
+                        continue
+                    removed.append((digest, size))
+            batch.clear()
+
+        for digest in dict.fromkeys(str(d) for d in digests):
+            batch.append(digest)
+            if len(batch) >= DELETE_BATCH:
+                flush()
+        if batch:
+            flush()
+        return removed
+
+    def unreferenced(self, referenced: Iterable[str], grace_seconds: float) -> Iterator[tuple[Digest, Path]]:
+        """Blobs not in ``referenced`` and older than the grace period."""
         keep = set(referenced)
-        cutoff = time.time() - grace_seconds
-        removed = []
+        now = time.time()
         for digest, path in self.digests():
             if str(digest) in keep:
                 continue
             try:
-                if path.stat().st_mtime > cutoff:
+                if age_of(path, now) < grace_seconds:
                     continue
-                path.unlink()
-                removed.append(str(digest))
             except FileNotFoundError:
                 continue
+            yield digest, path
+
+    def stale_temporary(self, grace_seconds: float) -> Iterator[Path]:
+        """Leftovers in tmp/ of interrupted writers, loads and probes; pins are kept a day longer."""
+        now = time.time()
         for leftover in self.tmp_dir.iterdir():
             try:
-                # Pins of a long job live as long as it does (a day at most).
-                limit = cutoff - 86400 if leftover.name.startswith("pin-") else cutoff
-                if leftover.stat().st_mtime <= limit:
-                    leftover.unlink()
+                if leftover.name.startswith("pin-"):
+                    if age_of(leftover, now, linked=True) >= grace_seconds + PIN_RETENTION_SECONDS:
+                        yield leftover
+                elif tree_age(leftover, now) >= grace_seconds:
+                    yield leftover
             except FileNotFoundError:
                 continue
+
+    def collect_garbage(self, referenced: Iterable[str], grace_seconds: float = GC_GRACE_SECONDS) -> list[str]:
+        """Delete blobs not in ``referenced``; returns the digests removed.
+
+        Blobs newer than the grace period are kept, since a pull or import may have
+        written one and not yet committed the row that references it. Leftover
+        temporary files from interrupted writers are cleared the same way. The
+        service (``services.gc``) checks references again under ``names_lock``.
+        """
+        keep = set(referenced)
+        candidates = [str(digest) for digest, _path in self.unreferenced(keep, grace_seconds)]
+        removed = [digest for digest, _size in self.delete_unreferenced(candidates, lambda batch: keep & set(batch))]
+        for leftover in self.stale_temporary(grace_seconds):
+            remove_tree(leftover)
         return removed
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a file or a directory tree (links are removed, never followed)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def get_store() -> BlobStore:

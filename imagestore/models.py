@@ -91,6 +91,9 @@ class Image(models.Model):
     layers = models.ManyToManyField(Layer, through="ImageLayer", related_name="images")
     added_at = models.DateTimeField(auto_now_add=True)
     last_tag_time = models.DateTimeField(null=True, blank=True)
+    # Set by ``manage.py fsck --repair`` when a blob the image needs is missing or corrupt.
+    broken = models.BooleanField(default=False, db_index=True)
+    broken_reason = models.TextField(blank=True, default="")
 
     class Meta:
         ordering = ["-created", "id"]
@@ -210,6 +213,8 @@ class Job(models.Model):
         SAVE = "save"
         LOAD = "load"
         COMMIT = "commit"
+        GC = "gc"
+        FSCK = "fsck"
 
     class State(models.TextChoices):
         QUEUED = "queued"
@@ -243,7 +248,8 @@ class Job(models.Model):
                 condition=Q(state__in=["queued", "running", "succeeded", "failed", "cancelled"]), name="job_state_valid"
             ),
             models.CheckConstraint(
-                condition=Q(kind__in=["import", "pull", "push", "save", "load", "commit"]), name="job_kind_valid"
+                condition=Q(kind__in=["import", "pull", "push", "save", "load", "commit", "gc", "fsck"]),
+                name="job_kind_valid",
             ),
         ]
 
@@ -258,9 +264,49 @@ class Job(models.Model):
         return self.state in self.FINISHED_STATES
 
 
+class HousekeepingRun(models.Model):
+    """One run of garbage collection or of fsck: what it found, what it freed, what went wrong."""
+
+    class What(models.TextChoices):
+        GC = "gc"
+        FSCK = "fsck"
+
+    what = models.CharField(max_length=8, choices=What.choices)
+    trigger = models.CharField(max_length=16, blank=True, default="", help_text="beat, command, api, admin")
+    dry_run = models.BooleanField(default=False)
+    repair = models.BooleanField(default=False)
+    grace_seconds = models.IntegerField(default=0)
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    freed = models.JSONField(default=dict, blank=True, help_text="folder -> {count, bytes}")
+    removed = models.JSONField(default=list, blank=True, help_text="what was (or would be) removed, first entries")
+    findings = models.JSONField(default=list, blank=True, help_text="fsck: problems found, first entries")
+    broken = models.IntegerField(default=0, help_text="fsck: missing or corrupt things found")
+    errors = models.JSONField(default=list, blank=True)
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="housekeeping_runs")
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(what__in=["gc", "fsck"]), name="housekeeping_what_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.what} {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def freed_bytes(self) -> int:
+        return sum(int(v.get("bytes", 0)) for v in (self.freed or {}).values())
+
+    @property
+    def freed_count(self) -> int:
+        return sum(int(v.get("count", 0)) for v in (self.freed or {}).values())
+
+
 __all__ = [
     "DEFAULT_DOMAIN",
     "Container",
+    "HousekeepingRun",
     "Image",
     "ImageLayer",
     "Job",

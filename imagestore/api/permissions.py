@@ -19,3 +19,12 @@ class IsOperatorOrReadOnly(BasePermission):
         if request.method in SAFE_METHODS:
             return True
         return is_operator(user)
+
+
+class IsOperator(BasePermission):
+    """Housekeeping, reading included (paths and findings of the data root): operators only."""
+
+    message = "Housekeeping needs staff or the operators group."
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        return is_operator(request.user)

@@ -64,6 +64,7 @@ class ImageSerializer(serializers.ModelSerializer):
         fields = [
             "id", "short_id", "repo_tags", "repo_digests", "parent", "created", "author", "comment",
             "architecture", "os", "variant", "size", "labels", "layers", "containers", "last_tag_time",
+            "broken", "broken_reason",
         ]
 
     def get_repo_tags(self, image: Image) -> list[str]:

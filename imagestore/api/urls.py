@@ -5,12 +5,14 @@ from django.urls import path, re_path
 from rest_framework.routers import DefaultRouter
 
 from .containers import ContainerViewSet
+from .system import FsckView, GcView, HousekeepingRunViewSet
 from .views import ImageViewSet, JobViewSet, RegistryCredentialViewSet, SearchView
 
 router = DefaultRouter()
 router.register("jobs", JobViewSet, basename="job")
 router.register("registries", RegistryCredentialViewSet, basename="registry")
 router.register("containers", ContainerViewSet, basename="container")
+router.register("system/runs", HousekeepingRunViewSet, basename="housekeeping-run")
 
 image_list = ImageViewSet.as_view({"get": "list"})
 # Collection actions; GET/DELETE still reach an image that happens to be named like one.
@@ -37,6 +39,8 @@ urlpatterns = [
     re_path(r"^images/(?P<ref>pull)/$", image_pull, name="image-pull"),
     re_path(r"^images/(?P<ref>.+)/push/$", image_push, name="image-push"),
     path("search/", SearchView.as_view(), name="search"),
+    path("system/gc/", GcView.as_view(), name="system-gc"),
+    path("system/fsck/", FsckView.as_view(), name="system-fsck"),
     re_path(r"^images/(?P<ref>.+)/history/$", image_history, name="image-history"),
     re_path(r"^images/(?P<ref>.+)/archive/$", image_archive, name="image-archive"),
     re_path(r"^images/(?P<ref>.+)/inspect/$", image_inspect, name="image-inspect"),

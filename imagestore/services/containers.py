@@ -9,7 +9,6 @@ chain, shared by every container of that image and removed with the last of them
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -31,7 +30,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from ..blobs import get_store
+from ..blobs import get_store, hold_lock_file
 from ..dbutil import database_url
 from ..errors import BadRequest, Conflict, NotFound, ServiceError
 from ..models import Container, Image, ImageLayer
@@ -103,15 +102,16 @@ def _chain(image: Image) -> tuple[str, list[ImageLayer]]:
 
 
 def ensure_snapshot(image: Image) -> str:
-    """The unpacked read-only root of the image's layer chain, built once and shared."""
+    """The unpacked read-only root of the image's layer chain, built once and shared.
+
+    Found or built under the snapshot's lock, which housekeeping takes to remove one,
+    and touched: a snapshot a container is being created from is young, so kept."""
     chain, links = _chain(image)
     target = snapshot_dir(chain)
-    if target.is_dir():
-        return chain
     target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f".lock-{target.name}", "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with hold_lock_file(target.parent / f".lock-{target.name}"):
         if target.is_dir():
+            os.utime(target)
             return chain
         building = target.parent / f".building-{uuid.uuid4().hex}"
         store = get_store()
@@ -128,9 +128,16 @@ def ensure_snapshot(image: Image) -> str:
 
 
 def release_snapshot(chain: str) -> None:
-    """Remove a snapshot no container needs any more."""
-    if chain and not Container.objects.filter(snapshot=chain).exists():
-        shutil.rmtree(snapshot_dir(chain), ignore_errors=True)
+    """Remove a snapshot no container needs any more (under its lock, see ensure_snapshot)."""
+    if not chain:
+        return
+    target = snapshot_dir(chain)
+    with hold_lock_file(target.parent / f".lock-{target.name}"):
+        if Container.objects.filter(snapshot=chain).exists() or not target.is_dir():
+            return
+        doomed = target.parent / f".removing-{uuid.uuid4().hex}"
+        os.rename(target, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 # --- the writable root -------------------------------------------------------------------------

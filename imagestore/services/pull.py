@@ -11,7 +11,6 @@ together. Progress follows Docker's per-layer phases.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import time
 import zlib
@@ -26,7 +25,7 @@ import urllib3
 from django.conf import settings
 from django.db import transaction
 
-from ..blobs import BlobStore, Pins, get_store
+from ..blobs import BlobStore, Pins, get_store, hold_lock_file
 from ..errors import BadRequest
 from ..models import Image, Job, Layer, RepoDigest, Tag
 from ..oci import mediatypes
@@ -89,15 +88,10 @@ class PullResult:
 
 @contextmanager
 def _digest_lock(store: BlobStore, digest: Digest) -> Iterator[None]:
-    """One downloader per blob across threads and worker processes."""
-    locks = store.root / "locks"
-    locks.mkdir(exist_ok=True)
-    with open(locks / digest.hex, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """One downloader per blob across threads and worker processes (housekeeping
+    removes a lock file only while holding it, which hold_lock_file allows for)."""
+    with hold_lock_file(store.root / "locks" / digest.hex):
+        yield
 
 
 @contextmanager

@@ -11,6 +11,7 @@
 
 Everything happens in one transaction holding the image and layer row locks that
 tag and register_image also take, so a concurrent tag or pull ends consistent.
+Blobs are deleted only after that transaction commits: a rollback keeps them.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ..models import Container, Image, ImageLayer, Layer, RepoDigest, Tag
 from ..oci import reference
 from ..oci.digest import Digest
 from ..oci.errors import OCIError
+from .gc import delete_blobs_on_commit
 from .images import resolve_image_and_reference
 
 Record = dict[str, str]
@@ -237,16 +239,21 @@ def _delete_image_rows(image: Image, *, dry_run: bool = False) -> tuple[list[str
     image_id = image.id
     image.delete()  # ImageLayer rows cascade
     Layer.objects.filter(pk__in=[row.pk for row in doomed]).delete()
-    # Blobs go last, still under the row locks: a pull that wants one of these
-    # layers waits on the lock and then finds the blob gone (and fetches it again).
+    # Blobs go once this transaction commits (a rollback keeps them, with their rows),
+    # and only those no row references then: see gc.delete_blobs_on_commit.
     store = get_store()
     still_used = set(Layer.objects.filter(digest__in=[row.digest for row in doomed]).values_list("digest", flat=True))
     freed = 0
+    gone = []
     for row in doomed:
-        if row.digest not in still_used and (dry_run or store.delete(row.digest)):
+        if row.digest not in still_used and store.exists(row.digest):
             freed += row.size
-    if dry_run or store.delete(image_id):
+            gone.append(row.digest)
+    if store.exists(image_id):
         freed += image.config_size
+        gone.append(image_id)
+    if not dry_run:
+        delete_blobs_on_commit(gone)
     return removed_chains, freed
 
 

@@ -13,6 +13,7 @@ from django.db import transaction
 from ..blobs import Pins, get_store
 from ..models import Image, ImageLayer, Layer
 from ..oci.config import ImageConfig
+from ..oci.digest import Digest
 from ..oci.errors import OCIError
 
 
@@ -106,4 +107,9 @@ def _register(config: ImageConfig, layers: list[LayerRecord], parent: Image | No
             ImageLayer.objects.bulk_create(
                 ImageLayer(image=image, layer=row, position=i) for i, row in enumerate(rows)
             )
+        # A removal deletes names after its own commit, checking rows under names_lock;
+        # it may have checked just before these rows were visible. Once they are, make
+        # sure the names are there (the pinned bytes are) under the same lock.
+        needed: list[Digest | str] = [config.digest, *(row.digest for row in rows)]
+        transaction.on_commit(lambda: pins.ensure_names(needed), robust=True)
     return image

@@ -27,6 +27,7 @@ def test_rmi_by_tag_with_other_tags_only_untags(make_image) -> None:  # type: ig
     assert Image.objects.filter(pk=image.pk).exists()
 
 
+@pytest.mark.django_db(transaction=True)  # removal deletes blobs once it commits
 def test_rmi_last_tag_deletes_image_layers_and_blobs(make_image) -> None:  # type: ignore[no-untyped-def]
     image = make_image("centos:6.6")
     layer = image.layers.get()

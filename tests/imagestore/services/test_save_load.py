@@ -91,6 +91,7 @@ def test_save_of_missing_image_is_not_found(db) -> None:  # type: ignore[no-unty
         plan_save(["nothere:1"])
 
 
+@pytest.mark.django_db(transaction=True)  # removal deletes blobs once it commits
 def test_round_trip_gives_same_id_tags_and_layer_digests(make_image, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     image = make_image("busybox:latest")
     tag_image(image, "127.0.0.1:5000/tools/busybox:1")
@@ -156,6 +157,7 @@ def test_old_docker_archive_with_uncompressed_layer_tar_loads(db) -> None:  # ty
 
 # --- bad archives: a clear error, nothing half-loaded -----------------------------------
 
+@pytest.mark.django_db(transaction=True)  # removal deletes blobs once it commits
 def test_truncated_archive_loads_nothing(make_image, store_root: Path) -> None:  # type: ignore[no-untyped-def]
     data = _save([make_image("busybox:latest").id])
     remove_image("busybox:latest")
@@ -164,6 +166,7 @@ def test_truncated_archive_loads_nothing(make_image, store_root: Path) -> None: 
     assert _nothing_loaded(store_root)
 
 
+@pytest.mark.django_db(transaction=True)  # removal deletes blobs once it commits
 def test_blob_with_wrong_digest_loads_nothing(make_image, store_root: Path) -> None:  # type: ignore[no-untyped-def]
     image = make_image("busybox:latest")
     name = "blobs/sha256/" + image.layers.get().digest.split(":")[1]
@@ -175,6 +178,7 @@ def test_blob_with_wrong_digest_loads_nothing(make_image, store_root: Path) -> N
     assert _nothing_loaded(store_root)
 
 
+@pytest.mark.django_db(transaction=True)  # removal deletes blobs once it commits
 def test_manifest_pointing_to_a_missing_blob_loads_nothing(make_image, store_root: Path) -> None:  # type: ignore[no-untyped-def]
     image = make_image("busybox:latest")
     name = "blobs/sha256/" + image.layers.get().digest.split(":")[1]
