@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 PORT=${PORT:-8000}
+# Everything the service writes (database, secret key, uploads, blobs) readable by it alone.
+umask 077
 
 $PY manage.py migrate --noinput
 $PY manage.py collectstatic --noinput >/dev/null
@@ -24,7 +26,7 @@ mkdir -p var
   --loglevel INFO --concurrency 2 --hostname "worker@%h" &
 pids+=($!)
 .venv/bin/gunicorn dashboard.wsgi --bind "127.0.0.1:${PORT}" --threads 8 --timeout 3600 \
-  --access-logfile - &
+  --access-logfile - --logger-class dashboard.logfilters.RedactingGunicornLogger &
 pids+=($!)
 echo "dashboard: http://127.0.0.1:${PORT}/  (API: /api/v1/, docs: /api/docs/, admin: /admin/)"
 wait -n "${pids[@]}"

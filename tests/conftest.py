@@ -30,6 +30,15 @@ def store_root(tmp_path: Path, settings) -> Iterator[Path]:  # type: ignore[no-u
         subprocess.run(["umount", "-l", point], capture_output=True)
 
 
+@pytest.fixture(autouse=True)
+def fresh_cache() -> Iterator[None]:
+    """Sign-in failure counters (imagestore.login_limit) do not carry from one test to the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 @pytest.fixture
 def operator(db) -> User:  # type: ignore[no-untyped-def]
     user = User.objects.create_user("olive", password="pw-operator")

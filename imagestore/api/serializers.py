@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from ..models import Container, Image, Job, RegistryCredential
 from ..oci.redact import redact_url
+from ..permissions import is_operator
 
 
 class ImageRowSerializer(serializers.Serializer):
@@ -150,6 +151,18 @@ class ContainerSerializer(serializers.ModelSerializer):
 
     def get_image_name(self, container: Container) -> str:
         return str(container.config.get("Image") or container.image_id)
+
+    def to_representation(self, instance: Container) -> dict[str, Any]:
+        """Environment values (passwords, API keys) are for operators: anyone else sees the
+        names with ``***`` for values (``config.Env: ["DB_PASSWORD=***"]``)."""
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if not is_operator(getattr(request, "user", None)) and isinstance(data.get("config"), dict):
+            config = dict(data["config"])
+            if config.get("Env"):
+                config["Env"] = [f"{str(item).split('=', 1)[0]}=***" for item in config["Env"]]
+            data["config"] = config
+        return data
 
     def get_command(self, container: Container) -> str:
         return " ".join([*(container.config.get("Entrypoint") or []), *(container.config.get("Cmd") or [])])

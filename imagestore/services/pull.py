@@ -35,6 +35,7 @@ from ..oci.diffid import DiffIdHasher
 from ..oci.digest import Digest
 from ..oci.errors import CorruptArchive, DigestMismatch, InvalidDigest
 from ..oci.platform import Platform, host_platform
+from ..oci.redact import redact_text, redact_url
 from ..oci.reference import Reference, parse_normalized
 from ..oci.registry import RegistryClient, RegistryError, retry
 from .jobs import JobProgress, create_job, handler
@@ -297,7 +298,7 @@ def pull_image(reference: str, *, platform: str | None = None, progress: Progres
             if not is_mirror:
                 raise
             errors.append(exc)
-            progress.log(f"mirror {endpoint.base_url} failed ({exc}); trying the next source")
+            progress.log(redact_text(f"mirror {redact_url(endpoint.base_url)} failed ({exc}); trying the next source"))
     raise RegistryError("; ".join(str(e) for e in errors))  # pragma: no cover - the host itself is last
 
 
