@@ -26,7 +26,8 @@ from .errors import TooLarge
 from .permissions import is_operator
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE")
-# Routes that take an upload as their body (multipart anywhere is guarded too).
+# Routes that take an upload as their body. Elsewhere a multipart form's fields are read
+# (bounded by DATA_UPLOAD_MAX_MEMORY_SIZE) but a file part is refused by UploadLimitHandler.
 UPLOAD_ROUTES = frozenset({"ui-import", "ui-load", "image-import", "image-load", "container-archive"})
 
 
@@ -42,8 +43,6 @@ def _interface(request: HttpRequest) -> str:
 def _takes_upload(request: HttpRequest) -> bool:
     if request.method in SAFE_METHODS:
         return False
-    if request.META.get("CONTENT_TYPE", "").lower().startswith("multipart/"):
-        return True
     match = request.resolver_match
     if match is not None and match.url_name in UPLOAD_ROUTES:
         return True
@@ -124,17 +123,22 @@ class UploadGuardMiddleware:
 
 
 class UploadLimitHandler(FileUploadHandler):
-    """First of FILE_UPLOAD_HANDLERS: no multipart body is parsed unless the guard let it in,
-    and none grows past IMAGESTORE_MAX_UPLOAD_SIZE while it streams."""
+    """First of FILE_UPLOAD_HANDLERS: no file of a multipart body is stored unless the guard
+    let the request in (a form elsewhere keeps its fields), and none grows past
+    IMAGESTORE_MAX_UPLOAD_SIZE while it streams."""
 
     def __init__(self, request: Any = None) -> None:
         super().__init__(request)
         self.received = 0
 
+    def new_file(self, *args: Any, **kwargs: Any) -> None:
+        # Called before the handlers after it (memory, temporary file) see the file part.
+        if self.request is not None and not getattr(self.request, "upload_allowed", False):
+            raise PermissionDenied("uploads need staff or the operators group, on an upload page or endpoint")
+        super().new_file(*args, **kwargs)
+
     def handle_raw_input(self, input_data: Any, META: Any, content_length: int, boundary: Any,
                          encoding: Any = None) -> None:
-        if self.request is not None and not getattr(self.request, "upload_allowed", False):
-            raise PermissionDenied("uploads need staff or the operators group")
         if content_length > settings.IMAGESTORE_MAX_UPLOAD_SIZE:
             raise TooLarge(f"the upload is larger than IMAGESTORE_MAX_UPLOAD_SIZE "
                            f"({settings.IMAGESTORE_MAX_UPLOAD_SIZE} bytes)")
