@@ -7,7 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from ..models import Container, Image, Job, RegistryCredential
-from ..oci.redact import redact_url
+from ..oci.redact import redact_text, redact_url
 from ..permissions import is_operator
 
 
@@ -198,6 +198,15 @@ class JobSerializer(serializers.ModelSerializer):
             "cancel_requested", "created_at", "started_at", "finished_at", "heartbeat_at",
         ]
         read_only_fields = fields
+
+    def to_representation(self, instance: Job) -> dict[str, Any]:
+        """Log lines and errors as anyone may read them: a URL's credentials, wherever a
+        service or a library put one in a message, are ``***``."""
+        data = super().to_representation(instance)
+        data["log"] = [redact_text(str(line)) for line in data.get("log") or []]
+        if data.get("error"):
+            data["error"] = redact_text(str(data["error"]))
+        return data
 
     def get_params(self, job: Job) -> dict[str, Any]:
         """What the job was asked, without server paths or credentials."""

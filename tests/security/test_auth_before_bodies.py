@@ -6,7 +6,6 @@ for any temporary upload file, and look at the folder afterwards."""
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ from django.conf import settings
 from django.core.files import uploadedfile
 from django.http import multipartparser
 from django.test import Client
-from django.test.client import MULTIPART_CONTENT, encode_multipart
+from django.test.client import encode_multipart
 from rest_framework.test import APIClient
 
 from imagestore.models import Job
