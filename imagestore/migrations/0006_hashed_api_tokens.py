@@ -2,6 +2,7 @@
 then deleted from its table (the app is no longer installed; its table stays, empty)."""
 
 import hashlib
+from datetime import datetime, timezone
 
 from django.conf import settings
 from django.db import migrations, models
@@ -21,6 +22,8 @@ def hash_old_tokens(apps, schema_editor):
                 user_id=user_id, name="migrated from authtoken", prefix=key[:8],
                 digest=hashlib.sha256(key.encode()).hexdigest(),
             )
+            if isinstance(created, datetime) and created.tzinfo is None:
+                created = created.replace(tzinfo=timezone.utc)  # stored in UTC (USE_TZ)
             ApiToken.objects.filter(pk=token.pk).update(created_at=created)
         cursor.execute("DELETE FROM authtoken_token")
 
