@@ -85,7 +85,6 @@ def _refuse(request: HttpRequest, status: int, message: str) -> HttpResponse:
             response["WWW-Authenticate"] = 'Token realm="api"'
     else:
         response = HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
-    response["Connection"] = "close"  # the unread body is not worth keeping the connection for
     return response
 
 
