@@ -95,10 +95,16 @@ def test_a_job_log_line_with_a_url_credential_is_redacted_where_shown(member) ->
     assert shown["error"] == "cannot reach https://bob:***@mirror.test/v2/?token=***"
 
 
-def test_djangos_log_lines_are_redacted() -> None:
-    handler = next(h for h in logging.getLogger().handlers if h.name == "console")
-    record = logging.LogRecord("django.request", logging.WARNING, __file__, 1, "Bad Request: %s",
-                               (f"/docker/images/create?fromSrc=http%3A%2F%2Fu%3A{IMPORT_PASSWORD}%40h%2Fx",), None)
+@pytest.mark.parametrize("logger", ["django.request", "django.server"])
+def test_djangos_log_lines_are_redacted(logger: str) -> None:
+    """Django's request warnings, and the request lines `manage.py runserver` logs."""
+    name = "django.server" if logger == "django.server" else "console"
+    handler = next(h for h in logging.getLogger(logger if logger == "django.server" else "").handlers if h.name == name)
+    record = logging.LogRecord(logger, logging.WARNING, __file__, 1, '"%s" %s %s',
+                               (f"POST /docker/images/create?fromSrc=http%3A%2F%2Fu%3A{IMPORT_PASSWORD}%40h%2Fx "
+                                "HTTP/1.1", 401, 10), None)
+    record.server_time = "now"
+    record.status_code = 401
     assert handler.filter(record)
     line = handler.format(record)
     assert IMPORT_PASSWORD not in line and "fromSrc=http%3A%2F%2Fu%3A***%40h" in line
