@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 PORT=${PORT:-8000}
-# Everything the service writes (database, secret key, uploads, blobs) readable by it alone.
-umask 077
+# No restrictive umask: the folders are 0700 (dashboard/privacy.py), which keeps everything in
+# them private, while a container's root must stay 0755 for images that run as a non-root
+# user (its snapshot and overlay roots still take their mode from the umask).
 
 $PY manage.py migrate --noinput
 $PY manage.py collectstatic --noinput >/dev/null

@@ -108,8 +108,3 @@ def test_concurrent_start_ups_agree_on_one_secret_key(tmp_path: Path) -> None:
                               stdout=subprocess.PIPE, text=True) for _ in range(6)]
     keys = {p.communicate(timeout=60)[0].strip() for p in procs}
     assert len(keys) == 1 and keys == {(tmp_path / "secret_key").read_text().strip()}
-
-
-def test_run_sh_sets_a_private_umask() -> None:
-    script = (ROOT / "scripts" / "run.sh").read_text()
-    assert "\numask 077\n" in script
