@@ -114,7 +114,7 @@ DOCKER = ["/docker/v1.47/images/load", "/docker/v1.47/images/create?fromSrc=-&re
           "/docker/images/load?quiet=1"]
 
 
-@pytest.mark.parametrize("url", DOCKER)
+@pytest.mark.parametrize("url", [*DOCKER, "PUT /docker/v1.47/containers/c1/archive?path=/tmp"])
 @pytest.mark.parametrize("who", ["anonymous", "reader's token", "session operator"])
 def test_docker_api_upload_without_an_operators_token_is_refused(
         url: str, who: str, member, operator, big_body: bytes, store_root: Path) -> None:  # type: ignore[no-untyped-def]
@@ -123,9 +123,26 @@ def test_docker_api_upload_without_an_operators_token_is_refused(
         client = Client(HTTP_AUTHORIZATION=f"Token {create_token(member)[1]}")
     elif who == "session operator":
         client.force_login(operator)  # the Docker API takes tokens only
-    response = client.post(url, big_body, content_type="application/x-tar")
+    method, _, url = url.rpartition(" ")
+    response = getattr(client, (method or "post").lower())(url, big_body, content_type="application/x-tar")
     assert response.status_code == 401 and "message" in response.json()
     assert list((store_root / "uploads").iterdir()) == [] and not Job.objects.exists()
+
+
+@pytest.mark.parametrize("who", ["anonymous", "reader's session"])
+def test_a_copy_into_a_container_through_the_rest_api_is_refused_before_the_body(
+        who: str, member, big_body: bytes, store_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from rest_framework.request import Request
+
+    read = []
+    monkeypatch.setattr(Request, "_load_data_and_files", lambda self: read.append(1))  # any parse of the body
+    client = _with_csrf_cookie(APIClient(enforce_csrf_checks=True))
+    if who == "reader's session":
+        client.force_login(member)
+    response = client.put("/api/v1/containers/c1/archive/?path=/tmp", big_body, content_type="application/x-tar",
+                          HTTP_X_CSRFTOKEN=CSRF)
+    assert response.status_code == (403 if who == "reader's session" else 401) and read == []
+    assert list((store_root / "uploads").iterdir()) == []
 
 
 def test_a_file_part_sent_to_any_other_form_is_not_stored(
