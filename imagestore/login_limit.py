@@ -11,6 +11,7 @@ the broker is Redis, so every worker process shares them).
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any
 
 from django.conf import settings
@@ -20,6 +21,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 
+log = logging.getLogger(__name__)
 TOKEN_USERNAME = "\0token"  # the "username" bad API tokens are counted under
 
 
@@ -38,21 +40,33 @@ def _key(username: str, address: str) -> str:
     return "login-failures:" + hashlib.sha256(f"{username.casefold()}\0{address}".encode()).hexdigest()
 
 
+# The cache (Redis) being down must not stop every sign-in: the limiter then lets the
+# password check decide alone, and says so in the log.
 def is_locked(username: str, address: str) -> bool:
-    return int(cache.get(_key(username, address)) or 0) >= settings.LOGIN_FAILURE_LIMIT
+    try:
+        return int(cache.get(_key(username, address)) or 0) >= settings.LOGIN_FAILURE_LIMIT
+    except Exception as exc:
+        log.warning("sign-in limiter unavailable (%s): not limiting", exc.__class__.__name__)
+        return False
 
 
 def record_failure(username: str, address: str) -> None:
     key = _key(username, address)
-    cache.add(key, 0, timeout=settings.LOGIN_FAILURE_WINDOW)
     try:
-        cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=settings.LOGIN_FAILURE_WINDOW)
+        cache.add(key, 0, timeout=settings.LOGIN_FAILURE_WINDOW)
+        try:
+            cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, timeout=settings.LOGIN_FAILURE_WINDOW)
+    except Exception as exc:
+        log.warning("sign-in limiter unavailable (%s): failure not counted", exc.__class__.__name__)
 
 
 def clear_failures(username: str, address: str) -> None:
-    cache.delete(_key(username, address))
+    try:
+        cache.delete(_key(username, address))
+    except Exception as exc:
+        log.warning("sign-in limiter unavailable (%s)", exc.__class__.__name__)
 
 
 def locked_message() -> str:

@@ -76,3 +76,17 @@ def test_bad_tokens_are_limited_per_address(member, limit: int) -> None:  # type
     assert docker.status_code == 401 and "Too many invalid tokens" in docker.json()["message"]
     other = APIClient(REMOTE_ADDR="127.0.0.9").get("/api/v1/jobs/", HTTP_AUTHORIZATION=f"Token {key}")
     assert other.status_code == 200
+
+
+def test_sign_in_still_works_when_the_limiters_cache_is_down(member, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Redis down: the password check decides alone (logged), rather than every sign-in failing."""
+    from django.core.cache import cache
+
+    def down(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("redis is down")
+
+    for method in ("get", "add", "incr", "set", "delete"):
+        monkeypatch.setattr(cache, method, down)
+    assert _sign_in("wrong")[0] == 200
+    assert _sign_in("pw-member")[0] == 302
+    assert APIClient().get("/api/v1/jobs/", **_basic("pw-member")).status_code == 200
