@@ -11,7 +11,7 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
 
 from .errors import USER_ERRORS, ServiceError
-from .models import Container, Image, ImageLayer, Job, Layer, RegistryCredential, RepoDigest, Repository, Tag
+from .models import ApiToken, Container, Image, ImageLayer, Job, Layer, RegistryCredential, RepoDigest, Repository, Tag
 from .permissions import is_operator
 from .services.jobs import cancel_job, retry_job
 from .services.registries import registry_settings
@@ -251,3 +251,21 @@ class JobAdmin(ReadOnlyMixin, admin.ModelAdmin):
                 self.message_user(request, f"{job.id}: cancel requested", messages.SUCCESS)
             except ServiceError as exc:
                 self.message_user(request, f"{job.id}: {exc}", messages.WARNING)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """API tokens, to see which exist and revoke (delete) them. Only a hash is stored, so no
+    key is ever shown; new tokens come from ``manage.py create_token``."""
+
+    list_display = ["prefix", "user", "name", "created_at", "expires_at", "last_used_at"]
+    list_select_related = ["user"]
+    search_fields = ["prefix", "name", "user__username"]
+    fields = ("prefix", "user", "name", "created_at", "expires_at", "last_used_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

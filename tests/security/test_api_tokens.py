@@ -94,3 +94,17 @@ def test_plain_text_tokens_of_an_older_install_are_hashed_by_the_migration(opera
         cursor.execute("DROP TABLE authtoken_token")
     assert old_key not in _database_dump()
     assert APIClient(HTTP_AUTHORIZATION=f"Token {old_key}").get("/api/v1/jobs/").status_code == 200
+
+
+def test_the_admin_lists_tokens_without_keys_and_revokes_them(staff, operator, capsys) -> None:  # type: ignore[no-untyped-def]
+    staff.is_superuser = True
+    staff.save()
+    key = _new_key(capsys, "olive", "--name", "laptop")
+    admin = Client()
+    admin.force_login(staff)
+    listing = admin.get("/admin/imagestore/apitoken/").content.decode()
+    assert "laptop" in listing and key[:12] in listing and key not in listing
+    token = ApiToken.objects.get()
+    assert admin.get("/admin/imagestore/apitoken/add/").status_code == 403
+    assert admin.post(f"/admin/imagestore/apitoken/{token.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert APIClient(HTTP_AUTHORIZATION=f"Token {key}").get("/api/v1/jobs/").status_code == 401
