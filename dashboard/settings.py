@@ -8,7 +8,6 @@ IMAGESTORE_ROOT on storage every worker sees, SECRET_KEY.
 from __future__ import annotations
 
 import logging
-import secrets
 import socket
 from pathlib import Path
 from urllib.parse import urlparse
@@ -16,12 +15,16 @@ from urllib.parse import urlparse
 import environ
 
 from .env import env_bool, env_int, env_list, env_path, env_str
+from .privacy import private_dir, secret_once, tighten_sqlite
 
 log = logging.getLogger("dashboard")
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = env_path("VAR_DIR", BASE_DIR / "var")
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+# 0700, and tightened if an older version left it open: it holds the database, the secret
+# key, uploads and unpacked images (setuid binaries, device nodes) that no other local user
+# may reach. See README "Security".
+private_dir(VAR_DIR)
 
 DEBUG = env_bool("DEBUG", False)
 
@@ -30,12 +33,9 @@ def _secret_key() -> str:
     key = env_str("SECRET_KEY", "")
     if key:
         return key
-    # Embedded default: generate once and keep it, so sessions survive restarts.
-    path = VAR_DIR / "secret_key"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    # Embedded default: generate once and keep it (0600 from its first byte), so sessions
+    # survive restarts.
+    return secret_once(VAR_DIR / "secret_key")
 
 
 SECRET_KEY = _secret_key()
@@ -51,7 +51,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -63,6 +62,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before CSRF: its check reads request.POST, which would store an upload's body.
+    "imagestore.uploadguard.UploadGuardMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -99,6 +100,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Writers queue (BEGIN IMMEDIATE) instead of failing with "database is locked"
     # when the web server and a worker write at once.
     DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=30, transaction_mode="IMMEDIATE")
+    _sqlite_file = Path(DATABASES["default"]["NAME"])
+    if str(_sqlite_file) != ":memory:" and _sqlite_file.parent.is_dir():
+        tighten_sqlite(_sqlite_file)  # 0600: it holds password hashes and session keys
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
 
@@ -131,6 +135,7 @@ STORAGES = {
 
 # --- the image store -------------------------------------------------------------
 IMAGESTORE_ROOT = env_path("IMAGESTORE_ROOT", VAR_DIR / "imagestore")
+private_dir(IMAGESTORE_ROOT)
 # Bounds on what one import may hold, so a compression bomb ends with a clear error.
 IMAGESTORE_MAX_LAYER_SIZE = env_int("IMAGESTORE_MAX_LAYER_SIZE", 256 << 30, minimum=1)
 # ISA-L's levels: 0 (fastest) to 3 (smallest).
@@ -146,10 +151,21 @@ GC_GRACE_SECONDS = env_int("GC_GRACE_SECONDS", 3600, minimum=0)
 EXPORT_RETENTION = env_int("EXPORT_RETENTION", 86400, minimum=0)
 
 # Uploads land on the data folder's filesystem, so keeping one for its job is a rename.
-(IMAGESTORE_ROOT / "uploads").mkdir(parents=True, exist_ok=True)
+private_dir(IMAGESTORE_ROOT / "uploads")
 FILE_UPLOAD_TEMP_DIR = str(IMAGESTORE_ROOT / "uploads")
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
-DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
+# The largest upload (import, load, copy into a container) accepted: refused with 413 from
+# its Content-Length before a byte is stored, and stopped at this size while streaming.
+IMAGESTORE_MAX_UPLOAD_SIZE = env_int("IMAGESTORE_MAX_UPLOAD_SIZE", 16 << 30, minimum=1 << 20)
+# Form and JSON bodies (not files) held in memory.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 << 20, minimum=1 << 16)
+FILE_UPLOAD_HANDLERS = [
+    "imagestore.uploadguard.UploadLimitHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # --- registries ---------------------------------------------------------------------
 # Like registry-mirrors in Docker's daemon.json: tried in order for docker.io, then Docker Hub.
@@ -230,7 +246,7 @@ CELERY_BEAT_SCHEDULE = {
 REST_FRAMEWORK = {
     # Token first, so an anonymous request is told 401 with a WWW-Authenticate header.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "imagestore.api.auth_tokens.HashedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.BasicAuthentication",
     ],
@@ -254,10 +270,55 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# --- security (README "Security") ---------------------------------------------------
+# Every password check (sign-in page, admin, HTTP Basic) goes through the limiter: after
+# LOGIN_FAILURE_LIMIT failures for one username from one client address within
+# LOGIN_FAILURE_WINDOW seconds, that pair is refused until the window ends.
+AUTHENTICATION_BACKENDS = ["imagestore.login_limit.LimitedModelBackend"]
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_FAILURE_WINDOW = env_int("LOGIN_FAILURE_WINDOW", 300, minimum=1)
+# API tokens (manage.py create_token): days until a new token expires unless told otherwise
+# (0: never).
+API_TOKEN_DEFAULT_EXPIRY_DAYS = env_int("API_TOKEN_DEFAULT_EXPIRY_DAYS", 0, minimum=0)
+# The limiter's counters: in Redis when the broker is Redis, so every gunicorn worker sees
+# the same counts; otherwise in each process's memory.
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": CELERY_BROKER_URL, "KEY_PREFIX": "imagestore"}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Behind a TLS-terminating proxy: SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https makes
+# request.is_secure() trust the proxy's header (only set it when the proxy always sets it).
+_proxy_ssl_header = env_list("SECURE_PROXY_SSL_HEADER", [])
+if _proxy_ssl_header:
+    if len(_proxy_ssl_header) != 2:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured("SECURE_PROXY_SSL_HEADER must be HEADER,value (e.g. HTTP_X_FORWARDED_PROTO,https)")
+    SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header[0], _proxy_ssl_header[1])
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SESSION_COOKIE_HTTPONLY = True
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "django.server": {"()": "django.utils.log.ServerFormatter", "format": "[{server_time}] {message}",
+                          "style": "{"},
+    },
+    # Credentials in URLs (userinfo, secret query parameters) never reach a log line, including
+    # the request lines `manage.py runserver` logs.
+    "filters": {"redact": {"()": "dashboard.logfilters.RedactSecrets"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]},
+        "django.server": {"class": "logging.StreamHandler", "formatter": "django.server", "filters": ["redact"]},
+    },
+    "loggers": {"django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }

@@ -15,3 +15,6 @@ from .settings import *  # noqa: E402,F403
 
 CELERY_TASK_DEFAULT_QUEUE = os.environ["CELERY_TEST_QUEUE"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
+# The sign-in limiter's counters in this process's memory: never the shared Redis, which a
+# cache.clear() between tests would flush.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -1,8 +1,10 @@
 from django.contrib import admin
+from django.contrib.auth.views import LoginView
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from imagestore.api.views import IndexSearchView
+from imagestore.login_limit import LimitedAuthenticationForm
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -13,6 +15,8 @@ urlpatterns = [
     path("v1/search", IndexSearchView.as_view(), name="index-search"),
     # The Docker Engine API: DOCKER_HOST=tcp://127.0.0.1:8000/docker
     path("docker/", include("imagestore.dockerapi.urls")),
+    # The sign-in page with the failed sign-in limit's message (imagestore.login_limit).
+    path("accounts/login/", LoginView.as_view(authentication_form=LimitedAuthenticationForm), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("dashboard.ui_urls")),
 ]

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_http_methods
 from imagestore.downloads import archive_response
 from imagestore.errors import USER_ERRORS
 from imagestore.models import Container, Image, ImageLayer, Job, RegistryCredential
+from imagestore.oci.redact import redact_text
 from imagestore.permissions import is_operator
 from imagestore.services import containers as container_service
 from imagestore.services.history import image_history
@@ -207,6 +208,9 @@ def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
         except Errors as exc:
             messages.error(request, str(exc))
         return HttpResponseRedirect(request.path)
+    # Shown, not saved: a URL's credentials in a line or the error are "***" (imagestore.oci.redact).
+    job.log = [redact_text(str(line)) for line in job.log or []]
+    job.error = redact_text(job.error or "")
     return render(request, "ui/job.html", {"job": job, "can_change": is_operator(request.user)})
 
 

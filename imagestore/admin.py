@@ -12,6 +12,7 @@ from django.urls import path, reverse
 
 from .errors import USER_ERRORS, ServiceError
 from .models import (
+    ApiToken,
     Container,
     HousekeepingRun,
     Image,
@@ -319,3 +320,21 @@ class HousekeepingRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
         self.message_user(request, f"Queued {job.kind} job {job.id}; its run appears here when it ends.",
                           messages.SUCCESS)
         return HttpResponseRedirect(changelist)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """API tokens, to see which exist and revoke (delete) them. Only a hash is stored, so no
+    key is ever shown; new tokens come from ``manage.py create_token``."""
+
+    list_display = ["prefix", "user", "name", "created_at", "expires_at", "last_used_at"]
+    list_select_related = ["user"]
+    search_fields = ["prefix", "name", "user__username"]
+    fields = ("prefix", "user", "name", "created_at", "expires_at", "last_used_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -6,6 +6,8 @@ unchanged and are mapped the same way (see ``status_for``).
 
 from __future__ import annotations
 
+from django.core.exceptions import RequestDataTooBig
+
 from .oci.errors import CorruptArchive, DigestMismatch, InvalidDigest, InvalidReference, OCIError, UnsafeArchive
 
 
@@ -43,6 +45,13 @@ class BadRequest(ServiceError):
 
 class AmbiguousImage(BadRequest):
     pass
+
+
+class TooLarge(ServiceError, RequestDataTooBig):
+    """An upload past IMAGESTORE_MAX_UPLOAD_SIZE (a SuspiciousOperation too, so a plain Django
+    view that meets it answers 400 rather than 500 even where nothing maps it to 413)."""
+
+    status = 413
 
 
 class JobCancelled(ServiceError):

@@ -336,3 +336,23 @@ class RegistryCredential(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username}@{self.registry}"
+
+
+class ApiToken(models.Model):
+    """An API token (``Authorization: Token <key>``), stored as the sha256 of its key: the key
+    itself is printed once by ``manage.py create_token`` and never stored. A key is 256 random
+    bits, so a fast hash is enough (no guessing to slow down); ``prefix`` names it for people."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=255, blank=True, default="")
+    prefix = models.CharField(max_length=16, help_text="the key's first characters, to tell tokens apart")
+    digest = models.CharField(max_length=64, unique=True, help_text="sha256 of the key, hex")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="empty: never expires")
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}... ({self.user})"

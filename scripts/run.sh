@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 PORT=${PORT:-8000}
+# No restrictive umask: the folders are 0700 (dashboard/privacy.py), which keeps everything in
+# them private, while a container's root must stay 0755 for images that run as a non-root
+# user (its snapshot and overlay roots still take their mode from the umask).
 
 $PY manage.py migrate --noinput
 $PY manage.py collectstatic --noinput >/dev/null
@@ -24,7 +27,7 @@ mkdir -p var
   --loglevel INFO --concurrency 2 --hostname "worker@%h" &
 pids+=($!)
 .venv/bin/gunicorn dashboard.wsgi --bind "127.0.0.1:${PORT}" --threads 8 --timeout 3600 \
-  --access-logfile - &
+  --access-logfile - --logger-class dashboard.logfilters.RedactingGunicornLogger &
 pids+=($!)
 echo "dashboard: http://127.0.0.1:${PORT}/  (API: /api/v1/, docs: /api/docs/, admin: /admin/)"
 wait -n "${pids[@]}"

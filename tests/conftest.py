@@ -40,6 +40,15 @@ def outbound_allow(settings, monkeypatch: pytest.MonkeyPatch) -> list[str]:  # t
     return settings.OUTBOUND_ALLOW  # type: ignore[no-any-return]
 
 
+@pytest.fixture(autouse=True)
+def fresh_cache() -> Iterator[None]:
+    """Sign-in failure counters (imagestore.login_limit) do not carry from one test to the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 @pytest.fixture
 def operator(db) -> User:  # type: ignore[no-untyped-def]
     user = User.objects.create_user("olive", password="pw-operator")

@@ -61,7 +61,7 @@ class ContainerViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return super().list(request, *args, **kwargs)
 
     def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(ContainerSerializer(self.get_object()).data)
+        return Response(self.get_serializer(self.get_object()).data)
 
     @extend_schema(request=ContainerCreateSerializer, responses={201: ContainerSerializer})
     def create(self, request: Request) -> Response:
@@ -69,7 +69,7 @@ class ContainerViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         body.is_valid(raise_exception=True)
         data = dict(body.validated_data)
         container = service.create_container(data.pop("image"), **data)
-        return Response(ContainerSerializer(container).data, status=status.HTTP_201_CREATED)
+        return Response(self.get_serializer(container).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=[OpenApiParameter("force", OpenApiTypes.BOOL)], responses={204: None})
     def destroy(self, request: Request, pk: str) -> Response:
@@ -79,7 +79,7 @@ class ContainerViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     @extend_schema(request=None, responses=ContainerSerializer)
     @action(detail=True, methods=["post"])
     def start(self, request: Request, pk: str) -> Response:
-        return Response(ContainerSerializer(service.start_container(self.get_object())).data)
+        return Response(self.get_serializer(service.start_container(self.get_object())).data)
 
     @extend_schema(request=None, parameters=[OpenApiParameter("t", OpenApiTypes.INT)], responses=ContainerSerializer)
     @action(detail=True, methods=["post"])
@@ -88,14 +88,14 @@ class ContainerViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             timeout = float(request.query_params.get("t", 10))
         except ValueError:
             raise BadRequest("t must be a number of seconds") from None
-        return Response(ContainerSerializer(service.stop_container(self.get_object(), timeout=timeout)).data)
+        return Response(self.get_serializer(service.stop_container(self.get_object(), timeout=timeout)).data)
 
     @extend_schema(request=None, parameters=[OpenApiParameter("signal", OpenApiTypes.STR)],
                    responses=ContainerSerializer)
     @action(detail=True, methods=["post"])
     def kill(self, request: Request, pk: str) -> Response:
         container = service.kill_container(self.get_object(), request.query_params.get("signal", "KILL"))
-        return Response(ContainerSerializer(container).data)
+        return Response(self.get_serializer(container).data)
 
     @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["post"])

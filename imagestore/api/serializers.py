@@ -7,7 +7,8 @@ from typing import Any
 from rest_framework import serializers
 
 from ..models import Container, Image, Job, RegistryCredential
-from ..oci.redact import redact_url
+from ..oci.redact import redact_text, redact_url
+from ..permissions import is_operator
 
 
 class ImageRowSerializer(serializers.Serializer):
@@ -152,6 +153,18 @@ class ContainerSerializer(serializers.ModelSerializer):
     def get_image_name(self, container: Container) -> str:
         return str(container.config.get("Image") or container.image_id)
 
+    def to_representation(self, instance: Container) -> dict[str, Any]:
+        """Environment values (passwords, API keys) are for operators: anyone else sees the
+        names with ``***`` for values (``config.Env: ["DB_PASSWORD=***"]``)."""
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if not is_operator(getattr(request, "user", None)) and isinstance(data.get("config"), dict):
+            config = dict(data["config"])
+            if config.get("Env"):
+                config["Env"] = [f"{str(item).split('=', 1)[0]}=***" for item in config["Env"]]
+            data["config"] = config
+        return data
+
     def get_command(self, container: Container) -> str:
         return " ".join([*(container.config.get("Entrypoint") or []), *(container.config.get("Cmd") or [])])
 
@@ -186,6 +199,15 @@ class JobSerializer(serializers.ModelSerializer):
             "cancel_requested", "created_at", "started_at", "finished_at", "heartbeat_at",
         ]
         read_only_fields = fields
+
+    def to_representation(self, instance: Job) -> dict[str, Any]:
+        """Log lines and errors as anyone may read them: a URL's credentials, wherever a
+        service or a library put one in a message, are ``***``."""
+        data = super().to_representation(instance)
+        data["log"] = [redact_text(str(line)) for line in data.get("log") or []]
+        if data.get("error"):
+            data["error"] = redact_text(str(data["error"]))
+        return data
 
     def get_params(self, job: Job) -> dict[str, Any]:
         """What the job was asked, without server paths or credentials."""

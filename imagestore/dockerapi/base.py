@@ -12,9 +12,9 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
-from rest_framework.authentication import TokenAuthentication
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import APIException
 
+from ..api.auth_tokens import HashedTokenAuthentication
 from ..errors import BadRequest, status_for
 from ..models import Job
 from ..permissions import is_operator
@@ -30,8 +30,8 @@ def error(message: str, status: int) -> JsonResponse:
 
 def _authenticate(request: HttpRequest) -> Any:
     try:
-        found = TokenAuthentication().authenticate(request)  # type: ignore[arg-type]
-    except AuthenticationFailed as exc:
+        found = HashedTokenAuthentication().authenticate(request)
+    except APIException as exc:  # a wrong, expired or revoked token, or too many of them
         raise PermissionError(str(exc.detail)) from None
     if found is None:
         raise PermissionError("authentication required: send a token in the Authorization header "

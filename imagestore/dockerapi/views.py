@@ -17,6 +17,7 @@ from ..downloads import archive_response
 from ..errors import BadRequest, NotFound
 from ..models import Container, Image
 from ..oci.platform import host_platform
+from ..oci.redact import redact_url
 from ..querystring import flag
 from ..services import containers as container_service
 from ..services.commit import commit_container
@@ -77,7 +78,7 @@ def info(request: HttpRequest) -> JsonResponse:
         "ContainersRunning": counts["running"], "ContainersPaused": counts["paused"],
         "ContainersStopped": counts["exited"], "IndexServerAddress": "https://index.docker.io/v1/",
         "DockerRootDir": str(settings.IMAGESTORE_ROOT),
-        "RegistryConfig": {"Mirrors": list(settings.REGISTRY_MIRRORS),
+        "RegistryConfig": {"Mirrors": [redact_url(url) for url in settings.REGISTRY_MIRRORS],
                            "InsecureRegistryCIDRs": ["127.0.0.0/8", "::1/128"], "IndexConfigs": {}},
         "Runtimes": {settings.CONTAINER_RUNTIME: {"path": container_service.runtime_binary() or ""}},
         "DefaultRuntime": settings.CONTAINER_RUNTIME, "Warnings": None,

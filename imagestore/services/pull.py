@@ -35,6 +35,7 @@ from ..oci.digest import Digest
 from ..oci.errors import CorruptArchive, DigestMismatch, InvalidDigest
 from ..oci.outbound import OutboundRefused, ResponseTooLarge, read_capped
 from ..oci.platform import Platform, host_platform
+from ..oci.redact import redact_text, redact_url
 from ..oci.reference import Reference, parse_normalized
 from ..oci.registry import MAX_CONFIG, RegistryClient, RegistryError, retry
 from .jobs import JobProgress, create_job, handler
@@ -303,7 +304,7 @@ def pull_image(reference: str, *, platform: str | None = None, progress: Progres
             if not is_mirror:
                 raise
             errors.append(exc)
-            progress.log(f"mirror {endpoint.base_url} failed ({exc}); trying the next source")
+            progress.log(redact_text(f"mirror {redact_url(endpoint.base_url)} failed ({exc}); trying the next source"))
     raise RegistryError("; ".join(str(e) for e in errors))  # pragma: no cover - the host itself is last
 
 

@@ -11,13 +11,16 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ..models import RegistryCredential
 from ..oci.outbound import OutboundPolicy
+from ..oci.redact import redact_url
 from ..oci.registry import DOCKER_HUB, Credentials, Endpoint, RegistryClient
 from ..secrets import decrypt
 
 
 def registry_settings() -> dict[str, Any]:
+    """The site's registry settings as anyone signed in may read them: a mirror's user and
+    password (``http://user:pw@host``) stay in the settings."""
     return {
-        "registry_mirrors": list(settings.REGISTRY_MIRRORS),
+        "registry_mirrors": [redact_url(url) for url in settings.REGISTRY_MIRRORS],
         "insecure_registries": list(settings.INSECURE_REGISTRIES),
         "insecure_by_default": "loopback addresses (127.0.0.0/8, ::1, localhost)",
         "docker_hub_index_url": settings.DOCKER_HUB_INDEX_URL,

@@ -9,19 +9,28 @@ from typing import Any
 
 from django.conf import settings
 
+from ..errors import TooLarge
+
 
 def uploads_dir() -> Path:
     path = Path(settings.IMAGESTORE_ROOT) / "uploads"
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
 
 
-def keep_stream(stream: Any) -> Path:
-    """Copy a request body (a tarball, possibly huge) chunk by chunk into the uploads folder."""
+def keep_stream(stream: Any, limit: int | None = None) -> Path:
+    """Copy a request body (a tarball, possibly huge) chunk by chunk into the uploads folder,
+    stopping with TooLarge (413) past ``limit`` (IMAGESTORE_MAX_UPLOAD_SIZE): a chunked body
+    declares no length up front."""
+    limit = settings.IMAGESTORE_MAX_UPLOAD_SIZE if limit is None else limit
     target = uploads_dir() / f"upload-{uuid.uuid4().hex}"
+    written = 0
     try:
         with open(target, "wb") as out:
             while chunk := stream.read(1 << 20):
+                written += len(chunk)
+                if written > limit:
+                    raise TooLarge(f"the upload is larger than IMAGESTORE_MAX_UPLOAD_SIZE ({limit} bytes)")
                 out.write(chunk)
     except BaseException:
         target.unlink(missing_ok=True)

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from rest_framework.authtoken.models import Token
 
 from imagestore.models import Repository
+from imagestore.services.tokens import create_token
 from tests.builders import busybox_rootfs, tar_directory
 from tests.integration.registry import allow_outbound, build_busybox_layout, skopeo_copy, start_registry
 
@@ -48,10 +48,10 @@ def dashboard(mirror, start_dashboard) -> str:  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def docker(docker_cli: str, dashboard: str, operator, tmp_path: Path):  # type: ignore[no-untyped-def]
-    token = Token.objects.create(user=operator)
+    _, token_key = create_token(operator, name="docker cli test")
     config = tmp_path / "docker-config"
     config.mkdir()
-    (config / "config.json").write_text(json.dumps({"HttpHeaders": {"Authorization": f"Token {token.key}"}}))
+    (config / "config.json").write_text(json.dumps({"HttpHeaders": {"Authorization": f"Token {token_key}"}}))
     env = {**os.environ, "DOCKER_CONFIG": str(config), "DOCKER_HOST": f"tcp://{dashboard.split('://')[1]}/docker"}
 
     def run(*args: str, stdin: bytes | None = None, ok: bool = True) -> subprocess.CompletedProcess[str]:
@@ -61,7 +61,7 @@ def docker(docker_cli: str, dashboard: str, operator, tmp_path: Path):  # type: 
             assert result.returncode == 0, f"docker {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
         return result
 
-    run.token = token.key  # type: ignore[attr-defined]
+    run.token = token_key  # type: ignore[attr-defined]
     return run
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from imagestore.models import Image, Job, Tag
 from imagestore.services.tag import tag_image
+from imagestore.services.tokens import create_token
 from tests.builders import COMPRESSORS, simple_rootfs_tar
 
 pytestmark = pytest.mark.django_db
@@ -48,9 +48,9 @@ def test_member_reads_but_cannot_change(make_image, member, client_for) -> None:
 
 def test_token_and_basic_auth_work(make_image, operator) -> None:  # type: ignore[no-untyped-def]
     make_image("centos:6.6")
-    token = Token.objects.create(user=operator)
+    _, token_key = create_token(operator)
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_key}")
     assert client.get("/api/v1/images/").status_code == 200
     basic = base64.b64encode(b"olive:pw-operator").decode()
     client.credentials(HTTP_AUTHORIZATION=f"Basic {basic}")

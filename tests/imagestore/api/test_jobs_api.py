@@ -52,8 +52,8 @@ def test_schema_needs_a_signed_in_user() -> None:
 def test_token_command_prints_a_token_that_works(operator, capsys) -> None:  # type: ignore[no-untyped-def]
     from django.core.management import call_command
 
-    call_command("drf_create_token", "olive")
-    token = capsys.readouterr().out.split()[2]
+    call_command("create_token", "olive", "--name", "test")
+    token = capsys.readouterr().out.strip()
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     assert client.get("/api/v1/jobs/").status_code == 200

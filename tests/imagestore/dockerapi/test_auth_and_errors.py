@@ -6,7 +6,8 @@ import json
 
 import pytest
 from django.test import Client
-from rest_framework.authtoken.models import Token
+
+from imagestore.services.tokens import create_token
 
 pytestmark = pytest.mark.django_db
 
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.django_db
 def _client(user=None) -> Client:  # type: ignore[no-untyped-def]
     if user is None:
         return Client()
-    return Client(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return Client(HTTP_AUTHORIZATION=f"Token {create_token(user)[1]}")
 
 
 def test_ping_answers_before_auth_with_the_version_headers() -> None:
