@@ -86,7 +86,7 @@ def test_plain_text_tokens_of_an_older_install_are_hashed_by_the_migration(opera
         cursor.execute("CREATE TABLE authtoken_token (key varchar(40) PRIMARY KEY, created timestamp NOT NULL, "
                        "user_id integer NOT NULL)")
         cursor.execute("INSERT INTO authtoken_token VALUES (%s, %s, %s)", [old_key, timezone.now(), operator.pk])
-    migration = importlib.import_module("imagestore.migrations.0006_hashed_api_tokens")
+    migration = importlib.import_module("imagestore.migrations.0007_hashed_api_tokens")
     migration.hash_old_tokens(apps, SimpleNamespace(connection=connection))  # all it uses of the schema editor
     with connection.cursor() as cursor:
         cursor.execute("SELECT COUNT(*) FROM authtoken_token")
