@@ -131,8 +131,11 @@ STORAGES = {
 
 # --- the image store -------------------------------------------------------------
 IMAGESTORE_ROOT = env_path("IMAGESTORE_ROOT", VAR_DIR / "imagestore")
-# Bounds on what one import may hold, so a compression bomb ends with a clear error.
-IMAGESTORE_MAX_LAYER_SIZE = env_int("IMAGESTORE_MAX_LAYER_SIZE", 256 << 30, minimum=1)
+# The most one layer may hold uncompressed (import, load, pull; every codec), so a
+# compression bomb (402 bytes of bzip2 are 512 MiB) ends with a clear error instead of
+# filling the disk. 16 GiB: larger than any real-world layer (the biggest CUDA / ML
+# layers are a few GiB), smaller than the disk a store lives on.
+IMAGESTORE_MAX_LAYER_SIZE = env_int("IMAGESTORE_MAX_LAYER_SIZE", 16 << 30, minimum=1)
 # ISA-L's levels: 0 (fastest) to 3 (smallest).
 IMAGESTORE_GZIP_LEVEL = env_int("IMAGESTORE_GZIP_LEVEL", 1, minimum=0, maximum=3)
 IMAGESTORE_URL_TIMEOUT = env_int("IMAGESTORE_URL_TIMEOUT", 60, minimum=1)

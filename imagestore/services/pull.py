@@ -33,7 +33,7 @@ from ..oci import mediatypes
 from ..oci.config import ImageConfig, InvalidConfig
 from ..oci.diffid import DiffIdHasher
 from ..oci.digest import Digest
-from ..oci.errors import CorruptArchive, DigestMismatch, InvalidDigest
+from ..oci.errors import CorruptArchive, DigestMismatch, InvalidDigest, LimitExceeded
 from ..oci.platform import Platform, host_platform
 from ..oci.reference import Reference, parse_normalized
 from ..oci.registry import RegistryClient, RegistryError, retry
@@ -200,7 +200,7 @@ class _Puller:
     def _download(self, digest: Digest, size: int, diff_id: Digest, item: str) -> int:
         """Stream one blob into the store, resuming with Range after a broken connection."""
         for _fresh_start in range(2):  # once more from byte 0 if the registry cannot resume
-            hasher = DiffIdHasher()
+            hasher = DiffIdHasher(max_output=settings.IMAGESTORE_MAX_LAYER_SIZE)
             with self.store.writer() as writer, _closing(hasher):
                 done = failures = 0
                 restart = False
@@ -234,6 +234,9 @@ class _Puller:
                 writer.commit(digest, pins=self.pins)  # DigestMismatch here stores nothing
                 try:
                     actual_diff = hasher.finish(digest)
+                except LimitExceeded as exc:  # a compression bomb
+                    self.store.delete(digest)
+                    raise LimitExceeded(f"layer {digest}: {exc} (IMAGESTORE_MAX_LAYER_SIZE)", exc.limit) from None
                 except (CorruptArchive, zlib.error) as exc:
                     self.store.delete(digest)
                     raise BadRequest(f"layer {digest} is not a valid compressed tar: {exc}") from None
