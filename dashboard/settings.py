@@ -229,6 +229,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["imagestore.api.permissions.IsOperatorOrReadOnly"],
     "DEFAULT_PAGINATION_CLASS": "imagestore.api.pagination.Pagination",
+    # JSON bodies with a size and nesting cap (a 400, not a RecursionError's 500), then DRF's defaults.
+    "DEFAULT_PARSER_CLASSES": [
+        "imagestore.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

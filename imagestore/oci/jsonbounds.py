@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 from .errors import InvalidJSON, LimitExceeded, human_size
 
+__all__ = ["MAX_DEPTH", "MAX_DOCUMENT", "InvalidJSON", "LimitExceeded", "depth_of", "load", "loads", "read_capped"]
+
 MAX_DOCUMENT = 4 << 20
 MAX_DEPTH = 64
 _STRING_RE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # a JSON string, escapes included
