@@ -8,6 +8,7 @@ Before: bzip2, xz and zstd had no output cap (402 bytes of bzip2 and 16 KB of zs
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -17,6 +18,10 @@ from pathlib import Path
 import pytest
 
 from imagestore.models import Image, Job, Layer, Repository, Tag
+from imagestore.oci.compression import DecompressingReader
+from imagestore.oci.diffid import DiffIdHasher
+from imagestore.oci.digest import Digest
+from imagestore.oci.errors import LimitExceeded
 from imagestore.services import jobs
 from imagestore.services.import_ import start_import
 from imagestore.services.load import start_load
@@ -110,3 +115,40 @@ def test_memory_stays_flat_while_a_bomb_is_refused(kind: str, tmp_path: Path) ->
     for name in ("import", "load"):
         assert "LimitExceeded" in lines[name] and "IMAGESTORE_MAX_LAYER_SIZE" in lines[name], lines
     assert not list((tmp_path / "store" / "tmp").glob("*"))
+
+
+class _PieceRecorder(DecompressingReader):
+    """Records the size of every piece one decompression step hands over."""
+
+    pieces: list[int]
+
+    def _decompress_step(self) -> bytes:
+        out = super()._decompress_step()
+        self.__dict__.setdefault("pieces", []).append(len(out))
+        return out
+
+
+@pytest.mark.parametrize("kind", CODECS)
+def test_no_decompression_step_expands_more_than_a_bounded_piece(kind: str) -> None:
+    """Read to its end under a high cap, a bomb comes out in pieces of at most 1 MiB (gzip,
+    bzip2, xz: max_length) or one 512-byte zstd slice's worth (16 MiB at the worst ratio)."""
+    reader = _PieceRecorder(io.BytesIO(bomb(kind, BOMB)), max_output=1 << 40)
+    while reader.read(MiB):
+        pass
+    assert reader.decompressed_bytes > BOMB
+    assert max(reader.pieces) <= (16 * MiB + 128 * 1024 if kind == "zstd" else MiB), max(reader.pieces)
+
+
+@pytest.mark.parametrize("kind", CODECS)
+def test_the_pull_verifier_stops_at_the_limit(kind: str) -> None:
+    """The diff_id hasher a pull feeds as bytes arrive says "over the limit" early, and fails."""
+    data = bomb(kind, BOMB)
+    hasher = DiffIdHasher(max_output=LIMIT)
+    try:
+        for i in range(0, len(data), 1024):
+            hasher.feed(data[i:i + 1024])
+        with pytest.raises(LimitExceeded, match="more than the limit of 8 MiB"):
+            hasher.finish(Digest("sha256", "0" * 64))
+        assert hasher.over_limit and hasher.size <= LIMIT + MiB
+    finally:
+        hasher.close()
