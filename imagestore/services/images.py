@@ -98,8 +98,9 @@ class ReferencePattern:
     """A ``reference=`` glob compiled for the database.
 
     Docker matches familiar names with Go's path.Match, where ``*`` and ``?`` never cross a
-    ``/`` (https://pkg.go.dev/path#Match); here no class matches ``/`` either. Python's regex engine backtracks (on SQLite,
-    Django's REGEXP is Python's ``re``): ``*?*?*?*?*?*?*?*?*?*?*?*?#`` took 43 s a row. So on
+    ``/`` (https://pkg.go.dev/path#Match); here no class matches ``/`` either. Python's
+    regex engine backtracks (on SQLite, Django's REGEXP is Python's ``re``):
+    ``*?*?*?*?*?*?*?*?*?*?*?*?#`` took 43 s a row. So on
     SQLite the pattern is SQLite's own GLOB (matched in O(pattern x name), no backtracking
     blow-up), with path.Match's "no wildcard crosses a /" kept exactly by also requiring
     the name to hold as many ``/`` as the pattern's literal ones (each literal ``/`` takes
@@ -232,6 +233,8 @@ class ReferenceMatch(Lookup):
         if connection.vendor == "sqlite":
             sql = f"({lhs} GLOB %s AND LENGTH({lhs}) - LENGTH(REPLACE({lhs}, '/', '')) = %s)"
             return sql, (*lhs_params, pattern.glob, *lhs_params, *lhs_params, pattern.slashes)
+        if "regex" in connection.operators:  # PostgreSQL: "~ %s"
+            return f"{lhs} {connection.operators['regex'] % '%s'}", (*lhs_params, pattern.regex)
         return connection.ops.regex_lookup("regex") % (lhs, "%s"), (*lhs_params, pattern.regex)
 
     def process_rhs(self, compiler: Any, connection: Any) -> tuple[str, tuple[Any, ...]]:
