@@ -20,7 +20,7 @@ from .compression import CHUNK_SIZE, DEFAULT_MAX_OUTPUT, Readable
 from .config import MAX_LAYERS, ImageConfig, InvalidConfig
 from .diffid import DiffIdHasher
 from .digest import Digest
-from .errors import CorruptArchive, DigestMismatch, InvalidDigest, LimitExceeded, human_size
+from .errors import CorruptArchive, DigestMismatch, InvalidDigest, LimitExceeded, SizeLimitExceeded, human_size
 from .platform import Platform
 from .tarsafe import clean_member_name, open_tar_stream
 
@@ -138,7 +138,7 @@ def stage_archive(stream: Readable, staging: Path, *, max_total: int,
                 elif info.isreg():
                     total += info.size
                     if total > max_total:
-                        raise LimitExceeded(f"the archive holds more than the limit of {human_size(max_total)}",
+                        raise SizeLimitExceeded(f"the archive holds more than the limit of {human_size(max_total)}",
                                             max_total)
                     member = tar.extractfile(info)
                     assert member is not None

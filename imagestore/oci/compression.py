@@ -4,10 +4,10 @@ The format is recognised from the first bytes (magic numbers), as ``docker impor
 does, so a ``.tar`` named ``.tgz`` still works.
 
 Every decompression is bounded twice: in total (``max_output``: past it a typed
-LimitExceeded naming the limit, so a compression bomb ends cleanly), and per step (no
-codec call returns more than about a megabyte, whatever the ratio), so memory stays
-flat: 402 bytes of bzip2 or 16 KB of zstd can expand to 512 MiB, and must never be
-asked to do so in one call.
+SizeLimitExceeded naming the limit, so a compression bomb ends cleanly), and per step
+(a gzip, bzip2 or xz call returns at most 1 MiB; a zstd call is fed one 512-byte slice,
+at most ~16 MiB out whatever the ratio), so memory stays flat: 402 bytes of bzip2 or
+16 KB of zstd can expand to 512 MiB, and must never be asked to do so in one call.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, Protocol, cast
 import zstandard
 from isal import isal_zlib
 
-from .errors import CorruptArchive, LimitExceeded, human_size
+from .errors import CorruptArchive, SizeLimitExceeded, human_size
 
 CHUNK_SIZE = 1 << 20
 # The default cap on one decompressed stream when a caller names none; services pass
@@ -132,7 +132,7 @@ class DecompressingReader:
     Concatenated members (``cat a.gz b.gz``, multi-stream bzip2) are read through, as
     gzip(1) does. A stream that ends before its compressed end marker is an error:
     a truncated upload must not become a silently shorter layer. More than
-    ``max_output`` bytes out (plain input included) is a LimitExceeded.
+    ``max_output`` bytes out (plain input included) is a SizeLimitExceeded.
     """
 
     def __init__(self, raw: Readable, chunk_size: int = CHUNK_SIZE, *,
@@ -171,7 +171,7 @@ class DecompressingReader:
         self.decompressed_bytes += len(data)
         if self.decompressed_bytes > self.max_output:
             what = "input" if self.kind == "none" else f"{self.kind} stream"
-            raise LimitExceeded(
+            raise SizeLimitExceeded(
                 f"the {what} decompresses to more than the limit of {human_size(self.max_output)}",
                 self.max_output,
             )

@@ -13,7 +13,7 @@ import threading
 
 from .compression import CHUNK_SIZE, DEFAULT_MAX_OUTPUT, DecompressingReader, detect
 from .digest import Digest
-from .errors import CorruptArchive, LimitExceeded, UnsafeArchive
+from .errors import CorruptArchive, SizeLimitExceeded, UnsafeArchive
 
 
 class _QueueSource:
@@ -43,7 +43,7 @@ class DiffIdHasher:
 
     Decompressing and hashing run on a thread of their own, fed through a small
     bounded queue, so a download and its verification use two cores at once. More than
-    ``max_output`` uncompressed bytes is a LimitExceeded (``error`` says so as soon as
+    ``max_output`` uncompressed bytes is a SizeLimitExceeded (``error`` says so as soon as
     it is known, so a caller can stop early).
     """
 
@@ -88,7 +88,7 @@ class DiffIdHasher:
     @property
     def over_limit(self) -> bool:
         """The uncompressed bytes already went past ``max_output``: no need to read on."""
-        return isinstance(self.error, LimitExceeded)
+        return isinstance(self.error, SizeLimitExceeded)
 
     def close(self) -> None:
         """Stop the verifier thread (after a failed download too)."""

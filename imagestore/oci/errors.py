@@ -43,6 +43,10 @@ class LimitExceeded(UnsafeArchive):
         self.limit = limit
 
 
+class SizeLimitExceeded(LimitExceeded):
+    """A stream holds more bytes than its cap: a layer decompressed, or an archive in all."""
+
+
 class InvalidJSON(CorruptArchive):
     """A JSON document (from an archive, a registry or a request) does not parse."""
 

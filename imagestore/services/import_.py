@@ -24,7 +24,7 @@ from ..oci import mediatypes
 from ..oci.changes import InvalidChange, apply_changes
 from ..oci.compression import Readable, open_decompressed
 from ..oci.config import ImageConfig, format_time, new_layer_config
-from ..oci.errors import LimitExceeded
+from ..oci.errors import SizeLimitExceeded
 from ..oci.layer import write_gzip_layer
 from ..oci.platform import host_platform
 from ..oci.redact import redact_url
@@ -44,10 +44,10 @@ def layer_size_limit() -> Iterator[int]:
     limit = settings.IMAGESTORE_MAX_LAYER_SIZE
     try:
         yield limit
-    except LimitExceeded as exc:
+    except SizeLimitExceeded as exc:
         if exc.limit != limit or "IMAGESTORE_MAX_LAYER_SIZE" in str(exc):
             raise
-        raise LimitExceeded(f"{exc} (IMAGESTORE_MAX_LAYER_SIZE)", limit) from None
+        raise SizeLimitExceeded(f"{exc} (IMAGESTORE_MAX_LAYER_SIZE)", limit) from None
 
 
 class _CountingReader:

@@ -33,7 +33,7 @@ from ..oci import mediatypes
 from ..oci.config import ImageConfig, InvalidConfig
 from ..oci.diffid import DiffIdHasher
 from ..oci.digest import Digest
-from ..oci.errors import CorruptArchive, DigestMismatch, InvalidDigest, LimitExceeded
+from ..oci.errors import CorruptArchive, DigestMismatch, InvalidDigest, SizeLimitExceeded
 from ..oci.platform import Platform, host_platform
 from ..oci.reference import Reference, parse_normalized
 from ..oci.registry import RegistryClient, RegistryError, retry
@@ -234,9 +234,9 @@ class _Puller:
                 writer.commit(digest, pins=self.pins)  # DigestMismatch here stores nothing
                 try:
                     actual_diff = hasher.finish(digest)
-                except LimitExceeded as exc:  # a compression bomb
+                except SizeLimitExceeded as exc:  # a compression bomb
                     self.store.delete(digest)
-                    raise LimitExceeded(f"layer {digest}: {exc} (IMAGESTORE_MAX_LAYER_SIZE)", exc.limit) from None
+                    raise SizeLimitExceeded(f"layer {digest}: {exc} (IMAGESTORE_MAX_LAYER_SIZE)", exc.limit) from None
                 except (CorruptArchive, zlib.error) as exc:
                     self.store.delete(digest)
                     raise BadRequest(f"layer {digest} is not a valid compressed tar: {exc}") from None
