@@ -93,3 +93,12 @@ def test_a_backtracking_reference_filter_answers_quickly(make_image, client_for,
         response, took = _timed(lambda: docker.get("/docker/v1.47/images/json", {"filters": filters}))  # noqa: B023
         assert response.status_code == 200 and took < 2
         assert [i["RepoTags"] for i in response.json()] == [[f"{n}:latest"] for n in expected]
+
+
+def test_a_deeply_nested_exec_form_change_is_shell_form_not_a_recursion_error() -> None:
+    """``docker import --change`` / ``commit --change`` values come from requests too."""
+    from imagestore.oci.changes import apply_changes
+
+    deep = "[" * 100_000
+    assert apply_changes({}, [f"CMD {deep}"]) == {"Cmd": ["/bin/sh", "-c", deep]}
+    assert apply_changes({}, ['CMD ["echo", "hi"]']) == {"Cmd": ["echo", "hi"]}
