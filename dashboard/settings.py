@@ -136,8 +136,11 @@ STORAGES = {
 # --- the image store -------------------------------------------------------------
 IMAGESTORE_ROOT = env_path("IMAGESTORE_ROOT", VAR_DIR / "imagestore")
 private_dir(IMAGESTORE_ROOT)
-# Bounds on what one import may hold, so a compression bomb ends with a clear error.
-IMAGESTORE_MAX_LAYER_SIZE = env_int("IMAGESTORE_MAX_LAYER_SIZE", 256 << 30, minimum=1)
+# The most one layer may hold uncompressed (import, load, pull; every codec), so a
+# compression bomb (402 bytes of bzip2 are 512 MiB) ends with a clear error instead of
+# filling the disk. 16 GiB: larger than any real-world layer (the biggest CUDA / ML
+# layers are a few GiB), smaller than the disk a store lives on.
+IMAGESTORE_MAX_LAYER_SIZE = env_int("IMAGESTORE_MAX_LAYER_SIZE", 16 << 30, minimum=1)
 # ISA-L's levels: 0 (fastest) to 3 (smallest).
 IMAGESTORE_GZIP_LEVEL = env_int("IMAGESTORE_GZIP_LEVEL", 1, minimum=0, maximum=3)
 IMAGESTORE_URL_TIMEOUT = env_int("IMAGESTORE_URL_TIMEOUT", 60, minimum=1)
@@ -252,6 +255,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["imagestore.api.permissions.IsOperatorOrReadOnly"],
     "DEFAULT_PAGINATION_CLASS": "imagestore.api.pagination.Pagination",
+    # JSON bodies with a size and nesting cap (a 400, not a RecursionError's 500), then DRF's defaults.
+    "DEFAULT_PARSER_CLASSES": [
+        "imagestore.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -7,12 +7,19 @@ Supported: field paths (``{{.Config.Cmd}}``, ``{{.}}``, ``{{$}}``), pipelines
 len, upper, lower, title, println, print, printf, truncate, pad, eq, ne, not,
 and, or. Values print as Go prints the typed inspect struct (``[a b]``,
 ``map[k:v]``, ``[]`` for an empty Cmd). https://pkg.go.dev/text/template
+
+Templates come from read-only users (``?format=``), so every run is bounded: the
+template's length and nesting, its output (checked as it is produced, and before a
+function such as ``pad`` builds a string), and its time (a deadline checked in every
+loop). 61 characters of ``{{pad . N 0}}`` built a 286 MiB answer and nested ``range``
+ran for 15 s before these bounds; now both stop with a TemplateLimit (a 400).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +27,40 @@ from typing import Any
 
 class TemplateError(ValueError):
     pass
+
+
+class TemplateLimit(TemplateError):
+    """A template went past one of the bounds below."""
+
+
+MAX_OUTPUT = 1 << 20  # characters a template may produce (and any one value it builds)
+MAX_SECONDS = 1.0  # how long one template may run
+MAX_TEMPLATE = 8192  # characters of template: docker's own are a line or two
+MAX_NESTING = 32  # blocks (range/if/with) inside each other, and parentheses
+
+
+class _Budget:
+    """What a run may still produce, and until when it may run."""
+
+    def __init__(self, max_output: int, max_seconds: float) -> None:
+        self.max_output = max_output
+        self.left = max_output
+        self.max_seconds = max_seconds
+        self.deadline = time.monotonic() + max_seconds
+
+    def spend(self, n: int) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise TemplateLimit(f"template: the output is larger than the limit of {self.max_output} characters")
+
+    def check_size(self, n: int) -> None:
+        """A value about to be built (or just built) of ``n`` characters."""
+        if n > self.max_output:
+            raise TemplateLimit(f"template: a value is larger than the limit of {self.max_output} characters")
+
+    def tick(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise TemplateLimit(f"template: execution took longer than the limit of {self.max_seconds:g} s")
 
 
 # Keys whose Go type is a slice or a map: null prints as [] or map[], as docker does.
@@ -73,7 +114,10 @@ def _tokens(source: str) -> list[tuple[str, str]]:
     return out
 
 
-def _parse_pipe(tokens: list[tuple[str, str]], i: int = 0, stop: str | None = None) -> tuple[list[list[Any]], int]:
+def _parse_pipe(tokens: list[tuple[str, str]], i: int = 0, stop: str | None = None,
+                depth: int = 0) -> tuple[list[list[Any]], int]:
+    if depth > MAX_NESTING:
+        raise TemplateLimit(f"template: parentheses nest deeper than the limit of {MAX_NESTING}")
     commands: list[list[Any]] = [[]]
     while i < len(tokens):
         kind, value = tokens[i]
@@ -82,7 +126,7 @@ def _parse_pipe(tokens: list[tuple[str, str]], i: int = 0, stop: str | None = No
         if kind == "punct" and value == "|":
             commands.append([])
         elif kind == "punct" and value == "(":
-            inner, i = _parse_pipe(tokens, i + 1, ")")
+            inner, i = _parse_pipe(tokens, i + 1, ")", depth + 1)
             commands[-1].append(("pipe", inner))
             continue
         elif kind == "punct":
@@ -109,8 +153,21 @@ def _parse_action(source: str) -> _Action:
     return _Action(pipe, decl)
 
 
+def _split_actions(template: str) -> list[str]:
+    r"""Text and ``{{...}}`` pieces alternately, as ``re.split(r"(\{\{.*?\}\})")`` gives them,
+    found with str.find so an unclosed ``{{{{{{...`` costs linear time, not quadratic."""
+    pieces, pos = [], 0
+    while (start := template.find("{{", pos)) >= 0 and (end := template.find("}}", start + 2)) >= 0:
+        pieces += [template[pos:start], template[start:end + 2]]
+        pos = end + 2
+    pieces.append(template[pos:])
+    return pieces
+
+
 def parse(template: str) -> list[Any]:
-    pieces = re.split(r"(\{\{.*?\}\})", template, flags=re.DOTALL)
+    if len(template) > MAX_TEMPLATE:
+        raise TemplateLimit(f"template: longer than the limit of {MAX_TEMPLATE} characters")
+    pieces = _split_actions(template)
     root: list[Any] = []
     stack: list[tuple[_Block | None, list[Any]]] = [(None, root)]
     for n, piece in enumerate(pieces):
@@ -137,6 +194,8 @@ def parse(template: str) -> list[Any]:
             block = _Block(word, _parse_action(rest))
             stack[-1][1].append(block)
             stack.append((block, block.body))
+            if len(stack) > MAX_NESTING + 1:
+                raise TemplateLimit(f"template: blocks nest deeper than the limit of {MAX_NESTING}")
         elif word == "else":
             current = stack[-1][0]
             if current is None:
@@ -208,7 +267,14 @@ def _field(value: Any, path: str) -> tuple[Any, str]:
     return value, key
 
 
-def _call(name: str, args: list[Any]) -> Any:
+def _pad(s: Any, left: Any, right: Any, budget: _Budget) -> str:
+    text = go_format(s)
+    budget.check_size(max(int(left), 0) + len(text) + max(int(right), 0))  # before building it
+    return " " * int(left) + text + " " * int(right)
+
+
+def _call(name: str, args: list[Any], budget: _Budget) -> Any:
+    budget.tick()
     fns: dict[str, Callable[..., Any]] = {
         "json": lambda v: go_json(v),
         "join": lambda items, sep: sep.join(go_format(i) for i in (items or [])),
@@ -222,7 +288,7 @@ def _call(name: str, args: list[Any]) -> Any:
         "print": lambda *a: "".join(go_format(x) for x in a),
         "printf": lambda fmt, *a: _printf(fmt, a),
         "truncate": lambda s, n: go_format(s)[: int(n)],
-        "pad": lambda s, left, right: " " * int(left) + go_format(s) + " " * int(right),
+        "pad": lambda s, left, right: _pad(s, left, right, budget),
         "eq": lambda a, *b: any(a == x for x in b),
         "ne": lambda a, b: a != b,
         "not": lambda a: not _truthy(a),
@@ -232,11 +298,14 @@ def _call(name: str, args: list[Any]) -> Any:
     if name not in fns:
         raise TemplateError(f'template parsing error: function "{name}" not defined')
     try:
-        return fns[name](*args)
+        result = fns[name](*args)
     except TemplateError:
         raise
     except (TypeError, KeyError, IndexError, ValueError, AttributeError) as exc:
         raise TemplateError(f"template: error calling {name}: {exc}") from None
+    if isinstance(result, (str, list)):
+        budget.check_size(len(result))  # what join, print, split... built, before it is used again
+    return result
 
 
 def _index(value: Any, keys: tuple[Any, ...]) -> Any:
@@ -266,9 +335,10 @@ def _printf(fmt: str, args: tuple[Any, ...]) -> str:
 
 
 class _Scope:
-    def __init__(self, root: Any) -> None:
+    def __init__(self, root: Any, budget: _Budget) -> None:
         self.root = root
         self.vars: dict[str, Any] = {"$": root}
+        self.budget = budget
 
 
 def _operand(token: tuple[str, Any], dot: Any, scope: _Scope) -> tuple[Any, str]:
@@ -291,7 +361,7 @@ def _operand(token: tuple[str, Any], dot: Any, scope: _Scope) -> tuple[Any, str]
             return value == "true", ""
         if value == "nil":
             return None, ""
-        return _call(value, []), ""
+        return _call(value, [], scope.budget), ""
     raise TemplateError(f"template parsing error: unexpected {value!r}")
 
 
@@ -304,7 +374,7 @@ def _run_pipe(pipe: list[list[Any]], dot: Any, scope: _Scope) -> tuple[Any, str]
             args = [_operand(t, dot, scope)[0] for t in command[1:]]
             if n > 0:
                 args.append(result)
-            result, key = _call(head, args), ""
+            result, key = _call(head, args, scope.budget), ""
         else:
             if len(command) > 1:
                 raise TemplateError(f"template: can't give argument to non-function {head}")
@@ -314,16 +384,23 @@ def _run_pipe(pipe: list[list[Any]], dot: Any, scope: _Scope) -> tuple[Any, str]
     return result, key
 
 
+def _emit(out: list[str], text: str, budget: _Budget) -> None:
+    budget.spend(len(text))
+    out.append(text)
+
+
 def _render(nodes: list[Any], dot: Any, scope: _Scope, out: list[str]) -> None:
+    budget = scope.budget
     for node in nodes:
+        budget.tick()
         if isinstance(node, _Text):
-            out.append(node.text)
+            _emit(out, node.text, budget)
         elif isinstance(node, _Action):
             value, key = _run_pipe(node.pipe, dot, scope)
             if node.decl:
                 scope.vars[node.decl[0]] = value
             else:
-                out.append(str(value) if value is MISSING else go_format(value, key))
+                _emit(out, str(value) if value is MISSING else go_format(value, key), budget)
         else:
             value, _key = _run_pipe(node.action.pipe, dot, scope)
             if value is MISSING:
@@ -355,9 +432,10 @@ def _render(nodes: list[Any], dot: Any, scope: _Scope, out: list[str]) -> None:
                     _render(node.orelse, dot, scope, out)
 
 
-def render(template: str, data: Any) -> str:
-    """Execute ``template`` on ``data`` (the inspect JSON as Python objects)."""
+def render(template: str, data: Any, *, max_output: int = MAX_OUTPUT, max_seconds: float = MAX_SECONDS) -> str:
+    """Execute ``template`` on ``data`` (the inspect JSON as Python objects), producing at
+    most ``max_output`` characters within ``max_seconds`` (TemplateLimit past either)."""
     nodes = parse(template)
     out: list[str] = []
-    _render(nodes, data, _Scope(data), out)
+    _render(nodes, data, _Scope(data, _Budget(max_output, max_seconds)), out)
     return "".join(out)

@@ -9,7 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import BaseParser, JSONParser
+from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -19,6 +19,7 @@ from ..querystring import flag
 from ..services import containers as service
 from ..services.commit import start_commit
 from ..services.images import resolve_image
+from .parsers import BoundedJSONParser
 from .serializers import CommitRequestSerializer, ContainerCreateSerializer, ContainerSerializer, JobSerializer
 
 
@@ -33,7 +34,7 @@ class TarParser(BaseParser):
 
 class ContainerViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = ContainerSerializer
-    parser_classes = [JSONParser, TarParser]
+    parser_classes = [BoundedJSONParser, TarParser]
 
     def get_queryset(self) -> Any:
         service.reconcile_all()

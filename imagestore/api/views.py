@@ -11,7 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -34,6 +34,7 @@ from ..services.remove import prune_images, remove_image, remove_images
 from ..services.save import export_path, start_save
 from ..services.search import SearchFilters, index_search, search
 from ..services.tag import tag_image
+from .parsers import BoundedJSONParser
 from .serializers import (
     ImageListQuerySerializer,
     ImageRowSerializer,
@@ -60,7 +61,7 @@ REF_PARAMETER = OpenApiParameter(
 class ImageViewSet(viewsets.GenericViewSet):
     serializer_class = ImageSerializer
     lookup_url_kwarg = "ref"
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [BoundedJSONParser, MultiPartParser, FormParser]
 
     def get_queryset(self) -> Any:
         return Image.objects.prefetch_related(

@@ -10,6 +10,7 @@ from functools import wraps
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import APIException
@@ -17,6 +18,8 @@ from rest_framework.exceptions import APIException
 from ..api.auth_tokens import HashedTokenAuthentication
 from ..errors import BadRequest, status_for
 from ..models import Job
+from ..oci import jsonbounds
+from ..oci.errors import human_size
 from ..permissions import is_operator
 
 log = logging.getLogger(__name__)
@@ -79,8 +82,8 @@ def filters(request: HttpRequest) -> dict[str, list[str]]:
     if not raw:
         return {}
     try:
-        parsed = json.loads(raw)
-    except json.JSONDecodeError:
+        parsed = jsonbounds.loads(raw, what="filters")
+    except jsonbounds.InvalidJSON:
         raise BadRequest("invalid filter: filters is not JSON") from None
     if not isinstance(parsed, dict):
         raise BadRequest("invalid filter: filters must be a JSON object")
@@ -93,6 +96,20 @@ def filters(request: HttpRequest) -> dict[str, list[str]]:
         else:
             out[key] = [str(value)]
     return out
+
+
+def json_body(request: HttpRequest) -> dict[str, Any]:
+    """A request's JSON object, read with bounds: at most DATA_UPLOAD_MAX_MEMORY_SIZE bytes and
+    jsonbounds.MAX_DEPTH levels of nesting; anything else answers 400 ``{"message": ...}``."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE or jsonbounds.MAX_DOCUMENT
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise BadRequest(f"the request body is larger than the limit of {human_size(limit)}") from None
+    body = jsonbounds.loads(raw or b"{}", what="the request body", max_size=limit)  # 400 past a bound
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return body
 
 
 def json_lines(messages: Iterator[dict[str, Any]]) -> StreamingHttpResponse:

@@ -16,6 +16,7 @@ from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, S
 from ..downloads import archive_response
 from ..errors import BadRequest, NotFound
 from ..models import Container, Image
+from ..oci import jsonbounds
 from ..oci.platform import host_platform
 from ..oci.redact import redact_url
 from ..querystring import flag
@@ -33,7 +34,7 @@ from ..services.remove import prune_images, remove_image
 from ..services.search import SearchFilters, search
 from ..services.tag import tag_image
 from ..services.uploads import keep_stream
-from .base import API_VERSION, MIN_API_VERSION, docker_view, error, filters, json_lines, watch_job
+from .base import API_VERSION, MIN_API_VERSION, docker_view, error, filters, json_body, json_lines, watch_job
 
 SERVER_VERSION = "28.0.0-imagestore"
 
@@ -98,13 +99,7 @@ def auth(request: HttpRequest) -> JsonResponse:
 
 
 def _json_body(request: HttpRequest) -> dict[str, Any]:
-    try:
-        body = json.loads(request.body or b"{}")
-    except json.JSONDecodeError:
-        raise BadRequest("the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the request body must be a JSON object")
-    return body
+    return json_body(request)  # bounded in size and depth: a 400, never a RecursionError's 500
 
 
 # --- images -------------------------------------------------------------------------------------
@@ -278,8 +273,8 @@ def _remember_registry_auth(request: HttpRequest) -> None:
     if not header:
         return
     try:
-        data = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
-    except (ValueError, json.JSONDecodeError):
+        data = jsonbounds.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)), what="X-Registry-Auth")
+    except ValueError:  # bad base64, InvalidJSON, LimitExceeded (nesting)
         raise BadRequest("X-Registry-Auth is not valid base64 JSON") from None
     if isinstance(data, dict) and data.get("username") and data.get("password") and data.get("serveraddress"):
         from ..models import RegistryCredential

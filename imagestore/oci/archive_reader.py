@@ -10,22 +10,23 @@ layer is checked against its config's diff_id before anything is kept.
 from __future__ import annotations
 
 import hashlib
-import json
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import mediatypes
-from .compression import CHUNK_SIZE, Readable
-from .config import ImageConfig, InvalidConfig
+from . import jsonbounds, mediatypes
+from .compression import CHUNK_SIZE, DEFAULT_MAX_OUTPUT, Readable
+from .config import MAX_LAYERS, ImageConfig, InvalidConfig
 from .diffid import DiffIdHasher
 from .digest import Digest
-from .errors import CorruptArchive, DigestMismatch, InvalidDigest, UnsafeArchive
+from .errors import CorruptArchive, DigestMismatch, InvalidDigest, LimitExceeded, SizeLimitExceeded, human_size
 from .platform import Platform
 from .tarsafe import clean_member_name, open_tar_stream
 
-MAX_DOCUMENT = 16 << 20  # manifest.json, index.json, configs: small by nature
+# manifest.json, index.json, OCI manifests, indexes and configs: small by nature, read with
+# the distribution registry's 4 MiB manifest limit and a nesting limit (oci.jsonbounds).
+MAX_DOCUMENT = jsonbounds.MAX_DOCUMENT
 MAX_LINK_HOPS = 16
 
 
@@ -38,6 +39,13 @@ class StagedFile:
     diff_id: Digest  # of the uncompressed bytes (== digest when not compressed)
     uncompressed_size: int
     error: CorruptArchive | None = None  # the compressed stream would not decompress
+
+    def read_document(self, what: str) -> bytes:
+        """The bytes of a small document (manifest, index, config), never more than MAX_DOCUMENT."""
+        if self.size > MAX_DOCUMENT:
+            raise LimitExceeded(f"{what} is larger than the limit of {human_size(MAX_DOCUMENT)}", MAX_DOCUMENT)
+        with open(self.path, "rb") as f:
+            return jsonbounds.read_capped(f, what=what, max_size=MAX_DOCUMENT)
 
 
 @dataclass
@@ -56,13 +64,7 @@ class StagedArchive:
         raise CorruptArchive(f"the archive names {name!r}, which it does not contain")
 
     def document(self, name: str) -> Any:
-        staged = self.get(name)
-        if staged.size > MAX_DOCUMENT:
-            raise UnsafeArchive(f"{name} is {staged.size} bytes, more than any image document needs")
-        try:
-            return json.loads(staged.path.read_bytes())
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CorruptArchive(f"{name} is not valid JSON: {exc}") from exc
+        return jsonbounds.loads(self.get(name).read_document(name), what=name)
 
     def has(self, name: str) -> bool:
         name = clean_member_name(name)
@@ -84,16 +86,20 @@ class _HashingReader:
         return data
 
 
-def _stage_member(fileobj: Readable, target: Path) -> StagedFile:
+def _stage_member(fileobj: Readable, target: Path, max_layer: int) -> StagedFile:
     """Copy one member to ``target``, hashing its bytes as stored and, on a second core,
-    what they decompress to (the diff_id of a compressed layer)."""
+    what they decompress to (the diff_id of a compressed layer), up to ``max_layer`` bytes."""
     raw = _HashingReader(fileobj)
-    hasher = DiffIdHasher()
+    hasher = DiffIdHasher(max_output=max_layer)
     try:
         with open(target, "wb") as out:
             while chunk := raw.read(CHUNK_SIZE):
+                if hasher.over_limit:
+                    break  # a compression bomb: no need to copy the rest
                 out.write(chunk)
                 hasher.feed(chunk)
+        if hasher.over_limit:
+            hasher.finish(Digest("sha256", raw.hasher.hexdigest()))  # raises LimitExceeded
         digest = Digest("sha256", raw.hasher.hexdigest())
         try:
             diff_id = hasher.finish(digest)
@@ -115,8 +121,11 @@ def _digest_from_blob_path(name: str) -> Digest | None:
     return None
 
 
-def stage_archive(stream: Readable, staging: Path, *, max_total: int) -> StagedArchive:
-    """Read the whole tar once into ``staging``; verify blobs named by their digest."""
+def stage_archive(stream: Readable, staging: Path, *, max_total: int,
+                  max_layer: int = DEFAULT_MAX_OUTPUT) -> StagedArchive:
+    """Read the whole tar once into ``staging``; verify blobs named by their digest. The
+    archive's files may hold ``max_total`` bytes in all, and none may decompress to more
+    than ``max_layer`` (LimitExceeded)."""
     staged = StagedArchive()
     total = 0
     with open_tar_stream(stream, "image archive") as tar:
@@ -129,10 +138,11 @@ def stage_archive(stream: Readable, staging: Path, *, max_total: int) -> StagedA
                 elif info.isreg():
                     total += info.size
                     if total > max_total:
-                        raise UnsafeArchive(f"the archive holds more than the limit of {max_total} bytes")
+                        raise SizeLimitExceeded(f"the archive holds more than the limit of {human_size(max_total)}",
+                                            max_total)
                     member = tar.extractfile(info)
                     assert member is not None
-                    entry = _stage_member(member, staging / f"{n:06d}")
+                    entry = _stage_member(member, staging / f"{n:06d}", max_layer)
                     if entry.size != info.size:
                         raise CorruptArchive(f"unexpected end of archive inside {name}: the file is truncated")
                     expected = _digest_from_blob_path(name)
@@ -153,6 +163,11 @@ class ArchivedImage:
     names: list[str]  # references to tag, as written in the archive
 
 
+def _check_layer_count(count: int, what: str) -> None:
+    if count > MAX_LAYERS:
+        raise LimitExceeded(f"{what} has {count} layers, more than the limit of {MAX_LAYERS}", MAX_LAYERS)
+
+
 def _check_layers(config: ImageConfig, layers: list[StagedFile], what: str) -> None:
     if len(layers) != len(config.diff_ids):
         raise CorruptArchive(
@@ -164,10 +179,7 @@ def _check_layers(config: ImageConfig, layers: list[StagedFile], what: str) -> N
 
 
 def _config(staged: StagedArchive, name: str) -> tuple[bytes, ImageConfig]:
-    entry = staged.get(name)
-    if entry.size > MAX_DOCUMENT:
-        raise UnsafeArchive(f"config {name} is {entry.size} bytes, more than any config needs")
-    data = entry.path.read_bytes()
+    data = staged.get(name).read_document(f"config {name}")
     try:
         return data, ImageConfig.parse(data)
     except InvalidConfig as exc:
@@ -182,15 +194,21 @@ def _from_docker_manifest(staged: StagedArchive) -> list[ArchivedImage]:
     for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("Config"), str):
             raise CorruptArchive("manifest.json has an entry without a Config")
+        paths = item.get("Layers") or []
+        if not isinstance(paths, list):
+            raise CorruptArchive("manifest.json has an entry whose Layers is not a list")
+        _check_layer_count(len(paths), f"image {item['Config']}")
         data, config = _config(staged, item["Config"])
-        layers = [staged.get(str(path)) for path in item.get("Layers") or []]
+        layers = [staged.get(str(path)) for path in paths]
         _check_layers(config, layers, f"image {item['Config']}")
         names = [str(t) for t in item.get("RepoTags") or []]
         images.append(ArchivedImage(data, config, layers, names))
     return images
 
 
-def _blob(staged: StagedArchive, descriptor: dict[str, Any]) -> StagedFile:
+def _blob(staged: StagedArchive, descriptor: Any) -> StagedFile:
+    if not isinstance(descriptor, dict):
+        raise CorruptArchive("the archive's index holds a descriptor that is not an object")
     try:
         digest = Digest.parse(str(descriptor.get("digest")))
     except InvalidDigest as exc:
@@ -230,11 +248,17 @@ def _from_oci_index(staged: StagedArchive, platform: Platform) -> list[ArchivedI
         raise CorruptArchive("index.json has no manifests")
     by_config: dict[str, ArchivedImage] = {}
     for descriptor in index["manifests"]:
+        if not isinstance(descriptor, dict):
+            raise CorruptArchive("index.json lists a manifest that is not an object")
         name = _name_of(descriptor)
         manifest_desc = descriptor
         for _ in range(4):  # an index may point to an index (multi-platform)
             media_type = manifest_desc.get("mediaType")
-            document = json.loads(_blob(staged, manifest_desc).path.read_bytes())
+            entry = _blob(staged, manifest_desc)
+            what = f"manifest {entry.digest}"
+            document = jsonbounds.loads(entry.read_document(what), what=what)
+            if not isinstance(document, dict):
+                raise CorruptArchive(f"manifest {entry.digest} is not a JSON object")
             if media_type in (mediatypes.OCI_INDEX, mediatypes.DOCKER_MANIFEST_LIST) or "manifests" in document:
                 chosen = _pick_platform(document.get("manifests") or [], platform)
                 if chosen is None:
@@ -245,12 +269,16 @@ def _from_oci_index(staged: StagedArchive, platform: Platform) -> list[ArchivedI
         if not isinstance(document.get("config"), dict):
             raise CorruptArchive(f"manifest {manifest_desc.get('digest')} has no config")
         config_entry = _blob(staged, document["config"])
-        data = config_entry.path.read_bytes()
+        data = config_entry.read_document(f"config {config_entry.digest}")
         try:
             config = ImageConfig.parse(data)
         except InvalidConfig as exc:
             raise CorruptArchive(f"config {config_entry.digest}: {exc}") from exc
-        layers = [_blob(staged, layer) for layer in document.get("layers") or []]
+        descriptors = document.get("layers") or []
+        if not isinstance(descriptors, list):
+            raise CorruptArchive(f"manifest {manifest_desc.get('digest')} has layers that are not a list")
+        _check_layer_count(len(descriptors), f"manifest {manifest_desc.get('digest')}")
+        layers = [_blob(staged, layer) for layer in descriptors]
         _check_layers(config, layers, f"manifest {manifest_desc.get('digest')}")
         image = by_config.setdefault(str(config.digest), ArchivedImage(data, config, layers, []))
         if name and name not in image.names:

@@ -7,7 +7,8 @@ import json
 import shlex
 from typing import Any
 
-from .errors import OCIError
+from . import jsonbounds
+from .errors import InvalidJSON, LimitExceeded, OCIError
 
 
 class InvalidChange(OCIError, ValueError):
@@ -22,8 +23,10 @@ def _exec_or_shell(value: str) -> list[str]:
     stripped = value.strip()
     if stripped.startswith("["):
         try:
-            parsed = json.loads(stripped)
-        except json.JSONDecodeError:
+            # Exec form is a flat list: anything nested deeper is not it (and 100,000 brackets
+            # must not become a RecursionError).
+            parsed = jsonbounds.loads(stripped, what="the instruction", max_depth=1)
+        except (InvalidJSON, LimitExceeded):
             parsed = None
         if isinstance(parsed, list) and all(isinstance(p, str) for p in parsed):
             return parsed

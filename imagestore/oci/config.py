@@ -12,11 +12,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .digest import Digest, sha256_digest
-from .errors import OCIError
+from .errors import InvalidJSON, LimitExceeded, OCIError
+from .jsonbounds import loads as bounded_loads
 
 
 class InvalidConfig(OCIError, ValueError):
     """An image config is not valid JSON or lacks what an image needs."""
+
+
+# Docker refuses images of more layers than this (an overlay mount stacks at most so
+# many lower directories: moby's layer/layer_store.go maxLayerDepth).
+MAX_LAYERS = 127
 
 
 def format_time(value: datetime) -> str:
@@ -104,9 +110,9 @@ class ImageConfig:
     @classmethod
     def parse(cls, data: bytes) -> ImageConfig:
         try:
-            raw = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InvalidConfig(f"image config is not valid JSON: {exc}") from exc
+            raw = bounded_loads(data, what="the image config")  # 4 MiB, 64 levels (oci.jsonbounds)
+        except InvalidJSON as exc:
+            raise InvalidConfig(str(exc).replace("the image config", "image config", 1)) from exc
         if not isinstance(raw, dict):
             raise InvalidConfig("image config is not a JSON object")
         rootfs = raw.get("rootfs")
@@ -115,6 +121,9 @@ class ImageConfig:
         diff_ids_raw = rootfs.get("diff_ids") or []
         if not isinstance(diff_ids_raw, list):
             raise InvalidConfig("image config rootfs.diff_ids is not a list")
+        if len(diff_ids_raw) > MAX_LAYERS:
+            raise LimitExceeded(f"the image has {len(diff_ids_raw)} layers, more than the limit of {MAX_LAYERS}",
+                                MAX_LAYERS)
         try:
             diff_ids = [Digest.parse(str(d)) for d in diff_ids_raw]
         except OCIError as exc:

@@ -11,25 +11,50 @@ import hashlib
 import queue
 import threading
 
-from .compression import PushDecompressor, detect
+from .compression import CHUNK_SIZE, DEFAULT_MAX_OUTPUT, DecompressingReader, detect
 from .digest import Digest
-from .errors import CorruptArchive
+from .errors import CorruptArchive, SizeLimitExceeded, UnsafeArchive
+
+
+class _QueueSource:
+    """The compressed bytes as the verifier thread reads them: what ``feed`` queued, in order."""
+
+    def __init__(self, chunks: queue.Queue[bytes | None]) -> None:
+        self._chunks = chunks
+        self._left = b""
+        self.ended = False
+
+    def read(self, n: int = -1) -> bytes:
+        if not self._left and not self.ended:
+            data = self._chunks.get()
+            if data is None:
+                self.ended = True
+            else:
+                self._left = data
+        if n < 0 or n >= len(self._left):
+            data, self._left = self._left, b""
+        else:
+            data, self._left = self._left[:n], self._left[n:]
+        return data
 
 
 class DiffIdHasher:
     """Hashes the uncompressed bytes of a layer as its compressed bytes arrive.
 
     Decompressing and hashing run on a thread of their own, fed through a small
-    bounded queue, so a download and its verification use two cores at once.
+    bounded queue, so a download and its verification use two cores at once. More than
+    ``max_output`` uncompressed bytes is a SizeLimitExceeded (``error`` says so as soon as
+    it is known, so a caller can stop early).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_output: int = DEFAULT_MAX_OUTPUT) -> None:
         self.sha = hashlib.sha256()
         self.size = 0
+        self.max_output = max_output
         self._head: bytes | None = b""  # until the format is known from the first bytes
         self._queue: queue.Queue[bytes | None] | None = None
         self._thread: threading.Thread | None = None
-        self.error: CorruptArchive | None = None
+        self.error: CorruptArchive | UnsafeArchive | None = None
         self.kind = "none"  # the compression, once the first bytes are seen
 
     def feed(self, data: bytes) -> None:
@@ -41,29 +66,29 @@ class DiffIdHasher:
             kind = self.kind = detect(data)
             if kind != "none":
                 self._queue = queue.Queue(maxsize=8)  # bounded: memory stays flat
-                self._thread = threading.Thread(target=self._inflate, args=(PushDecompressor(kind),), daemon=True)
+                self._thread = threading.Thread(target=self._inflate, args=(self._queue,), daemon=True)
                 self._thread.start()
         if self._queue is None:
             self.size += len(data)  # uncompressed: the diff_id is the blob digest itself
         else:
             self._queue.put(data)
 
-    def _inflate(self, inflater: PushDecompressor) -> None:
-        assert self._queue is not None
-        while (data := self._queue.get()) is not None:
-            if self.error is not None:
-                continue  # keep draining so the downloader never blocks
-            try:
-                for piece in inflater.feed(data):
-                    self.sha.update(piece)
-                    self.size += len(piece)
-            except CorruptArchive as exc:
-                self.error = exc  # said after the digest check, which names the cause better
-        if self.error is None:
-            try:
-                inflater.finish()
-            except CorruptArchive as exc:
-                self.error = exc
+    def _inflate(self, chunks: queue.Queue[bytes | None]) -> None:
+        source = _QueueSource(chunks)
+        try:
+            reader = DecompressingReader(source, max_output=self.max_output)
+            while piece := reader.read(CHUNK_SIZE):
+                self.sha.update(piece)
+                self.size += len(piece)
+        except (CorruptArchive, UnsafeArchive) as exc:
+            self.error = exc  # said after the digest check, which names the cause better
+        while not source.ended:  # keep draining so the sender never blocks
+            source.read()
+
+    @property
+    def over_limit(self) -> bool:
+        """The uncompressed bytes already went past ``max_output``: no need to read on."""
+        return isinstance(self.error, SizeLimitExceeded)
 
     def close(self) -> None:
         """Stop the verifier thread (after a failed download too)."""

@@ -30,3 +30,30 @@ class UnsafeArchive(OCIError, ValueError):
 
 class CorruptArchive(OCIError, ValueError):
     """An archive or compressed stream cannot be read (truncated, bad header, ...)."""
+
+
+class LimitExceeded(UnsafeArchive):
+    """Input goes past a bound (decompressed size, document size, JSON depth, layer count).
+
+    The message names the limit; ``limit`` is its value, so a caller can say which setting it is.
+    """
+
+    def __init__(self, message: str, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class SizeLimitExceeded(LimitExceeded):
+    """A stream holds more bytes than its cap: a layer decompressed, or an archive in all."""
+
+
+class InvalidJSON(CorruptArchive):
+    """A JSON document (from an archive, a registry or a request) does not parse."""
+
+
+def human_size(n: int) -> str:
+    """``8 MiB`` for messages naming a byte limit (exact binary units when they fit)."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n} bytes"

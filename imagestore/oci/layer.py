@@ -19,7 +19,7 @@ from isal import isal_zlib
 
 from .compression import CHUNK_SIZE, Readable
 from .digest import Digest
-from .errors import CorruptArchive, UnsafeArchive
+from .errors import CorruptArchive, SizeLimitExceeded, human_size
 from .tarsafe import check_member, open_tar_stream
 
 BLOCK = 512
@@ -116,7 +116,7 @@ def write_gzip_layer(
         nonlocal total
         total += len(chunk)
         if max_size is not None and total > max_size:
-            raise UnsafeArchive(f"layer is larger than the limit of {max_size} bytes")
+            raise SizeLimitExceeded(f"the layer is larger than the limit of {human_size(max_size)}", max_size)
         hasher.update(chunk)
         out = compressor.compress(chunk)
         if out:

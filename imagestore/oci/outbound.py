@@ -21,7 +21,6 @@ settings (``imagestore.services.registries.outbound_policy``).
 from __future__ import annotations
 
 import ipaddress
-import json
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from . import jsonbounds
 from .errors import OCIError
 from .redact import redact_url
 
@@ -420,10 +420,10 @@ def read_capped(response: requests.Response, limit: int, what: str) -> bytes:
 
 
 def read_json(response: requests.Response, limit: int, what: str) -> Any:
-    """A JSON response body read with a cap; ValueError when it is not JSON. (The one place a
-    registry's JSON is parsed: where a size-and-depth-bounded loader plugs in.)"""
+    """A JSON response body read with a cap and parsed with a bounded depth (jsonbounds);
+    ValueError (InvalidJSON, LimitExceeded) when it is not acceptable JSON."""
     data = read_capped(response, limit, what)
-    return json.loads(data)
+    return jsonbounds.loads(data, what=what, max_size=limit)
 
 
 def _size(n: int) -> str:

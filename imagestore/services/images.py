@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
-from django.db.models import CharField, F, Q, QuerySet, Value
+from django.db.models import CharField, F, Lookup, Q, QuerySet, Value
 from django.db.models.functions import Concat
 
 from ..errors import AmbiguousImage, BadRequest, ImageNotFound
@@ -88,52 +89,159 @@ def _by_reference(ref: reference.Reference) -> Image | None:
     return row.image if row is not None else None
 
 
-def reference_pattern_regex(pattern: str) -> str:
-    """A database regex for a ``reference=`` glob, matched against ``name`` or ``name:tag``.
+MAX_REFERENCE_PATTERN = 512  # longer than any name:tag (255 + 1 + 128) with room for wildcards
+_GLOB_CLASS_SPECIALS = "]-^/"  # placed by hand in a GLOB class (see _glob_class)
 
-    Docker matches familiar names with Go's path.Match, where ``*`` and ``?`` never
-    cross a ``/`` (https://pkg.go.dev/path#Match).
+
+@dataclass(frozen=True)
+class ReferencePattern:
+    """A ``reference=`` glob compiled for the database.
+
+    Docker matches familiar names with Go's path.Match, where ``*`` and ``?`` never cross a
+    ``/`` (https://pkg.go.dev/path#Match); here no class matches ``/`` either. Python's
+    regex engine backtracks (on SQLite, Django's REGEXP is Python's ``re``):
+    ``*?*?*?*?*?*?*?*?*?*?*?*?#`` took 43 s a row. So on
+    SQLite the pattern is SQLite's own GLOB (matched in O(pattern x name), no backtracking
+    blow-up), with path.Match's "no wildcard crosses a /" kept exactly by also requiring
+    the name to hold as many ``/`` as the pattern's literal ones (each literal ``/`` takes
+    one; wildcards and classes never match ``/``). PostgreSQL's regex engine is a
+    non-backtracking automaton, so there the regex is kept.
     """
-    if not pattern or len(pattern) > 512:
-        raise BadRequest("reference filter must be a non-empty pattern of at most 512 characters")
-    out, i, n = [], 0, len(pattern)
+
+    regex: str
+    glob: str
+    slashes: int
+    never: bool = False  # a class that can match nothing: the pattern matches no name
+
+
+def _char_ranges_without(ranges: list[tuple[int, int]], drop: str) -> list[tuple[int, int]]:
+    out = ranges
+    for ch in map(ord, drop):
+        out = [piece for lo, hi in out for piece in ((lo, min(hi, ch - 1)), (max(lo, ch + 1), hi))
+               if piece[0] <= piece[1]]
+    return out
+
+
+def _regex_class(ranges: list[tuple[int, int]], negate: bool) -> str:
+    def esc(code: int) -> str:
+        return re.escape(chr(code)) if chr(code) in "\\^]-[" else chr(code)
+
+    kept = ranges if negate else _char_ranges_without(ranges, "/")
+    return "[" + ("^/" if negate else "") + "".join(esc(lo) if lo == hi else f"{esc(lo)}-{esc(hi)}"
+                                                    for lo, hi in kept) + "]"
+
+
+def _glob_class(ranges: list[tuple[int, int]], negate: bool) -> str | None:
+    """An SQLite GLOB class matching what a path.Match class does, never ``/``; None when it
+    matches nothing. GLOB has no escapes, so ``]`` goes first, ``-`` last, ``^`` not first."""
+    specials = {c for c in _GLOB_CLASS_SPECIALS if any(lo <= ord(c) <= hi for lo, hi in ranges)}
+    rest = "".join(chr(lo) if lo == hi else f"{chr(lo)}-{chr(hi)}"
+                   for lo, hi in _char_ranges_without(ranges, _GLOB_CLASS_SPECIALS))
+    if negate:
+        specials.add("/")  # a negated class never matches / either
+    else:
+        specials.discard("/")
+    if not negate and not rest and specials <= {"^"}:
+        return "^" if specials else None  # outside a class ^ is literal
+    body = ("]" if "]" in specials else "") + ("/" if "/" in specials else "") + rest
+    tail = ("^" if "^" in specials else "") + ("-" if "-" in specials else "")
+    if not body and tail == "^-":
+        tail = "-^"  # a leading - is literal; a leading ^ would negate
+    return "[" + ("^" if negate else "") + body + tail + "]"
+
+
+def compile_reference_pattern(pattern: str) -> ReferencePattern:
+    """A ``reference=`` glob (path.Match syntax), matched against ``name`` or ``name:tag``."""
+    if not pattern or len(pattern) > MAX_REFERENCE_PATTERN:
+        raise BadRequest(f"reference filter must be a non-empty pattern of at most {MAX_REFERENCE_PATTERN} characters")
+    bad = BadRequest(f"invalid reference filter {pattern!r}: syntax error in pattern")
+    rx: list[str] = []
+    glob: list[str] = []
+    slashes = 0
+    never = False
+    i, n = 0, len(pattern)
     while i < n:
         c = pattern[i]
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "\\":
-            i += 1
-            if i >= n:
-                raise BadRequest(f"invalid reference filter {pattern!r}: syntax error in pattern")
-            out.append(re.escape(pattern[i]))
+        if c in "*?":
+            rx.append("[^/]*" if c == "*" else "[^/]")
+            glob.append(c)
         elif c == "[":
             j = i + 1
             negate = j < n and pattern[j] == "^"
             if negate:
                 j += 1
             chars: list[str] = []
+            ranges: list[tuple[int, int]] = []
             while j < n and pattern[j] != "]":
                 ch = pattern[j]
                 if ch == "\\" and j + 1 < n:
                     j += 1
                     ch = pattern[j]
                 if ch == "-" and chars and j + 1 < n and pattern[j + 1] != "]":
+                    if ranges[-1][0] != ranges[-1][1] or chars[-1] == "-":
+                        raise bad  # a range after a range (a-c-e): path.Match says bad pattern
                     chars.append("-")
-                elif ch == "-":
-                    raise BadRequest(f"invalid reference filter {pattern!r}: syntax error in pattern")
-                else:
-                    chars.append(re.escape(ch) if ch in "\\^]-[" else ch)
+                    hi = pattern[j + 1]
+                    if hi == "\\" and j + 2 < n:
+                        j += 1
+                        hi = pattern[j + 1]
+                    ranges[-1] = (ranges[-1][0], ord(hi))
+                    chars.append(re.escape(hi) if hi in "\\^]-[" else hi)
+                    j += 2
+                    continue
+                if ch == "-":
+                    raise bad
+                chars.append(re.escape(ch) if ch in "\\^]-[" else ch)
+                ranges.append((ord(ch), ord(ch)))
                 j += 1
-            if j >= n or not chars:
-                raise BadRequest(f"invalid reference filter {pattern!r}: syntax error in pattern")
-            out.append("[" + ("^/" if negate else "") + "".join(chars) + "]")
+            if j >= n or not chars or any(lo > hi for lo, hi in ranges):
+                raise bad
+            rx.append(_regex_class(ranges, negate))
+            cls = _glob_class(ranges, negate)
+            never = never or cls is None
+            glob.append(cls or "")
             i = j
         else:
-            out.append(re.escape(c))
+            if c == "\\":
+                i += 1
+                if i >= n:
+                    raise bad
+                c = pattern[i]
+            rx.append(re.escape(c))
+            glob.append(f"[{c}]" if c in "*?[" else c)
+            slashes += c == "/"
         i += 1
-    return "^" + "".join(out) + "$"
+    return ReferencePattern("^" + "".join(rx) + "$", "".join(glob), slashes, never)
+
+
+def reference_pattern_regex(pattern: str) -> str:
+    """The database regex for a ``reference=`` glob (PostgreSQL; see ReferencePattern)."""
+    return compile_reference_pattern(pattern).regex
+
+
+class ReferenceMatch(Lookup):
+    """``field__reference_match=ReferencePattern``: GLOB plus a slash count on SQLite, the
+    regex elsewhere (see ReferencePattern for why)."""
+
+    lookup_name = "reference_match"
+    prepare_rhs = False
+    can_use_none_as_rhs = False
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, tuple[Any, ...]]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        pattern: ReferencePattern = self.rhs
+        if connection.vendor == "sqlite":
+            sql = f"({lhs} GLOB %s AND LENGTH({lhs}) - LENGTH(REPLACE({lhs}, '/', '')) = %s)"
+            return sql, (*lhs_params, pattern.glob, *lhs_params, *lhs_params, pattern.slashes)
+        if "regex" in connection.operators:  # PostgreSQL: "~ %s"
+            return f"{lhs} {connection.operators['regex'] % '%s'}", (*lhs_params, pattern.regex)
+        return connection.ops.regex_lookup("regex") % (lhs, "%s"), (*lhs_params, pattern.regex)
+
+    def process_rhs(self, compiler: Any, connection: Any) -> tuple[str, tuple[Any, ...]]:
+        return "%s", (self.rhs,)
+
+
+CharField.register_lookup(ReferenceMatch)
 
 
 @dataclass
@@ -186,9 +294,12 @@ def list_image_rows(filters: ImageFilters) -> QuerySet:
     tagged = _apply_labels(tagged, filters, "image__")
     if filters.reference:
         ref_q = Q()
-        for pattern in filters.reference:
-            rx = reference_pattern_regex(pattern)
-            ref_q |= Q(repository__name__regex=rx) | Q(row_ref__regex=rx)
+        for text in filters.reference:
+            pattern = compile_reference_pattern(text)
+            if not pattern.never:
+                ref_q |= Q(repository__name__reference_match=pattern) | Q(row_ref__reference_match=pattern)
+        if not ref_q:  # every pattern holds a class that matches nothing
+            ref_q = Q(pk__in=[])
         familiar = Concat("repository__name", Value(":"), "name", output_field=CharField())
         tagged = tagged.alias(row_ref=familiar).filter(ref_q)
     tagged_rows = tagged.values(

@@ -9,6 +9,8 @@ until the blob is verified and renamed; a bad entry leaves nothing behind.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, BinaryIO, cast
 
 import requests
@@ -22,6 +24,7 @@ from ..oci import mediatypes
 from ..oci.changes import InvalidChange, apply_changes
 from ..oci.compression import Readable, open_decompressed
 from ..oci.config import ImageConfig, format_time, new_layer_config
+from ..oci.errors import SizeLimitExceeded
 from ..oci.layer import write_gzip_layer
 from ..oci.platform import host_platform
 from ..oci.redact import redact_url
@@ -33,6 +36,19 @@ from .store import LayerRecord, register_image
 from .tag import parse_target, tag_image
 
 ITEM = "import"
+
+
+@contextmanager
+def layer_size_limit() -> Iterator[int]:
+    """The cap on one layer's uncompressed bytes (every codec, plain too); a layer past it
+    fails with a message naming the setting that sets it."""
+    limit = settings.IMAGESTORE_MAX_LAYER_SIZE
+    try:
+        yield limit
+    except SizeLimitExceeded as exc:
+        if exc.limit != limit or "IMAGESTORE_MAX_LAYER_SIZE" in str(exc):
+            raise
+        raise SizeLimitExceeded(f"{exc} (IMAGESTORE_MAX_LAYER_SIZE)", limit) from None
 
 
 class _CountingReader:
@@ -90,14 +106,11 @@ def _import(
 ) -> Image:
     counter = _CountingReader(source, progress, total)
     progress.update(ITEM, 0, total, "Importing")
-    with store.writer() as writer:
-        tar_stream = open_decompressed(counter)
-        info = write_gzip_layer(
-            tar_stream,
-            writer,
-            level=settings.IMAGESTORE_GZIP_LEVEL,
-            max_size=settings.IMAGESTORE_MAX_LAYER_SIZE,
-        )
+    with layer_size_limit() as limit, store.writer() as writer:
+        # The codec stops at the limit before buffering past it; write_gzip_layer checks it again
+        # for plain tar.
+        tar_stream = open_decompressed(counter, max_output=limit)
+        info = write_gzip_layer(tar_stream, writer, level=settings.IMAGESTORE_GZIP_LEVEL, max_size=limit)
         digest = writer.commit(pins=pins)
         compressed_size = writer.size
     progress.update(ITEM, counter.done, counter.total or counter.done, "Import complete")

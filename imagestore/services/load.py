@@ -27,6 +27,7 @@ from ..oci.errors import CorruptArchive, InvalidReference
 from ..oci.layer import write_gzip_layer
 from ..oci.platform import host_platform
 from ..oci.reference import parse_normalized
+from .import_ import layer_size_limit
 from .jobs import JobProgress, create_job, handler
 from .progress import NULL_PROGRESS, Progress
 from .store import LayerRecord, register_image
@@ -56,8 +57,9 @@ def _store_layer(store: BlobStore, pins: Pins, staged: StagedFile, known: dict[s
         return LayerRecord(str(staged.diff_id), str(staged.digest), _MEDIA_TYPES[staged.compression],
                            staged.size, staged.uncompressed_size)
     # bzip2 or xz layers have no OCI media type: store them as gzip, as import does.
-    with open(staged.path, "rb") as source, store.writer() as writer:
-        info = write_gzip_layer(open_decompressed(source), writer, level=settings.IMAGESTORE_GZIP_LEVEL)
+    with layer_size_limit() as limit, open(staged.path, "rb") as source, store.writer() as writer:
+        info = write_gzip_layer(open_decompressed(source, max_output=limit), writer,
+                                level=settings.IMAGESTORE_GZIP_LEVEL, max_size=limit)
         digest = writer.commit(pins=pins)
         return LayerRecord(str(info.diff_id), str(digest), mediatypes.OCI_LAYER_GZIP, writer.size, info.size)
 
@@ -68,8 +70,10 @@ def load_archive(stream: Readable, progress: Progress = NULL_PROGRESS) -> list[s
     staging = Path(tempfile.mkdtemp(prefix="load-", dir=store.tmp_dir))
     try:
         progress.update("archive", 0, None, "Reading archive")
-        staged = stage_archive(stream, staging, max_total=settings.IMAGESTORE_MAX_LAYER_SIZE)
-        images = read_archive_index(staged, host_platform())
+        with layer_size_limit() as limit:
+            # The archive's files in all, and each layer decompressed, are capped by the same setting.
+            staged = stage_archive(stream, staging, max_total=limit, max_layer=limit)
+            images = read_archive_index(staged, host_platform())
         if not images:
             raise CorruptArchive("the archive holds no image")
         names = {id(image): [_tag_name(n) for n in image.names] for image in images}

@@ -11,7 +11,6 @@ together. Progress follows Docker's per-layer phases.
 
 from __future__ import annotations
 
-import json
 import time
 import zlib
 from collections.abc import Iterator
@@ -28,11 +27,11 @@ from django.db import transaction
 from ..blobs import BlobStore, Pins, get_store, hold_lock_file
 from ..errors import BadRequest
 from ..models import Image, Job, Layer, RepoDigest, Tag
-from ..oci import mediatypes
+from ..oci import jsonbounds, mediatypes
 from ..oci.config import ImageConfig, InvalidConfig
 from ..oci.diffid import DiffIdHasher
 from ..oci.digest import Digest
-from ..oci.errors import CorruptArchive, DigestMismatch, InvalidDigest
+from ..oci.errors import CorruptArchive, DigestMismatch, InvalidDigest, InvalidJSON, LimitExceeded, SizeLimitExceeded
 from ..oci.outbound import OutboundRefused, ResponseTooLarge, read_capped
 from ..oci.platform import Platform, host_platform
 from ..oci.redact import redact_text, redact_url
@@ -194,7 +193,7 @@ class _Puller:
     def _download(self, digest: Digest, size: int, diff_id: Digest, item: str) -> int:
         """Stream one blob into the store, resuming with Range after a broken connection."""
         for _fresh_start in range(2):  # once more from byte 0 if the registry cannot resume
-            hasher = DiffIdHasher()
+            hasher = DiffIdHasher(max_output=settings.IMAGESTORE_MAX_LAYER_SIZE)
             with self.store.writer() as writer, _closing(hasher):
                 done = failures = 0
                 restart = False
@@ -212,6 +211,11 @@ class _Puller:
                                 response.close()
                                 raise BadRequest(f"layer {digest}: the registry sent more than the {size} bytes "
                                                  "its descriptor declares; nothing was kept")
+                            if hasher.over_limit:  # a compression bomb: no need to download the rest
+                                response.close()
+                                raise SizeLimitExceeded(
+                                    f"layer {digest}: {hasher.error} (IMAGESTORE_MAX_LAYER_SIZE); nothing was kept",
+                                    settings.IMAGESTORE_MAX_LAYER_SIZE)
                             writer.write(chunk)
                             hasher.feed(chunk)
                             done += len(chunk)
@@ -233,6 +237,9 @@ class _Puller:
                 writer.commit(digest, pins=self.pins)  # DigestMismatch here stores nothing
                 try:
                     actual_diff = hasher.finish(digest)
+                except SizeLimitExceeded as exc:  # a compression bomb
+                    self.store.delete(digest)
+                    raise SizeLimitExceeded(f"layer {digest}: {exc} (IMAGESTORE_MAX_LAYER_SIZE)", exc.limit) from None
                 except (CorruptArchive, zlib.error) as exc:
                     self.store.delete(digest)
                     raise BadRequest(f"layer {digest} is not a valid compressed tar: {exc}") from None
@@ -250,8 +257,8 @@ class _CutShort(Exception):
 
 def _json(data: bytes, what: str) -> dict[str, Any]:
     try:
-        document = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        document = jsonbounds.loads(data, what=f"the registry's {what}")
+    except (InvalidJSON, LimitExceeded) as exc:
         raise BadRequest(f"the registry sent an invalid {what}: {exc}") from None
     if not isinstance(document, dict):
         raise BadRequest(f"the registry sent an invalid {what}")

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from imagestore.oci.compression import detect, open_decompressed
-from imagestore.oci.errors import CorruptArchive
+from imagestore.oci.errors import CorruptArchive, SizeLimitExceeded
 from tests.builders import COMPRESSORS
 
 
@@ -48,3 +48,12 @@ def test_detect_by_magic_not_by_name() -> None:
     assert detect(b"\xfd7zXZ\x00\x00") == "xz"
     assert detect(b"\x28\xb5\x2f\xfd") == "zstd"
     assert detect(b"./etc") == "none"
+
+
+@pytest.mark.parametrize("kind", ["tar", "gzip", "bzip2", "xz", "zstd"])
+def test_output_past_the_cap_is_a_typed_error_naming_it(kind: str) -> None:
+    data = b"z" * (3 << 20)
+    assert _read_all(open_decompressed(io.BytesIO(COMPRESSORS[kind](data)), max_output=len(data))) == data
+    with pytest.raises(SizeLimitExceeded, match="decompresses to more than the limit of 2 MiB") as caught:
+        _read_all(open_decompressed(io.BytesIO(COMPRESSORS[kind](data)), max_output=2 << 20))
+    assert caught.value.limit == 2 << 20
