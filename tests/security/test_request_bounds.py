@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 from django.test import Client
-from rest_framework.authtoken.models import Token
+
+from imagestore.services.tokens import create_token
 
 pytestmark = pytest.mark.django_db
 DEEP = "[" * 100_000 + "]" * 100_000
@@ -31,7 +32,7 @@ def _timed(call: Callable[[], Any]) -> tuple[Any, float]:
 
 
 def _docker_client(user) -> Client:  # type: ignore[no-untyped-def]
-    return Client(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return Client(HTTP_AUTHORIZATION=f"Token {create_token(user)[1]}")
 
 
 @pytest.mark.parametrize("path", ["/api/v1/images/pull/", "/api/v1/containers/", "/api/v1/registries/"])
