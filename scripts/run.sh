@@ -6,10 +6,11 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 PORT=${PORT:-8000}
 
+# A configured Redis that does not answer stops here, loudly, before anything starts.
+$PY manage.py check_broker
 $PY manage.py migrate --noinput
 $PY manage.py collectstatic --noinput >/dev/null
 $PY manage.py ensure_admin
-$PY manage.py shell -c "from django.conf import settings; print('broker:', settings.BROKER_DESCRIPTION)"
 
 pids=()
 stop() {
