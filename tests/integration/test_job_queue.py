@@ -70,7 +70,7 @@ class Installation:
             "DATABASE_URL": f"sqlite:///{self.db}", "IMAGESTORE_ROOT": str(self.root), "REDIS_URL": broker,
             "SECRET_KEY": "an-installation-of-the-tests-" + name * 8, "JOB_PROGRESS_INTERVAL_MS": "100",
         }
-        self.queue = self.python("from django.conf import settings; print(settings.CELERY_TASK_DEFAULT_QUEUE)")
+        self.queue = self.python("from dashboard.celery import app; print(app.conf.task_default_queue)")
 
     def python(self, code: str) -> str:
         result = subprocess.run([sys.executable, "-c", "import django; django.setup()\n" + code], cwd=ROOT,
@@ -253,13 +253,12 @@ def test_a_task_for_an_unknown_job_is_an_error_in_the_worker_log(start_worker) -
 
     worker = start_worker()
     missing = str(uuid.uuid4())
-    tasks.run_job.delay(missing)
-    _wait_for(lambda: missing in worker.log.read_text() and "run_job" in worker.log.read_text()
-              and ("succeeded" in worker.log.read_text() or "raised" in worker.log.read_text()),
-              what="the worker to handle the task")
-    lines = [line for line in worker.log.read_text().splitlines() if missing in line]
-    assert any(" ERROR " in line and "no job" in line for line in lines), lines
-    assert not any("succeeded" in line for line in lines), lines
+    task_id = tasks.run_job.delay(missing).id
+    _wait_for(lambda: any(task_id in line and ("succeeded" in line or "raised" in line)
+                          for line in worker.log.read_text().splitlines()), what="the worker to handle the task")
+    lines = worker.log.read_text().splitlines()
+    assert any(" ERROR " in line and f"no job {missing}" in line for line in lines), lines
+    assert not any(task_id in line and "succeeded" in line for line in lines), lines
 
 
 def _queue_messages(client: redis.Redis) -> list[bytes]:
