@@ -198,8 +198,10 @@ if CELERY_BROKER_URL == "filesystem://":
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": JOB_VISIBILITY_TIMEOUT,
-        # A request that queues a job must not hang on a broker that does not answer.
+        # A request that queues a job must not hang on a broker that does not answer, nor on
+        # one that accepted the connection and went silent (longer than BRPOP's 1 s wait).
         "socket_connect_timeout": 3,
+        "socket_timeout": 3,
     }
     BROKER_DESCRIPTION = maybe_sanitize_url(CELERY_BROKER_URL)
 
@@ -230,7 +232,7 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 # Queueing a job from a request: a few quick tries, then the request answers 503.
-CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-jobs": {"task": "imagestore.tasks.sweep_stale_jobs", "schedule": 60.0},
