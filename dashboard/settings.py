@@ -1,18 +1,18 @@
 """Settings, read from the environment through strict helpers (dashboard.env).
 
-Embedded default: SQLite and the data folder under var/, Redis when reachable and
-an embedded filesystem broker otherwise. Production: DATABASE_URL, REDIS_URL,
+Embedded default: SQLite and the data folder under var/, Redis on loopback (or the
+embedded filesystem broker when REDIS_URL is set empty). Production: DATABASE_URL, REDIS_URL,
 IMAGESTORE_ROOT on storage every worker sees, SECRET_KEY.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import socket
 from pathlib import Path
-from urllib.parse import urlparse
 
 import environ
+from kombu.utils.url import maybe_sanitize_url
 
 from .env import env_bool, env_int, env_list, env_path, env_str
 from .privacy import private_dir, secret_once, tighten_sqlite
@@ -202,43 +202,66 @@ if CONTAINER_ROOTFS not in ("auto", "overlay", "copy"):
 DOCKER_API_ENABLED = env_bool("DOCKER_API_ENABLED", True)
 
 # --- Celery -----------------------------------------------------------------------
+# The broker is decided here, from configuration alone, never by probing it: every process
+# of an installation (web, workers, beat) must agree on it, or jobs are queued where no
+# worker listens. CELERY_BROKER_URL wins; otherwise REDIS_URL (default: Redis on loopback).
+# The embedded filesystem broker (one machine only) is used when asked for:
+# CELERY_BROKER_URL=filesystem:// or REDIS_URL set empty. A configured broker that cannot
+# be reached stops the worker and `make run` at start (dashboard.celery.broker_problem).
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def _reachable(url: str) -> bool:
-    parsed = urlparse(url)
-    try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "") or REDIS_URL or "filesystem://"
 CELERY_EMBEDDED_BROKER_DIR = VAR_DIR / "broker"
-if env_str("CELERY_BROKER_URL", ""):
-    CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")
-    BROKER_DESCRIPTION = "CELERY_BROKER_URL"
-elif _reachable(REDIS_URL):
-    CELERY_BROKER_URL = REDIS_URL
-    BROKER_DESCRIPTION = f"Redis at {REDIS_URL}"
-else:
-    # No Redis: an embedded broker in a folder, enough for one machine.
-    CELERY_BROKER_URL = "filesystem://"
+# Longer than the longest job: the Redis transport hands an unacknowledged message
+# (acks_late: acknowledged when the job ends) to another worker after this long.
+JOB_VISIBILITY_TIMEOUT = env_int("JOB_VISIBILITY_TIMEOUT", 12 * 3600, minimum=60)
+# A queued job that no worker took in this long is sent again once, then failed with a reason.
+JOB_QUEUED_TIMEOUT = env_int("JOB_QUEUED_TIMEOUT", 900, minimum=10)
+if CELERY_BROKER_URL == "filesystem://":
     CELERY_EMBEDDED_BROKER_DIR.mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
         "data_folder_in": str(CELERY_EMBEDDED_BROKER_DIR),
         "data_folder_out": str(CELERY_EMBEDDED_BROKER_DIR),
         "store_processed": False,
     }
-    BROKER_DESCRIPTION = (
-        f"embedded filesystem broker in {CELERY_EMBEDDED_BROKER_DIR} (Redis at {REDIS_URL} is not reachable)"
-    )
+    BROKER_DESCRIPTION = f"embedded filesystem broker in {CELERY_EMBEDDED_BROKER_DIR}"
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": JOB_VISIBILITY_TIMEOUT,
+        # A request that queues a job must not hang on a broker that does not answer, nor on
+        # one that accepted the connection and went silent (longer than BRPOP's 1 s wait).
+        "socket_connect_timeout": 3,
+        "socket_timeout": 3,
+    }
+    BROKER_DESCRIPTION = maybe_sanitize_url(CELERY_BROKER_URL)
 
+
+def _installation_queue() -> str:
+    """A queue of this installation's own, named from what makes it one: its database and
+    its data folder. Installations sharing a Redis never take each other's jobs."""
+    db = DATABASES["default"]
+    identity = "|".join(str(db.get(key) or "") for key in ("ENGINE", "HOST", "PORT", "NAME"))
+    return "imagestore-" + hashlib.sha256(f"{identity}|{IMAGESTORE_ROOT}".encode()).hexdigest()[:16]
+
+
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "") or _installation_queue()
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# Long jobs (README, Operations): a message is acknowledged when its job ends, not when it
+# starts, so a worker lost between taking a message and claiming its job gives the message
+# back; a pool process that dies mid-task rejects (requeues) it instead of acknowledging.
+# The job's conditional claim makes any second delivery a no-op.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# One message per pool process at a time: no job waits behind a long one on a busy worker
+# while another worker is idle.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A broker blip must not stop running jobs (their claim keeps a redelivery from running twice).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+# Queueing a job from a request: a few quick tries, then the request answers 503.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-jobs": {"task": "imagestore.tasks.sweep_stale_jobs", "schedule": 60.0},
@@ -291,9 +314,10 @@ LOGIN_FAILURE_WINDOW = env_int("LOGIN_FAILURE_WINDOW", 300, minimum=1)
 API_TOKEN_DEFAULT_EXPIRY_DAYS = env_int("API_TOKEN_DEFAULT_EXPIRY_DAYS", 0, minimum=0)
 # The limiter's counters: in Redis when the broker is Redis, so every gunicorn worker sees
 # the same counts; otherwise in each process's memory.
+# Keyed by the installation (its queue name), so installations sharing a Redis keep their own.
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                          "LOCATION": CELERY_BROKER_URL, "KEY_PREFIX": "imagestore"}}
+                          "LOCATION": CELERY_BROKER_URL, "KEY_PREFIX": CELERY_TASK_DEFAULT_QUEUE}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

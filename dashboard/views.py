@@ -289,8 +289,11 @@ def load_page(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         _operator_only(request)
         if form.is_valid():
-            job = start_load_from(form.cleaned_data["file"], owner=request.user)
-            return HttpResponseRedirect(reverse("ui-job", args=[job.id]))
+            try:
+                job = start_load_from(form.cleaned_data["file"], owner=request.user)
+                return HttpResponseRedirect(reverse("ui-job", args=[job.id]))
+            except Errors as exc:
+                form.add_error(None, str(exc))
     return render(request, "ui/upload.html", {"form": form, "title": "Load images from an archive",
                                               "button": "Load", "can_change": is_operator(request.user)})
 

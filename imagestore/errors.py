@@ -54,6 +54,12 @@ class TooLarge(ServiceError, RequestDataTooBig):
     status = 413
 
 
+class JobQueueUnavailable(ServiceError):
+    """The job broker did not take a job's task: nothing was started, try again later."""
+
+    status = 503
+
+
 class JobCancelled(ServiceError):
     """Raised inside a running job when a person asked to cancel it."""
 

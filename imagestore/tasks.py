@@ -21,7 +21,9 @@ def run_job(job_id: str) -> None:
 
 @shared_task(name="imagestore.tasks.sweep_stale_jobs", ignore_result=True)
 def sweep_stale_jobs() -> int:
-    return jobs.sweep_stale_jobs()
+    """Beat, every minute: running jobs whose worker died, queued jobs that no worker took."""
+    resent, failed = jobs.sweep_queued_jobs()
+    return jobs.sweep_stale_jobs() + failed
 
 
 @shared_task(name="imagestore.tasks.collect_garbage", ignore_result=True)
@@ -36,6 +38,8 @@ def _fail_jobs_left_running(sender: object = None, **_kwargs: object) -> None:
     hostname = getattr(sender, "hostname", "") or ""
     failed = jobs.fail_jobs_of_worker(hostname)
     failed += jobs.sweep_stale_jobs()
+    # Messages lost while no worker ran (a Redis restarted without persistence) are sent again.
+    jobs.sweep_queued_jobs()
     if failed:
         log.warning("failed %d job(s) left running by a stopped worker", failed)
     exited = containers.reconcile_all()

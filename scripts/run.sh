@@ -9,10 +9,11 @@ PORT=${PORT:-8000}
 # them private, while a container's root must stay 0755 for images that run as a non-root
 # user (its snapshot and overlay roots still take their mode from the umask).
 
+# A configured Redis that does not answer stops here, loudly, before anything starts.
+$PY manage.py check_broker
 $PY manage.py migrate --noinput
 $PY manage.py collectstatic --noinput >/dev/null
 $PY manage.py ensure_admin
-$PY manage.py shell -c "from django.conf import settings; print('broker:', settings.BROKER_DESCRIPTION)"
 
 pids=()
 stop() {

@@ -1,11 +1,13 @@
 """Jobs: long operations run by Celery workers, recorded on a Job row.
 
 Life of a job: ``create_job`` writes the row and queues the task once the
-transaction commits; a worker claims it with a conditional update (queued ->
-running must change exactly one row, so two workers never run one job); the
-service reports through ``JobProgress`` (throttled writes, heartbeat, cancel
-checks); the job ends succeeded, failed with a reason, or cancelled. A job whose
-worker died is failed by ``sweep_stale_jobs`` instead of staying running forever.
+transaction commits (a broker that does not take it fails the job and answers 503);
+a worker claims it with a conditional update (queued -> running must change exactly
+one row, so two workers, or a message delivered twice, never run one job); while it
+runs, a heartbeat thread writes ``heartbeat_at`` and the service reports through
+``JobProgress`` (throttled writes, cancel checks); the job ends succeeded, failed
+with a reason, or cancelled. ``sweep_stale_jobs`` fails a running job whose worker
+died and sends again, then fails, a queued job that no worker took.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
 
-from ..errors import Conflict, JobCancelled, JobNotFound, status_for
+from ..errors import Conflict, JobCancelled, JobNotFound, JobQueueUnavailable, status_for
 from ..models import Job
 
 log = logging.getLogger(__name__)
@@ -45,12 +49,35 @@ def handler(kind: str) -> Callable[[Handler], Handler]:
 
 
 def create_job(kind: str, params: dict[str, Any], owner: Any = None) -> Job:
-    """Write the Job row and queue its task after the surrounding transaction commits."""
+    """Write the Job row and queue its task after the surrounding transaction commits.
+
+    Raises JobQueueUnavailable (503) when the broker does not take the task; the job is
+    then failed and its upload removed, so nothing is left queued that no worker will see.
+    """
+    job = Job.objects.create(kind=kind, params=params, owner=owner if getattr(owner, "pk", None) else None)
+    transaction.on_commit(lambda: publish_job(job))
+    return job
+
+
+def _send(job_id: Any) -> None:
+    """The task to this installation's queue; the broker's retry policy and connect timeout
+    (settings) keep this to a few seconds when the broker is down."""
     from .. import tasks  # the task module imports this one
 
-    job = Job.objects.create(kind=kind, params=params, owner=owner if getattr(owner, "pk", None) else None)
-    transaction.on_commit(lambda: tasks.run_job.delay(str(job.id)))
-    return job
+    tasks.run_job.apply_async((str(job_id),), retry=True)
+
+
+def publish_job(job: Job) -> None:
+    try:
+        _send(job.id)
+    except (BrokerError, OSError) as exc:
+        message = (f"the job could not be queued: the job broker ({settings.BROKER_DESCRIPTION}) "
+                   f"did not answer ({exc}); nothing was started, try again when it is back")
+        log.error("job %s (%s): %s", job.id, job.kind, message)
+        Job.objects.filter(pk=job.pk, state=Job.State.QUEUED).update(
+            state=Job.State.FAILED, finished_at=timezone.now(), error=message)
+        _remove_job_files(job)
+        raise JobQueueUnavailable(message) from None
 
 
 def get_job(job_id: Any) -> Job:
@@ -107,13 +134,55 @@ class JobProgress:
             raise JobCancelled("cancelled on request")
 
 
-def _finish(job_id: Any, progress: JobProgress | None, state: str, **fields: Any) -> bool:
+def _finish(job_id: Any, progress: JobProgress | None, state: str, *, only_if: Q | None = None,
+            **fields: Any) -> bool:
     if progress is not None:
         fields.update(progress=dict(progress.items), log=list(progress.lines))
-    updated = Job.objects.filter(pk=job_id, state=Job.State.RUNNING).update(
-        state=state, finished_at=timezone.now(), **fields
-    )
+    rows = Job.objects.filter(pk=job_id, state=Job.State.RUNNING)
+    if only_if is not None:
+        rows = rows.filter(only_if)
+    updated = rows.update(state=state, finished_at=timezone.now(), **fields)
     return updated == 1
+
+
+def heartbeat_interval() -> float:
+    """Several beats fit in JOB_STALE_AFTER, so one slow write never makes a job look dead."""
+    return max(0.05, min(30.0, float(settings.JOB_STALE_AFTER) / 5))
+
+
+class Heartbeat:
+    """Writes a running job's ``heartbeat_at`` from its own thread for as long as the job runs.
+
+    Progress writes alone are not enough: a big load, a commit, or a pull waiting for
+    another pull's layer can be silent for longer than JOB_STALE_AFTER, and the sweeper
+    would fail a healthy job and delete its upload. The heartbeat says the worker process
+    is alive; cancel requests are still seen at progress writes.
+    """
+
+    def __init__(self, job_id: Any, interval: float | None = None) -> None:
+        self.job_id = job_id
+        self.interval = heartbeat_interval() if interval is None else interval
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{job_id}", daemon=True)
+
+    def _beat(self) -> None:
+        try:
+            while not self._stopped.wait(self.interval):
+                try:
+                    Job.objects.filter(pk=self.job_id, state=Job.State.RUNNING).update(heartbeat_at=timezone.now())
+                except DatabaseError as exc:  # a busy or restarting database: beat again next time
+                    log.warning("job %s: heartbeat not written: %s", self.job_id, exc)
+                    connection.close()
+        finally:
+            connection.close()  # this thread's own connection
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stopped.set()
+        self._thread.join()
 
 
 def run_job(job_id: str, worker: str = "") -> Job | None:
@@ -123,13 +192,22 @@ def run_job(job_id: str, worker: str = "") -> Job | None:
         state=Job.State.RUNNING, started_at=now, heartbeat_at=now, worker=worker
     )
     if claimed != 1:
-        log.info("job %s was not queued any more; not running it", job_id)
+        state = Job.objects.filter(pk=job_id).values_list("state", flat=True).first()
+        if state is None:
+            # Not a success: the task came from another installation sharing this queue, or
+            # the row was deleted. Raised, so the worker logs the task as failed too.
+            log.error("no job %s in this installation's database (queue %s): its task was sent by another "
+                      "installation or the job was deleted; nothing run", job_id, settings.CELERY_TASK_DEFAULT_QUEUE)
+            raise JobNotFound(f"No such job: {job_id}")
+        # A second delivery (acks_late redelivers after a lost worker, the sweeper re-sends).
+        log.info("job %s is %s, not queued: this delivery of its task is a repeat and is ignored", job_id, state)
         return None
     job = Job.objects.get(pk=job_id)
     progress = JobProgress(job)
     try:
         try:
-            result = _HANDLERS[job.kind](job, progress)
+            with Heartbeat(job.id):
+                result = _HANDLERS[job.kind](job, progress)
         finally:
             progress.active = False
     except JobCancelled:
@@ -199,13 +277,57 @@ def sweep_stale_jobs(stale_after: float | None = None) -> int:
     """Fail running jobs whose heartbeat stopped: their worker was killed or lost."""
     seconds = settings.JOB_STALE_AFTER if stale_after is None else stale_after
     cutoff = timezone.now() - timedelta(seconds=seconds)
-    jobs = list(Job.objects.filter(state=Job.State.RUNNING, heartbeat_at__lt=cutoff))
-    for job in jobs:
-        _finish(
-            job.id,
-            None,
-            Job.State.FAILED,
-            error=f"the worker {job.worker or '(unknown)'} stopped answering (no heartbeat for {int(seconds)} s)",
-        )
-        _remove_job_files(job)
-    return len(jobs)
+    failed = 0
+    for job in Job.objects.filter(state=Job.State.RUNNING, heartbeat_at__lt=cutoff):
+        # Still stale at the moment of the update: a heartbeat written since is a live job.
+        if _finish(job.id, None, Job.State.FAILED, only_if=Q(heartbeat_at__lt=cutoff),
+                   error=f"the worker {job.worker or '(unknown)'} stopped answering "
+                         f"(no heartbeat for {int(seconds)} s)"):
+            _remove_job_files(job)
+            failed += 1
+    return failed
+
+
+def sweep_queued_jobs(timeout: float | None = None) -> tuple[int, int]:
+    """Queued jobs that no worker took: sent again once, then failed with a reason.
+
+    A message can be lost (Redis restarted without persistence, a worker lost between
+    taking a message and claiming its job) or sit where no worker listens (no worker
+    running for this installation). After JOB_QUEUED_TIMEOUT the task is sent again (the
+    claim makes a duplicate harmless); after another timeout the job is failed, unless
+    other jobs are running: then the workers are busy and the job is waiting, not lost.
+    A queued job's ``heartbeat_at`` records when its task was sent again.
+    Returns (sent again, failed).
+    """
+    seconds = settings.JOB_QUEUED_TIMEOUT if timeout is None else timeout
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=seconds)
+    resent = 0
+    for job in Job.objects.filter(state=Job.State.QUEUED, heartbeat_at__isnull=True, created_at__lt=cutoff):
+        line = f"No worker took this job in {int(seconds)} s: its task was sent to the queue again"
+        if not Job.objects.filter(pk=job.pk, state=Job.State.QUEUED, heartbeat_at__isnull=True).update(
+                heartbeat_at=now, log=[*(job.log or []), line]):
+            continue  # taken or cancelled meanwhile
+        try:
+            _send(job.id)
+        except (BrokerError, OSError) as exc:
+            log.warning("job %s: could not send its task again (%s); the next sweep tries again", job.id, exc)
+            Job.objects.filter(pk=job.pk, state=Job.State.QUEUED).update(heartbeat_at=None, log=job.log or [])
+            break  # the broker is down for the rest too
+        log.warning("job %s (%s) was queued for %d s without a worker taking it: sent again", job.id, job.kind,
+                    int(seconds))
+        resent += 1
+    busy = Job.objects.filter(state=Job.State.RUNNING,
+                              heartbeat_at__gte=now - timedelta(seconds=settings.JOB_STALE_AFTER)).exists()
+    failed = 0
+    if not busy:
+        error = (f"no worker took this job from the queue {settings.CELERY_TASK_DEFAULT_QUEUE} in "
+                 f"{int(2 * seconds)} s, though it was sent twice: is a worker running for this installation "
+                 "(the same DATABASE_URL and IMAGESTORE_ROOT, or CELERY_QUEUE)?")
+        for job in Job.objects.filter(state=Job.State.QUEUED, heartbeat_at__lt=cutoff):
+            if Job.objects.filter(pk=job.pk, state=Job.State.QUEUED).update(
+                    state=Job.State.FAILED, finished_at=now, error=error):
+                log.error("job %s (%s): %s", job.id, job.kind, error)
+                _remove_job_files(job)
+                failed += 1
+    return resent, failed

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.utils import timezone
 
-from imagestore.errors import Conflict
+from imagestore.errors import Conflict, JobNotFound
 from imagestore.models import Image, Job
 from imagestore.services import jobs
 from imagestore.services.import_ import start_import
@@ -121,6 +122,48 @@ def test_job_without_heartbeat_is_failed_with_a_reason(store_root: Path) -> None
     job.refresh_from_db()
     assert job.state == Job.State.FAILED and "w1@host stopped answering" in job.error
     assert not (store_root / "uploads" / "upload-test").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_silent_long_job_keeps_its_heartbeat_and_is_not_failed_by_the_sweeper(store_root: Path, settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A big load, a commit, or a pull waiting for another pull's layer reports no progress
+    for a while; before, the heartbeat was written only with progress, so the sweeper failed
+    the healthy job (and deleted its upload)."""
+    settings.JOB_STALE_AFTER = 1  # the heartbeat thread beats every 0.2 s
+    job = start_import(upload_path=_upload(store_root, COMPRESSORS["gzip"](simple_rootfs_tar())))
+    original = jobs._HANDLERS["import"]
+    swept: list[int] = []
+
+    def silent_then_import(job: Job, progress: jobs.JobProgress) -> dict:  # type: ignore[type-arg]
+        time.sleep(2.5)  # silent for more than JOB_STALE_AFTER
+        swept.append(jobs.sweep_stale_jobs())  # what beat runs every minute, run now
+        return original(job, progress)
+
+    monkeypatch.setitem(jobs._HANDLERS, "import", silent_then_import)
+    finished = jobs.run_job(str(job.id), worker="w1@host")
+    assert swept == [0]
+    assert finished is not None and finished.state == Job.State.SUCCEEDED, finished.error
+    assert not any(t.name.startswith("heartbeat-") for t in threading.enumerate())  # it stops with the job
+
+
+@pytest.mark.django_db
+def test_a_redelivered_task_for_a_running_or_finished_job_is_a_no_op(store_root: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    """acks_late redelivers a message whose worker was lost; the claim makes it harmless."""
+    job = start_import(upload_path=_upload(store_root, b"x"))
+    Job.objects.filter(pk=job.pk).update(state="running", worker="w1@host", heartbeat_at=timezone.now())
+    with caplog.at_level("INFO", logger="imagestore.services.jobs"):
+        assert jobs.run_job(str(job.id), worker="w2@host") is None
+    job.refresh_from_db()
+    assert job.state == Job.State.RUNNING and job.worker == "w1@host"
+    assert "is running, not queued: this delivery of its task is a repeat and is ignored" in caplog.text
+
+
+@pytest.mark.django_db
+def test_a_task_for_an_unknown_job_is_an_error_not_a_success(caplog) -> None:  # type: ignore[no-untyped-def]
+    missing = "0c5d3d51-7c0e-4cde-a1f6-8f1c5b0f0a11"
+    with caplog.at_level("INFO", logger="imagestore.services.jobs"), pytest.raises(JobNotFound):
+        jobs.run_job(missing, worker="w1@host")
+    assert [r.levelname for r in caplog.records if missing in r.getMessage()] == ["ERROR"]
 
 
 @pytest.mark.django_db
