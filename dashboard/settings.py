@@ -231,7 +231,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
+        "imagestore.api.auth_basic.CachedBasicAuthentication",  # remembers a good check briefly
     ],
     "DEFAULT_PERMISSION_CLASSES": ["imagestore.api.permissions.IsOperatorOrReadOnly"],
     "DEFAULT_PAGINATION_CLASS": "imagestore.api.pagination.Pagination",

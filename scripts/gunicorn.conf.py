@@ -1,0 +1,28 @@
+"""gunicorn settings for `make run` and the benchmarks: several processes, each with threads.
+
+One process with threads is held whole by one slow or abandoned client; several processes
+(WEB_CONCURRENCY) are not. Read by gunicorn (``-c scripts/gunicorn.conf.py``), so no Django here.
+"""
+
+import os
+
+
+def _positive(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise SystemExit(f"{name}={raw!r} must be a positive whole number")
+    return int(raw)
+
+
+# gunicorn's own advice, 2 x cores + 1, capped: each process holds its own Django (~80 MB).
+workers = _positive("WEB_CONCURRENCY", min(2 * (os.cpu_count() or 1) + 1, 8))
+threads = _positive("WEB_THREADS", 8)
+bind = f"127.0.0.1:{_positive('PORT', 8000)}"
+# Long streams (saves, progress) are bounded by the app (STREAM_IDLE_TIMEOUT), not here:
+# gthread workers heartbeat from their main loop, so a long request is not a hung worker.
+timeout = 3600
+# On SIGTERM, requests in flight get this long before their process is killed.
+graceful_timeout = _positive("WEB_GRACEFUL_TIMEOUT", 10)
+accesslog = "-"
