@@ -26,3 +26,6 @@ timeout = 3600
 # On SIGTERM, requests in flight get this long before their process is killed.
 graceful_timeout = _positive("WEB_GRACEFUL_TIMEOUT", 10)
 accesslog = "-"
+# gunicorn 25.1+ opens a control socket at one path per user ($XDG_RUNTIME_DIR or ~/.gunicorn):
+# two dashboards (or a test run beside `make run`) would take each other's. Not used here.
+control_socket_disable = True
