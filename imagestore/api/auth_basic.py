@@ -10,7 +10,8 @@ successful check is remembered for ``BASIC_AUTH_CACHE_SECONDS``:
 - the remembered value holds the user's session auth hash (an HMAC of the stored password
   hash) and is checked against the user row read on every request, so a password change
   (or a deactivated user) ends it at once, in every process;
-- a logout (``user_logged_out``) forgets the user's remembered checks.
+- a logout (``user_logged_out``) forgets the user's remembered checks;
+- requests arriving together with the same credentials wait for one check, not one each.
 
 The memory is per web process (a dict): nothing leaves the process, and a logout in one
 process reaches the others only when their entries expire (at most the setting's seconds).
@@ -42,6 +43,9 @@ class _Check(NamedTuple):
 _lock = threading.Lock()
 _checks: dict[str, _Check] = {}  # insertion order is age order
 _logouts = 0  # logouts seen: a check that was in flight during one is not kept
+# One full check at a time per credentials: 16 clients starting at once with the same
+# ``curl -u`` would otherwise pay 16 hashes (seconds of CPU) before the first is remembered.
+_checking: dict[str, threading.Lock] = {}
 
 
 def _key(username: str, password: str) -> str:
@@ -77,24 +81,43 @@ class CachedBasicAuthentication(BasicAuthentication):
         if ttl <= 0:
             return super().authenticate_credentials(userid, password, request)
         key = _key(userid, password)
-        now = time.monotonic()
+        user = _remembered(key, userid)
+        if user is not None:
+            return (user, None)
         with _lock:
-            check = _checks.get(key)
-            logouts = _logouts
-        if check is not None and check.expires > now:
-            user = get_user_model()._default_manager.filter(pk=check.user_id).first()
-            if (user is not None and user.is_active and user.get_username() == userid
-                    and hmac.compare_digest(user.get_session_auth_hash(), check.auth_hash)):
+            gate = _checking.setdefault(key, threading.Lock())
+        try:
+            with gate:
+                user = _remembered(key, userid)  # checked by the request we waited for
+                if user is not None:
+                    return (user, None)
+                with _lock:
+                    logouts = _logouts
+                user, _ = super().authenticate_credentials(userid, password, request)  # raises when wrong
+                with _lock:
+                    if _logouts == logouts:  # else logged out meanwhile: checked, not remembered
+                        _checks[key] = _Check(user.pk, user.get_session_auth_hash(), time.monotonic() + ttl)
+                        while len(_checks) > MAX_ENTRIES:
+                            del _checks[next(iter(_checks))]
                 return (user, None)
-        if check is not None:
+        finally:
             with _lock:
-                _checks.pop(key, None)
-        user, _ = super().authenticate_credentials(userid, password, request)  # raises when wrong
-        with _lock:
-            _checks.pop(key, None)
-            if _logouts != logouts:
-                return (user, None)  # logged out meanwhile: checked, not remembered
-            _checks[key] = _Check(user.pk, user.get_session_auth_hash(), now + ttl)
-            while len(_checks) > MAX_ENTRIES:
-                del _checks[next(iter(_checks))]
-        return (user, None)
+                if not gate.locked():
+                    _checking.pop(key, None)
+
+
+def _remembered(key: str, username: str) -> Any:
+    """The user a still-valid remembered check stands for, or None (then it is forgotten)."""
+    with _lock:
+        check = _checks.get(key)
+    if check is None:
+        return None
+    if check.expires > time.monotonic():
+        user = get_user_model()._default_manager.filter(pk=check.user_id).first()
+        if (user is not None and user.is_active and user.get_username() == username
+                and hmac.compare_digest(user.get_session_auth_hash(), check.auth_hash)):
+            return user
+    with _lock:
+        if _checks.get(key) is check:
+            del _checks[key]
+    return None

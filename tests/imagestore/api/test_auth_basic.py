@@ -89,3 +89,34 @@ def test_remembered_checks_expire(member: User, checks: list[str], settings, mon
     settings.BASIC_AUTH_CACHE_SECONDS = 0  # switched off: every request checks
     assert _get(_basic("mia", "pw-member")) == 200 and _get(_basic("mia", "pw-member")) == 200
     assert len(checks) == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_requests_arriving_together_wait_for_one_check(member: User, checks: list[str], monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import threading
+    import time
+
+    from django.db import connection
+
+    counted = User.check_password
+
+    def slow(self: User, raw_password: str) -> bool:
+        time.sleep(0.3)  # as a real hash is
+        return counted(self, raw_password)
+
+    monkeypatch.setattr(User, "check_password", slow)
+    users: list[User] = []
+
+    def request() -> None:
+        try:
+            users.append(auth_basic.CachedBasicAuthentication().authenticate_credentials("mia", "pw-member")[0])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=request) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert [u.pk for u in users] == [member.pk] * 8
+    assert checks == ["pw-member"]
