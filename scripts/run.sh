@@ -8,6 +8,7 @@ PY=.venv/bin/python
 export PORT=${PORT:-8000}
 # Seconds the servers get to finish on SIGTERM before what is left of them is killed.
 STOP_GRACE=${STOP_GRACE:-20}
+[[ $STOP_GRACE =~ ^[0-9]+$ ]] || { echo "STOP_GRACE=$STOP_GRACE must be a whole number of seconds" >&2; exit 2; }
 
 $PY manage.py migrate --noinput
 $PY manage.py collectstatic --noinput >/dev/null
