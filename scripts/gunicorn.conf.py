@@ -19,6 +19,9 @@ def _positive(name: str, default: int) -> int:
 # gunicorn's own advice, 2 x cores + 1, capped: each process holds its own Django (~80 MB).
 workers = _positive("WEB_CONCURRENCY", min(2 * (os.cpu_count() or 1) + 1, 8))
 threads = _positive("WEB_THREADS", 8)
+# Threads in every process, even with WEB_THREADS=1 (where gunicorn would pick its sync worker):
+# one kind of worker, the one the stream tests run.
+worker_class = "gthread"
 bind = f"127.0.0.1:{_positive('PORT', 8000)}"
 # Long streams (saves, progress) are bounded by the app (STREAM_IDLE_TIMEOUT), not here:
 # gthread workers heartbeat from their main loop, so a long request is not a hung worker.
