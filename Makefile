@@ -32,6 +32,7 @@ bench: install system-deps
 	$(PY) bench/save_load_1gib.py
 	$(PY) bench/pull_1gib.py
 	$(PY) bench/images_page.py
+	$(PY) bench/basic_auth.py
 
 clean:
 	rm -rf $(VENV) var

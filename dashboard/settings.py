@@ -201,6 +201,15 @@ if CONTAINER_ROOTFS not in ("auto", "overlay", "copy"):
 # The Docker Engine API endpoint under /docker/ (token of an operator required).
 DOCKER_API_ENABLED = env_bool("DOCKER_API_ENABLED", True)
 
+# --- serving -------------------------------------------------------------------------
+# A progress stream or ``logs?follow`` with no new output for this long ends (0: never);
+# every long answer also ends as soon as its client has gone (imagestore/streams.py).
+STREAM_IDLE_TIMEOUT = env_int("STREAM_IDLE_TIMEOUT", 300, minimum=0)
+# A silent JSON stream (progress, Docker ``wait``) sends a space this often, for proxies.
+STREAM_KEEPALIVE = env_int("STREAM_KEEPALIVE", 15, minimum=0)
+# A successful HTTP Basic check is remembered this long (per web process; 0: never).
+BASIC_AUTH_CACHE_SECONDS = env_int("BASIC_AUTH_CACHE_SECONDS", 60, minimum=0, maximum=3600)
+
 # --- Celery -----------------------------------------------------------------------
 # The broker is decided here, from configuration alone, never by probing it: every process
 # of an installation (web, workers, beat) must agree on it, or jobs are queued where no
@@ -274,7 +283,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "imagestore.api.auth_tokens.HashedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
+        "imagestore.api.auth_basic.CachedBasicAuthentication",  # remembers a good check briefly
     ],
     "DEFAULT_PERMISSION_CLASSES": ["imagestore.api.permissions.IsOperatorOrReadOnly"],
     "DEFAULT_PAGINATION_CLASS": "imagestore.api.pagination.Pagination",

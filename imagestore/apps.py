@@ -7,6 +7,9 @@ class ImagestoreConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # Remembered HTTP Basic checks are forgotten on logout (a signal receiver).
+        from .api import auth_basic  # noqa: F401
+
         # Service modules register the job kinds they run.
         from .services import commit, fsck, gc, import_, load, pull, push, save  # noqa: F401
         from .services.registries import outbound_policy

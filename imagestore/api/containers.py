@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
@@ -15,10 +16,11 @@ from rest_framework.response import Response
 
 from ..errors import BadRequest
 from ..models import Container
-from ..querystring import flag
+from ..querystring import flag, seconds
 from ..services import containers as service
 from ..services.commit import start_commit
 from ..services.images import resolve_image
+from ..streams import StreamGuard
 from .parsers import BoundedJSONParser
 from .serializers import CommitRequestSerializer, ContainerCreateSerializer, ContainerSerializer, JobSerializer
 
@@ -30,6 +32,15 @@ class TarParser(BaseParser):
 
     def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
         return stream
+
+
+STOP_TIMEOUT = OpenApiParameter(
+    "t", OpenApiTypes.NUMBER, description=f"seconds from SIGTERM to SIGKILL, 0 to {service.STOP_TIMEOUT_MAX} "
+    "(default 10)")
+
+
+def _stop_timeout(request: Request) -> float:
+    return seconds(request.query_params, "t", default=10, maximum=service.STOP_TIMEOUT_MAX)
 
 
 class ContainerViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
@@ -82,14 +93,19 @@ class ContainerViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def start(self, request: Request, pk: str) -> Response:
         return Response(self.get_serializer(service.start_container(self.get_object())).data)
 
-    @extend_schema(request=None, parameters=[OpenApiParameter("t", OpenApiTypes.INT)], responses=ContainerSerializer)
+    @extend_schema(request=None, parameters=[STOP_TIMEOUT], responses=ContainerSerializer)
     @action(detail=True, methods=["post"])
     def stop(self, request: Request, pk: str) -> Response:
-        try:
-            timeout = float(request.query_params.get("t", 10))
-        except ValueError:
-            raise BadRequest("t must be a number of seconds") from None
+        timeout = _stop_timeout(request)
         return Response(self.get_serializer(service.stop_container(self.get_object(), timeout=timeout)).data)
+
+    @extend_schema(request=None, parameters=[STOP_TIMEOUT], responses=ContainerSerializer)
+    @action(detail=True, methods=["post"])
+    def restart(self, request: Request, pk: str) -> Response:
+        """``docker restart``: stop (TERM, then KILL after ``t`` seconds), then start."""
+        timeout = _stop_timeout(request)
+        stopped = service.stop_container(self.get_object(), timeout=timeout)
+        return Response(self.get_serializer(service.start_container(stopped)).data)
 
     @extend_schema(request=None, parameters=[OpenApiParameter("signal", OpenApiTypes.STR)],
                    responses=ContainerSerializer)
@@ -101,17 +117,26 @@ class ContainerViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["post"])
     def wait(self, request: Request, pk: str) -> Response:
-        """Blocks until the container has exited; answers ``{"StatusCode": N}``."""
-        container = service.wait_container(self.get_object())
+        """Blocks until the container has exited; answers ``{"StatusCode": N}``. Ends
+        early, answering nobody, when the client has gone."""
+        container = service.wait_container(self.get_object(), keep_going=StreamGuard(request).listening)
         return Response({"StatusCode": container.exit_code, "Error": container.error or None})
 
     @extend_schema(parameters=[OpenApiParameter("follow", OpenApiTypes.BOOL)],
                    responses={(200, "text/plain"): OpenApiTypes.STR})
     @action(detail=True, methods=["get"])
     def logs(self, request: Request, pk: str) -> StreamingHttpResponse:
+        """The container's output; ``follow=1`` goes on while it runs, until the client
+        leaves or nothing new came for ``STREAM_IDLE_TIMEOUT`` seconds."""
         container = self.get_object()
-        return StreamingHttpResponse(service.container_logs(container, follow=flag(request, "follow")),
-                                     content_type="text/plain; charset=utf-8")
+        guard = StreamGuard(request)
+
+        def chunks() -> Iterator[bytes]:
+            for chunk in service.container_logs(container, follow=flag(request, "follow"), keep_going=guard.go_on):
+                guard.output()
+                yield chunk
+
+        return StreamingHttpResponse(chunks(), content_type="text/plain; charset=utf-8")
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["get"])

@@ -21,6 +21,7 @@ from ..models import Job
 from ..oci import jsonbounds
 from ..oci.errors import human_size
 from ..permissions import is_operator
+from ..streams import JSON_KEEPALIVE, StreamGuard
 
 log = logging.getLogger(__name__)
 API_VERSION = "1.47"
@@ -112,15 +113,19 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
     return body
 
 
-def json_lines(messages: Iterator[dict[str, Any]]) -> StreamingHttpResponse:
-    return StreamingHttpResponse((json.dumps(m) + "\r\n" for m in messages), content_type="application/json")
+def json_lines(messages: Iterator[dict[str, Any] | None]) -> StreamingHttpResponse:
+    """Docker's JSON message stream; a ``None`` from ``watch_job`` is a keep-alive space."""
+    return StreamingHttpResponse((JSON_KEEPALIVE if m is None else json.dumps(m) + "\r\n" for m in messages),
+                                 content_type="application/json")
 
 
-def watch_job(job: Job, *, interval: float = 0.2) -> Iterator[dict[str, Any]]:
+def watch_job(job: Job, guard: StreamGuard, *, interval: float = 0.2) -> Iterator[dict[str, Any] | None]:
     """Docker's progress messages for a job as it advances, ending with its outcome.
 
     The client never waits on a silent connection: each change of a layer's phase or
-    bytes is one line, and a failure is sent as ``errorDetail`` and ``error``.
+    bytes is one line, and a failure is sent as ``errorDetail`` and ``error``. A silent
+    job yields ``None`` (a keep-alive) now and then. The stream ends early, the job going
+    on, when the client has gone or nothing changed for ``STREAM_IDLE_TIMEOUT`` seconds.
     """
     sent_lines = 0
     sent_items: dict[str, Any] = {}
@@ -132,6 +137,7 @@ def watch_job(job: Job, *, interval: float = 0.2) -> Iterator[dict[str, Any]]:
             if line.startswith(("Digest: ", "Status: ", "sha256:")):
                 held.append(line)
             elif not line.startswith("Error: "):
+                guard.output()
                 yield {"status": line}
         sent_lines = len(lines)
         for item, state in (job.progress or {}).items():
@@ -143,6 +149,7 @@ def watch_job(job: Job, *, interval: float = 0.2) -> Iterator[dict[str, Any]]:
                                                  "total": state.get("total") or 0}
                 else:
                     message["progressDetail"] = {}
+                guard.output()
                 yield message
         if job.finished:
             for line in held:
@@ -151,4 +158,15 @@ def watch_job(job: Job, *, interval: float = 0.2) -> Iterator[dict[str, Any]]:
                 text = job.error or f"the job ended {job.state}"
                 yield {"errorDetail": {"message": text}, "error": text}
             return
+        if guard.client_gone():
+            log.info("client of job %s's progress went away; the job goes on", job.id)
+            return
+        if guard.idle():
+            text = (f"no progress for {guard.idle_timeout:g} s; job {job.id} goes on in the background "
+                    f"(GET /api/v1/jobs/{job.id}/)")
+            yield {"errorDetail": {"message": text}, "error": text}
+            return
+        if guard.keepalive_due():
+            guard.wrote()
+            yield None
         time.sleep(interval)

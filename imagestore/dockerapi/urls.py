@@ -27,7 +27,7 @@ urlpatterns = [
     re_path(V + r"containers/create$", views.containers_create),
     re_path(V + r"containers/json$", views.containers_list),
     re_path(V + r"containers/(?P<ref>[^/]+)/json$", views.container_inspect),
-    re_path(V + r"containers/(?P<ref>[^/]+)/(?P<verb>start|stop|kill|wait)$", views.container_action),
+    re_path(V + r"containers/(?P<ref>[^/]+)/(?P<verb>start|stop|restart|kill|wait)$", views.container_action),
     re_path(V + r"containers/(?P<ref>[^/]+)/logs$", views.container_logs),
     re_path(V + r"containers/(?P<ref>[^/]+)/changes$", views.container_changes),
     re_path(V + r"containers/(?P<ref>[^/]+)/archive$", views.container_archive),

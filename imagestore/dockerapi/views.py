@@ -19,7 +19,7 @@ from ..models import Container, Image
 from ..oci import jsonbounds
 from ..oci.platform import host_platform
 from ..oci.redact import redact_url
-from ..querystring import flag
+from ..querystring import flag, seconds
 from ..services import containers as container_service
 from ..services.commit import commit_container
 from ..services.history import image_history
@@ -34,6 +34,7 @@ from ..services.remove import prune_images, remove_image
 from ..services.search import SearchFilters, search
 from ..services.tag import tag_image
 from ..services.uploads import keep_stream
+from ..streams import JSON_KEEPALIVE, StreamGuard
 from .base import API_VERSION, MIN_API_VERSION, docker_view, error, filters, json_body, json_lines, watch_job
 
 SERVER_VERSION = "28.0.0-imagestore"
@@ -211,7 +212,7 @@ def images_create(request: HttpRequest) -> StreamingHttpResponse:
         if tag and "@" not in reference:
             reference = f"{reference}@{tag}" if tag.startswith("sha256:") else f"{reference}:{tag}"
         job = start_pull(reference, request.GET.get("platform") or None, owner=user)
-        return json_lines(watch_job(job))
+        return json_lines(watch_job(job, StreamGuard(request)))
     source = request.GET.get("fromSrc")
     if not source:
         raise BadRequest("fromImage or fromSrc is required")
@@ -226,9 +227,12 @@ def images_create(request: HttpRequest) -> StreamingHttpResponse:
             upload.unlink(missing_ok=True)
         raise
 
-    def messages() -> Iterator[dict[str, Any]]:
+    def messages() -> Iterator[dict[str, Any] | None]:
         # Docker's import says "Importing" with its progress, then only the new image id.
-        for message in watch_job(job):
+        for message in watch_job(job, StreamGuard(request)):
+            if message is None:
+                yield message
+                continue
             status = message.get("status", "")
             if status.startswith("Tagged ") or (message.get("id") == "import" and status != "Importing"):
                 continue
@@ -242,9 +246,9 @@ def images_load(request: HttpRequest) -> StreamingHttpResponse:
     upload = _keep_body(request)
     job = start_load(str(upload), owner=request.docker_user)  # type: ignore[attr-defined]
 
-    def messages() -> Iterator[dict[str, Any]]:
-        for message in watch_job(job):
-            if "error" in message:
+    def messages() -> Iterator[dict[str, Any] | None]:
+        for message in watch_job(job, StreamGuard(request)):
+            if message is None or "error" in message:
                 yield message
             elif message.get("status", "").startswith("Loaded image"):
                 yield {"stream": message["status"] + "\n"}
@@ -258,9 +262,11 @@ def image_push(request: HttpRequest, name: str) -> StreamingHttpResponse:
     reference = f"{name}:{tag}" if tag else name
     job = start_push(reference, all_tags=not tag, owner=request.docker_user)  # type: ignore[attr-defined]
 
-    def messages() -> Iterator[dict[str, Any]]:
-        yield from watch_job(job)
+    def messages() -> Iterator[dict[str, Any] | None]:
+        yield from watch_job(job, StreamGuard(request))
         job.refresh_from_db()
+        if not job.finished:  # the stream ended early (client gone or idle): no result yet
+            return
         for pushed in (job.result or {}).get("pushed", []):
             yield {"progressDetail": {}, "aux": {"Tag": pushed["reference"].rsplit(":", 1)[-1],
                                                  "Digest": pushed["digest"], "Size": pushed["size"]}}
@@ -355,29 +361,55 @@ def container_inspect(request: HttpRequest, ref: str) -> JsonResponse:
     return JsonResponse(_container_json(_container(ref)))
 
 
+def _stop_timeout(request: HttpRequest) -> float:
+    return seconds(request.GET, "t", default=10, maximum=container_service.STOP_TIMEOUT_MAX)
+
+
 @docker_view(("POST",))
-def container_action(request: HttpRequest, ref: str, verb: str) -> HttpResponse:
+def container_action(request: HttpRequest, ref: str, verb: str) -> HttpResponse | StreamingHttpResponse:
+    if verb in ("stop", "restart"):
+        timeout = _stop_timeout(request)  # a bad t is a 400 before anything happens
     container = _container(ref)
     if verb == "start":
         if container.state in container_service.RUNNING_STATES:
             return HttpResponse(status=304)
         container_service.start_container(container)
     elif verb == "stop":
-        try:
-            timeout = float(request.GET.get("t") or 10)
-        except ValueError:
-            raise BadRequest("t must be a number") from None
         if container.state not in container_service.RUNNING_STATES:
             return HttpResponse(status=304)
         container_service.stop_container(container, timeout=timeout)
+    elif verb == "restart":
+        container_service.start_container(container_service.stop_container(container, timeout=timeout))
     elif verb == "kill":
         container_service.kill_container(container, request.GET.get("signal") or "KILL")
     elif verb == "wait":
-        container = container_service.wait_container(container)
-        return JsonResponse({"StatusCode": container.exit_code or 0, "Error": None})
+        return _wait_stream(request, container)
     else:
         raise NotFound(f"unknown container action {verb}")
     return HttpResponse(status=204)
+
+
+def _wait_stream(request: HttpRequest, container: Container) -> StreamingHttpResponse:
+    """As moby's ``postContainersWait``: the status and headers at once, the JSON body when
+    the container has exited. Meanwhile a space now and then (whitespace before a JSON
+    value is allowed), and the wait ends when the client has gone."""
+    guard = StreamGuard(request)
+
+    def body() -> Iterator[bytes]:
+        yield b""  # the headers go now
+        waited = container
+        while True:
+            waited = container_service.wait_container(waited, timeout=guard.keepalive or None,
+                                                      keep_going=guard.listening)
+            if waited.state not in container_service.RUNNING_STATES or guard.client_gone():
+                break
+            guard.wrote()
+            yield JSON_KEEPALIVE
+        if waited.state in container_service.RUNNING_STATES:
+            return  # nobody listens
+        yield json.dumps({"StatusCode": waited.exit_code or 0, "Error": None}).encode() + b"\n"
+
+    return StreamingHttpResponse(body(), content_type="application/json")
 
 
 @docker_view(("GET",))
@@ -385,9 +417,11 @@ def container_logs(request: HttpRequest, ref: str) -> StreamingHttpResponse:
     """Logs in the multiplexed stream format of a non-TTY container (8-byte frame headers)."""
     container = _container(ref)
     follow = flag(request, "follow")
+    guard = StreamGuard(request)  # no keep-alive: no byte of this format is free to invent
 
     def frames() -> Iterator[bytes]:
-        for chunk in container_service.container_logs(container, follow=follow):
+        for chunk in container_service.container_logs(container, follow=follow, keep_going=guard.go_on):
+            guard.output()
             yield b"\x01\x00\x00\x00" + len(chunk).to_bytes(4, "big") + chunk
 
     return StreamingHttpResponse(frames(), content_type="application/vnd.docker.multiplexed-stream")

@@ -10,6 +10,7 @@ chain, shared by every container of that image and removed with the last of them
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import secrets
@@ -21,7 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -405,7 +406,21 @@ def kill_container(container: Container, sig: str = "KILL") -> Container:
     return container
 
 
-def wait_container(container: Container, *, timeout: float | None = None) -> Container:
+# The longest ``docker stop -t`` accepted: a stop holds its request until then (plus 10 s for the KILL).
+STOP_TIMEOUT_MAX = 3600
+
+
+def _check_timeout(timeout: float | None) -> None:
+    # A non-finite or negative timeout would make the deadline never pass (nan compares false).
+    if timeout is not None and not (math.isfinite(timeout) and timeout >= 0):
+        raise BadRequest(f"a timeout must be a finite number of seconds, not {timeout}")
+
+
+def wait_container(container: Container, *, timeout: float | None = None,
+                   keep_going: Callable[[], bool] | None = None) -> Container:
+    """Until the container has exited, ``timeout`` seconds have passed, or ``keep_going``
+    says no (the client of a ``wait`` went away): the container as it then is."""
+    _check_timeout(timeout)
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         container.refresh_from_db()
@@ -414,11 +429,14 @@ def wait_container(container: Container, *, timeout: float | None = None) -> Con
             return container
         if deadline is not None and time.monotonic() > deadline:
             return container
+        if keep_going is not None and not keep_going():
+            return container
         time.sleep(0.1)
 
 
 def stop_container(container: Container, *, timeout: float = 10) -> Container:
     """SIGTERM, then SIGKILL after ``timeout`` seconds, as ``docker stop``."""
+    _check_timeout(timeout)
     reconcile(container)
     if container.state not in RUNNING_STATES:
         return container
@@ -430,10 +448,13 @@ def stop_container(container: Container, *, timeout: float = 10) -> Container:
     return container
 
 
-def container_logs(container: Container, *, follow: bool = False) -> Iterator[bytes]:
+def container_logs(container: Container, *, follow: bool = False,
+                   keep_going: Callable[[], bool] | None = None) -> Iterator[bytes]:
+    """The container's output; with ``follow``, then what it writes until it exits or
+    ``keep_going`` says no (the client went away, or nothing new came for too long)."""
     path = container_dir(container) / "container.log"
     while not path.exists():
-        if not follow:
+        if not follow or (keep_going is not None and not keep_going()):
             return
         time.sleep(0.1)
     with open(path, "rb") as log:
@@ -449,6 +470,8 @@ def container_logs(container: Container, *, follow: bool = False) -> Iterator[by
                 rest = log.read()
                 if rest:
                     yield rest
+                return
+            if keep_going is not None and not keep_going():
                 return
             time.sleep(0.1)
 
