@@ -31,6 +31,9 @@ from django.dispatch import receiver
 from django.utils.crypto import salted_hmac
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BasicAuthentication
+from rest_framework.exceptions import AuthenticationFailed
+
+from .. import login_limit
 
 MAX_ENTRIES = 10_000  # a bound on memory; beyond it the oldest checks are forgotten
 
@@ -81,6 +84,9 @@ class CachedBasicAuthentication(BasicAuthentication):
         ttl = settings.BASIC_AUTH_CACHE_SECONDS
         if ttl <= 0:
             return super().authenticate_credentials(userid, password, request)
+        if login_limit.is_locked(userid, login_limit.client_address(request)):
+            # A locked sign-in stays locked for the window, remembered check or not.
+            raise AuthenticationFailed(login_limit.locked_message())
         key = _key(userid, password)
         user = _remembered(key, userid)
         if user is not None:
