@@ -29,6 +29,7 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from ..errors import Conflict, JobCancelled, JobNotFound, JobQueueUnavailable, status_for
 from ..models import Job
+from ..oci.redact import redact_text
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,9 @@ class JobProgress:
 
     def log(self, line: str) -> None:
         with self._lock:
-            self.lines.append(line)
+            # Redacted where written, not only where shown: a library's exception text can
+            # carry a URL with its user and password.
+            self.lines.append(redact_text(line))
             del self.lines[:-MAX_LOG_LINES]
             self._dirty = True
         self._maybe_flush()
@@ -220,6 +223,7 @@ def run_job(job_id: str, worker: str = "") -> Job | None:
             message = f"internal error: {exc.__class__.__name__}: {exc}"
         else:
             message = str(exc)
+        message = redact_text(message)
         progress.log(f"Error: {message}")
         _finish(job.id, progress, Job.State.FAILED, error=message)
     else:

@@ -191,3 +191,20 @@ def test_progress_writes_are_throttled(store_root: Path) -> None:
     job.refresh_from_db()
     assert job.progress["import"] == {"current": 999, "total": 1000, "phase": "Importing"}
     assert job.heartbeat_at is not None
+
+
+@pytest.mark.django_db
+def test_credentials_in_a_job_log_line_or_error_are_redacted_before_they_are_stored(store_root: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Not only where shown: the Job row itself (admin, database dumps) never holds them."""
+    job = start_import(upload_path=_upload(store_root, COMPRESSORS["gzip"](simple_rootfs_tar())))
+
+    def leaky(job: Job, progress: jobs.JobProgress) -> dict:  # type: ignore[type-arg]
+        progress.log("GET https://bob:hunter2-pw@mirror.test/v2/ failed")
+        raise ConnectionError("cannot reach https://bob:hunter2-pw@mirror.test/v2/?token=t0ken-secret")
+
+    monkeypatch.setitem(jobs._HANDLERS, "import", leaky)
+    finished = jobs.run_job(str(job.id), worker="w1@host")
+    assert finished is not None and finished.state == Job.State.FAILED
+    stored = Job.objects.values("log", "error").get(pk=job.id)
+    assert "hunter2-pw" not in repr(stored) and "t0ken-secret" not in repr(stored)
+    assert "https://bob:***@mirror.test/v2/ failed" in stored["log"][0]
