@@ -153,7 +153,7 @@ def test_symlink_swapped_in_during_copy_into_is_not_followed(container: Containe
         tar.addfile(big, io.BytesIO(os.urandom(big.size)))
     body = _SwapDuringRead(data.getvalue(),
                            service.rootfs(container) / "data" / "sub", host.dir)
-    service.copy_into(container, "/", body)
+    service.copy_into(container, "/", body)  # type: ignore[arg-type]
     assert body.swapped
     host.assert_untouched()
 
