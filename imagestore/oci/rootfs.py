@@ -287,6 +287,10 @@ def utime_at(dir_fd: int, name: str, mtime: float) -> None:
 
 # --- reading a tree out as a tar, never leaving the root --------------------------------------------------
 
+# What opening an entry we just lstat-ed gives when a running container changed it meanwhile.
+_CHANGED_UNDER_US = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENXIO)
+
+
 def _header(info: tarfile.TarInfo) -> bytes:
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
@@ -322,10 +326,10 @@ class TarWriter:
         if stat.S_ISDIR(st.st_mode):
             try:
                 fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
-            except (NotADirectoryError, FileNotFoundError, OSError) as exc:
-                if isinstance(exc, PermissionError):
-                    raise
-                return  # changed under us: skip it rather than follow anything
+            except OSError as exc:
+                if exc.errno in _CHANGED_UNDER_US:
+                    return  # swapped for something else since the lstat: skip, never follow
+                raise
             yield from self._directory(fd, arcname, recursive=recursive)
         elif stat.S_ISREG(st.st_mode):
             yield from self._file(dir_fd, name, arcname, st)
@@ -365,10 +369,10 @@ class TarWriter:
         try:
             # O_NONBLOCK: if a FIFO was swapped in, opening it must not hang us.
             fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
-        except (FileNotFoundError, OSError) as exc:
-            if isinstance(exc, PermissionError):
-                raise
-            return
+        except OSError as exc:
+            if exc.errno in _CHANGED_UNDER_US:
+                return
+            raise
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):

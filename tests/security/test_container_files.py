@@ -248,3 +248,31 @@ def test_directory_copy_out_is_streamed_never_staged(container: Container, url: 
 def test_copy_out_of_a_missing_path_is_a_404_before_any_byte(container: Container) -> None:
     response = _operator_client().get(f"/api/v1/containers/{container.id}/archive/?path=/no/such")
     assert response.status_code == 404
+
+
+# --- diff and commit -----------------------------------------------------------------------------------------
+
+def test_diff_and_commit_take_container_symlinks_as_links(container: Container, host: Host) -> None:
+    from imagestore.blobs import get_store
+    from imagestore.services.commit import commit_container
+
+    root = service.rootfs(container)
+    os.symlink(str(host.dir), root / "hostdir")
+    os.symlink(str(host.secret), root / "etc" / "leak")
+    changes = service.container_changes(container)
+    assert {"Path": "/hostdir", "Kind": 1} in changes and {"Path": "/etc/leak", "Kind": 1} in changes
+    assert not any(c["Path"].startswith("/hostdir/") for c in changes)
+    image = commit_container(container.id, repository="committed")
+    last = image.image_layers.select_related("layer").order_by("-position").first()
+    assert last is not None
+    with get_store().open(last.layer.digest) as blob:
+        raw = blob.read()
+    with tarfile.open(fileobj=io.BytesIO(raw), mode="r:gz") as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        assert members["hostdir"].issym() and members["etc/leak"].issym()
+        assert all(not name.startswith("hostdir/") for name in members)
+        for member in tar.getmembers():
+            if member.isreg():
+                extracted = tar.extractfile(member)
+                assert extracted is not None and b"HOST SECRET" not in extracted.read()
+    host.assert_untouched()
