@@ -208,7 +208,18 @@ class RootFS:
     def read_file(self, rel: str, limit: int) -> bytes:
         """The content of the regular file ``rel`` (symlinks followed inside the root),
         at most ``limit`` bytes; ValueError past it or when it is not a regular file."""
-        fd = self.open(rel, os.O_RDONLY | os.O_NONBLOCK)
+        # Checked before it is opened for reading: opening a device node or a FIFO a
+        # container made can have effects of its own.
+        path_fd = self.open(rel, os.O_PATH)
+        try:
+            if not stat.S_ISREG(os.fstat(path_fd).st_mode):
+                raise ValueError(f"/{rel} is not a regular file")
+            try:
+                fd = os.open(f"/proc/self/fd/{path_fd}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            except FileNotFoundError:  # no /proc: open it again, checked again below
+                fd = self.open(rel, os.O_RDONLY | os.O_NONBLOCK)
+        finally:
+            os.close(path_fd)
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise ValueError(f"/{rel} is not a regular file")
