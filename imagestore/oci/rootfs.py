@@ -298,6 +298,22 @@ def utime_at(dir_fd: int, name: str, mtime: float) -> None:
 
 # --- reading a tree out as a tar, never leaving the root --------------------------------------------------
 
+def _open_regular(dir_fd: int, name: str) -> int:
+    """The regular file ``name`` opened for reading, or -1 if it is something else now.
+    Checked on an O_PATH descriptor first: opening a device node or FIFO a container
+    swapped in (containers may mknod) can have effects of its own."""
+    path_fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        if not stat.S_ISREG(os.fstat(path_fd).st_mode):
+            return -1
+        try:
+            return os.open(f"/proc/self/fd/{path_fd}", os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:  # no /proc; O_NONBLOCK: a FIFO swapped in meanwhile can't hang us
+            return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    finally:
+        os.close(path_fd)
+
+
 # What opening an entry we just lstat-ed gives when a running container changed it meanwhile.
 _CHANGED_UNDER_US = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENXIO)
 
@@ -378,12 +394,13 @@ class TarWriter:
             yield _header(info)
             return
         try:
-            # O_NONBLOCK: if a FIFO was swapped in, opening it must not hang us.
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+            fd = _open_regular(dir_fd, name)
         except OSError as exc:
             if exc.errno in _CHANGED_UNDER_US:
                 return
             raise
+        if fd < 0:
+            return
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
