@@ -96,6 +96,14 @@ def test_hard_link_to_a_host_file_through_a_symlinked_dir_is_refused(tmp_path: P
     host.assert_untouched()
 
 
+def test_hard_link_made_through_a_symlinked_parent_lands_inside_the_root(tmp_path: Path, host: Host) -> None:
+    root = tmp_path / "root"
+    _apply(root, [("f", b"x"), link("d", str(host.dir)), link("d/linked", "f", hard=True)])
+    host.assert_untouched()
+    inside = root / host.dir.relative_to("/") / "linked"
+    assert inside.stat().st_ino == (root / "f").stat().st_ino
+
+
 def test_hard_link_to_a_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(CorruptArchive, match="not a file"):
         _apply(tmp_path / "root", [directory("etc"), link("etc2", "etc", hard=True)])
