@@ -77,9 +77,21 @@ def test_image_with_a_whiteout_of_the_root_is_refused_and_nothing_is_removed(nam
     assert _snapshots() == ["0" * 64] and not Container.objects.exists()
 
 
-def test_sparse_bomb_image_fails_naming_the_limit_and_leaves_nothing(settings: Any) -> None:
+def test_sparse_bomb_import_fails_naming_the_limit_and_registers_nothing(settings: Any) -> None:
+    from imagestore.blobs import get_store
+
     settings.IMAGESTORE_MAX_LAYER_SIZE = 64 << 20
+    with pytest.raises(UnsafeArchive, match=f"limit of {64 << 20} bytes once unpacked"):
+        import_image(io.BytesIO(sparse_file("bomb", 512 << 20)), repository="bomb:latest")
+    assert not Image.objects.exists()
+    store = get_store()
+    assert [p for p in Path(store.root).rglob("*") if p.is_file()] == []
+
+
+def test_sparse_bomb_image_fails_at_unpack_naming_the_limit_and_leaves_nothing(settings: Any) -> None:
+    """An image stored before the limit was lowered: unpacking it refuses the same way."""
     import_image(io.BytesIO(sparse_file("bomb", 512 << 20)), repository="bomb:latest")
+    settings.IMAGESTORE_MAX_LAYER_SIZE = 64 << 20
     with pytest.raises(UnsafeArchive, match=f"limit of {64 << 20} bytes"):
         service.create_container("bomb:latest", cmd=["true"])
     assert _snapshots() == [] and not Container.objects.exists()
