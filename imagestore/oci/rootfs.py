@@ -102,12 +102,6 @@ class RootFS:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.fd = os.open(self.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        self._root_id = self._identity(self.fd)
-
-    @staticmethod
-    def _identity(fd: int) -> tuple[int, int]:
-        st = os.fstat(fd)
-        return st.st_dev, st.st_ino
 
     def close(self) -> None:
         if self.fd >= 0:
