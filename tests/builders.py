@@ -102,3 +102,21 @@ def tar_directory(root: Path, compression: str = "gzip") -> bytes:
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
         tar.add(root, arcname=".")
     return COMPRESSORS[compression](out.getvalue())
+
+
+def sparse_file(name: str, apparent_size: int) -> bytes:
+    """A tar of one GNU sparse file (PAX format 1.0): one 512-byte block of data and a
+    hole up to ``apparent_size``, a few KB on the wire whatever the apparent size."""
+    sparse_map = b"1\n0\n512\n".ljust(BLOCK_SIZE, b"\0")
+    info = tarfile.TarInfo(f"GNUSparseFile.0/{name}")
+    info.size = len(sparse_map) + BLOCK_SIZE
+    info.mode = 0o644
+    info.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": name,
+                        "GNU.sparse.realsize": str(apparent_size)}
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(info, io.BytesIO(sparse_map + b"x" * BLOCK_SIZE))
+    return out.getvalue()
+
+
+BLOCK_SIZE = 512

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -148,7 +148,7 @@ class ContainerViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
                    request={"application/x-tar": OpenApiTypes.BINARY},
                    responses={(200, "application/x-tar"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get", "put"])
-    def archive(self, request: Request, pk: str) -> HttpResponse | FileResponse:
+    def archive(self, request: Request, pk: str) -> HttpResponse | StreamingHttpResponse:
         """``docker cp``: GET a path as a tar; PUT a tar to extract into a directory."""
         container = self.get_object()
         path = request.query_params.get("path")
@@ -157,7 +157,7 @@ class ContainerViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         if request.method == "PUT":
             service.copy_into(container, path, request.stream)  # type: ignore[arg-type]
             return HttpResponse(status=200)
-        return FileResponse(service.archive_of(container, path), content_type="application/x-tar")
+        return StreamingHttpResponse(service.archive_of(container, path), content_type="application/x-tar")
 
     @extend_schema(request=CommitRequestSerializer, responses={202: JobSerializer})
     @action(detail=True, methods=["post"])

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
 from ..downloads import archive_response
 from ..errors import BadRequest, NotFound
@@ -439,7 +439,7 @@ def container_changes(request: HttpRequest, ref: str) -> JsonResponse:
 
 
 @docker_view(("GET", "PUT", "HEAD"))
-def container_archive(request: HttpRequest, ref: str) -> HttpResponse | FileResponse:
+def container_archive(request: HttpRequest, ref: str) -> HttpResponse | StreamingHttpResponse:
     container = _container(ref)
     path = request.GET.get("path")
     if not path:
@@ -453,7 +453,8 @@ def container_archive(request: HttpRequest, ref: str) -> HttpResponse | FileResp
         response = HttpResponse(status=200)
         response["X-Docker-Container-Path-Stat"] = header
         return response
-    archive = FileResponse(container_service.archive_of(container, path), content_type="application/x-tar")
+    # Streamed as it is read from the container's root, never staged whole.
+    archive = StreamingHttpResponse(container_service.archive_of(container, path), content_type="application/x-tar")
     archive["X-Docker-Container-Path-Stat"] = header
     return archive
 

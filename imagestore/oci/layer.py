@@ -122,8 +122,19 @@ def write_gzip_layer(
         if out:
             sink.write(out)
 
+    apparent = 0
+
+    def count_apparent(info: tarfile.TarInfo, _name: str) -> None:
+        # A sparse entry is a few KB in the tar and its full apparent size once unpacked.
+        nonlocal apparent
+        if max_size is not None and info.isreg():
+            apparent += info.size
+            if apparent > max_size:
+                raise UnsafeArchive(f"layer is larger than the limit of {max_size} bytes once unpacked "
+                                    "(sparse files count at their apparent size)")
+
     tee = _Tee(tar_stream, consume)
-    entries = scan_tar(tee, tee=tee)
+    entries = scan_tar(tee, count_apparent, tee=tee)
     while tee.read(CHUNK_SIZE):
         pass
     sink.write(compressor.flush())

@@ -7,6 +7,7 @@ tar into the same one-pass writer import uses (hash, gzip, verify).
 
 from __future__ import annotations
 
+import os
 import tarfile
 import tempfile
 from typing import Any
@@ -21,6 +22,7 @@ from ..oci import mediatypes
 from ..oci.changes import InvalidChange, apply_changes
 from ..oci.config import ImageConfig, encode, format_time
 from ..oci.layer import write_gzip_layer
+from ..oci.rootfs import RootFS, TarWriter
 from .containers import RUNNING_STATES, container_changes, get_container, kill_container, rootfs
 from .jobs import JobProgress, create_job, handler
 from .progress import NULL_PROGRESS, Progress
@@ -29,17 +31,29 @@ from .tag import parse_target, tag_image
 
 
 def _layer_tar(container: Container, changes: list[dict[str, Any]], target: str) -> None:
-    root = rootfs(container)
-    with tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as tar:
+    """The changes as a tar: entries read through descriptors inside the container's root,
+    each on the entry itself (a path whose parent became a symlink since the diff is
+    left out, never followed)."""
+    writer = TarWriter()
+    with RootFS(rootfs(container)) as fs, open(target, "wb") as out:
         for change in changes:
             rel = change["Path"].lstrip("/")
+            parent, _, base = rel.rpartition("/")
             if change["Kind"] == 2:
-                parent, _, base = rel.rpartition("/")
                 info = tarfile.TarInfo(f"{parent}/.wh.{base}" if parent else f".wh.{base}")
                 info.mtime = int(timezone.now().timestamp())
-                tar.addfile(info)
-            else:
-                tar.add(root / rel, arcname=rel, recursive=False)
+                out.write(writer.header(info))
+                continue
+            try:
+                parent_fd = fs.open_dir(parent, follow=False)
+            except OSError:
+                continue
+            try:
+                for chunk in writer.entry(parent_fd, base, rel, recursive=False):
+                    out.write(chunk)
+            finally:
+                os.close(parent_fd)
+        out.write(writer.end())
 
 
 def commit_container(container_ref: str, *, repository: str | None = None, author: str = "", message: str = "",

@@ -37,8 +37,9 @@ from ..errors import BadRequest, Conflict, NotFound, ServiceError
 from ..models import Container, Image, ImageLayer
 from ..oci.compression import open_decompressed
 from ..oci.config import ImageConfig, format_time
+from ..oci.rootfs import RootFS, clean_path, tar_of
 from ..oci.runtime import runtime_config
-from ..oci.unpack import apply_layer, resolve_in_root
+from ..oci.unpack import apply_layer
 from .images import resolve_image
 from .names import generate_name
 from .remove import chain_ids
@@ -120,7 +121,7 @@ def ensure_snapshot(image: Image) -> str:
             building.mkdir()
             for link in links:
                 with store.open(link.layer.digest) as blob:
-                    apply_layer(open_decompressed(blob), building)
+                    apply_layer(open_decompressed(blob), building, max_bytes=settings.IMAGESTORE_MAX_LAYER_SIZE)
             os.rename(building, target)
         finally:
             if building.exists():
@@ -285,26 +286,56 @@ def _args(config: dict[str, Any], image_config: dict[str, Any]) -> list[str]:
     return [*(entrypoint or []), *(cmd or [])]
 
 
+# An honest /etc/passwd is a few KB; what we read of an image's is bounded.
+MAX_PASSWD_SIZE = 1 << 20
+
+
+def _passwd_entry(root: Path, name: str) -> tuple[int, int] | None:
+    """uid and gid of ``name`` in the container's /etc/passwd, read inside its root
+    (symlinks resolved there, never on the host) and bounded in size."""
+    try:
+        with RootFS(root) as fs:
+            data = fs.read_file("etc/passwd", MAX_PASSWD_SIZE)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except ValueError as exc:
+        raise BadRequest(f"unable to find user {name}: {exc}") from None
+    except OSError as exc:
+        raise BadRequest(f"unable to find user {name}: cannot read /etc/passwd: {exc.strerror}") from None
+    for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
+        fields = line.split(":")
+        if fields[0] != name:
+            continue
+        if len(fields) < 4 or not (fields[2].isascii() and fields[2].isdigit()
+                                   and fields[3].isascii() and fields[3].isdigit()):
+            raise BadRequest(f"unable to find user {name}: line {number} of /etc/passwd is malformed "
+                             "(expected name:password:uid:gid with numeric ids)")
+        uid, gid = int(fields[2]), int(fields[3])
+        if uid >= 1 << 32 or gid >= 1 << 32:
+            raise BadRequest(f"unable to find user {name}: line {number} of /etc/passwd has an id out of range")
+        return uid, gid
+    return None
+
+
 def _user_ids(root: Path, user: str) -> tuple[int, int]:
     """``uid[:gid]`` or a name from the container's /etc/passwd."""
     if not user:
         return 0, 0
     name, _, group = user.partition(":")
-    uid = gid = None
-    if name.isdigit():
+    gid = None
+    if name.isascii() and name.isdigit():
         uid = int(name)
     else:
-        passwd = resolve_in_root(root, "etc/passwd", follow_last=True)
-        for line in passwd.read_text().splitlines() if passwd.is_file() else []:
-            fields = line.split(":")
-            if len(fields) > 3 and fields[0] == name:
-                uid, gid = int(fields[2]), int(fields[3])
-        if uid is None:
+        entry = _passwd_entry(root, name)
+        if entry is None:
             raise BadRequest(f"unable to find user {name}: no matching entries in passwd file")
+        uid, gid = entry
     if group:
-        if not group.isdigit():
+        if not (group.isascii() and group.isdigit()):
             raise BadRequest(f"group {group!r} must be numeric")
         gid = int(group)
+    if uid >= 1 << 32 or (gid or 0) >= 1 << 32:
+        raise BadRequest(f"user {user!r}: id out of range")
     return uid, gid if gid is not None else uid
 
 
@@ -480,101 +511,163 @@ def container_logs(container: Container, *, follow: bool = False,
 
 def copy_into(container: Container, path: str, archive: BinaryIO) -> int:
     """``docker cp SRC CONTAINER:PATH`` as Docker's archive API: a tar extracted at ``path``,
-    a directory that must exist; entries that would leave the root are refused."""
-    destination = resolve_in_root(ensure_rootfs(container), path, follow_last=True)
-    if not destination.is_dir():
-        raise NotFound(f"Could not find the file {path} in container {container.short_id}")
-    return apply_layer(open_decompressed(archive), destination)
+    a directory that must exist. ``path`` and every entry resolve inside the container's
+    root, links included; nothing is done through a link out of it, even one the running
+    container swaps in while we extract (CVE-2018-15664)."""
+    root = ensure_rootfs(container)
+    try:
+        with RootFS(root) as fs:
+            os.close(fs.open_dir(clean_path(path)))
+    except (FileNotFoundError, NotADirectoryError):
+        raise NotFound(f"Could not find the file {path} in container {container.short_id}") from None
+    except OSError as exc:
+        raise BadRequest(f"cannot copy to {path}: {exc.strerror}") from None
+    return apply_layer(open_decompressed(archive), root, at=clean_path(path),
+                       max_bytes=settings.IMAGESTORE_MAX_LAYER_SIZE)
+
+
+def _lookup(container: Container, path: str) -> tuple[str, os.stat_result]:
+    """The clean path and the entry itself (a final symlink is not followed); 404 if absent."""
+    rel = clean_path(path)
+    try:
+        with RootFS(ensure_rootfs(container)) as fs:
+            return rel, fs.lstat(rel)
+    except (FileNotFoundError, NotADirectoryError):
+        raise NotFound(f"Could not find the file {path} in container {container.short_id}") from None
+    except OSError as exc:
+        raise BadRequest(f"cannot read {path}: {exc.strerror}") from None
+
+
+def archive_of(container: Container, path: str) -> Iterator[bytes]:
+    """``docker cp CONTAINER:PATH -``: ``path`` (and what it holds) as tar chunks, named by
+    its base name, generated while the response is sent (never staged whole). Read with
+    descriptors inside the root: a container's symlinks are archived as links, never
+    followed out (CVE-2019-14271's class). Raises NotFound before the first chunk."""
+    _lookup(container, path)
+    return tar_of(ensure_rootfs(container), path)
 
 
 def copy_out(container: Container, path: str, out: BinaryIO) -> None:
-    """``docker cp CONTAINER:PATH -``: ``path`` (and what it holds) as a tar, named by its base name."""
-    import tarfile
-
-    source = resolve_in_root(ensure_rootfs(container), path)
-    if not (source.exists() or source.is_symlink()):
-        raise NotFound(f"Could not find the file {path} in container {container.short_id}")
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        tar.add(source, arcname=source.name or ".", recursive=True)
+    """``archive_of`` written to ``out``."""
+    for chunk in archive_of(container, path):
+        out.write(chunk)
 
 
 def path_stat(container: Container, path: str) -> dict[str, Any]:
     """What ``docker cp`` asks first (``X-Docker-Container-Path-Stat``), with Go's FileMode bits."""
-    target = resolve_in_root(ensure_rootfs(container), path)
-    try:
-        st = os.lstat(target)
-    except FileNotFoundError:
-        raise NotFound(f"Could not find the file {path} in container {container.short_id}") from None
+    rel, st = _lookup(container, path)
     mode = stat.S_IMODE(st.st_mode)
     if stat.S_ISDIR(st.st_mode):
         mode |= 1 << 31
     elif stat.S_ISLNK(st.st_mode):
         mode |= 1 << 27
-    return {"name": target.name or "/", "size": st.st_size, "mode": mode,
+    link_target = ""
+    if stat.S_ISLNK(st.st_mode):
+        parent, _, name = rel.rpartition("/")
+        with RootFS(ensure_rootfs(container)) as fs:
+            fd = fs.open_dir(parent)
+            try:
+                link_target = os.readlink(name, dir_fd=fd)
+            finally:
+                os.close(fd)
+    return {"name": rel.rpartition("/")[2] or "/", "size": st.st_size, "mode": mode,
             "mtime": format_time(datetime.fromtimestamp(st.st_mtime, tz=UTC)),
-            "linkTarget": os.readlink(target) if stat.S_ISLNK(st.st_mode) else ""}
-
-
-def archive_of(container: Container, path: str) -> BinaryIO:
-    """``path`` as a tar in a temporary file (on the data folder's disk, not in memory),
-    positioned at its start; the caller closes it (a FileResponse does)."""
-    out = tempfile.TemporaryFile(dir=container_dir(container))  # noqa: SIM115 - handed to the caller
-    try:
-        copy_out(container, path, out)
-    except BaseException:
-        out.close()
-        raise
-    out.seek(0)
-    return out
+            "linkTarget": link_target}
 
 
 def _signature(st: os.stat_result) -> tuple[int, ...]:
     return (st.st_mode, st.st_uid, st.st_gid, st.st_size, int(st.st_mtime_ns), st.st_rdev)
 
 
+def _entries(dir_fd: int | None) -> dict[str, os.stat_result]:
+    """The entries of a directory, by name, each lstat-ed relative to its descriptor."""
+    if dir_fd is None:
+        return {}
+    fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        with os.scandir(fd) as listing:
+            return {entry.name: entry.stat(follow_symlinks=False) for entry in listing}
+    finally:
+        os.close(fd)
+
+
+def _open_subdir(dir_fd: int | None, name: str) -> int | None:
+    """A directory entry opened without following a link (None if it changed under us)."""
+    if dir_fd is None:
+        return None
+    try:
+        return os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError:
+        return None
+
+
 def container_changes(container: Container) -> list[dict[str, Any]]:
-    """``docker diff``: Kind 0 changed, 1 added, 2 deleted, paths sorted."""
-    upper, lower = ensure_rootfs(container), snapshot_dir(container.snapshot)
+    """``docker diff``: Kind 0 changed, 1 added, 2 deleted, paths sorted.
+
+    The container's root and its image's snapshot are walked side by side through
+    directory descriptors, every entry lstat-ed: a symlink is compared as a link and
+    never followed, so a container can't make us list or read anything outside it.
+    """
     changes: dict[str, int] = {}
 
-    def mark_parents(rel: str) -> None:
+    def mark(rel: str, kind: int) -> None:
+        changes[rel] = kind
         parent = os.path.dirname(rel)
         while parent not in ("", "/"):
             changes.setdefault(parent, 0)
             parent = os.path.dirname(parent)
 
-    for dirpath, dirnames, filenames in os.walk(upper):
-        for name in sorted(dirnames + filenames):
-            path = Path(dirpath) / name
-            rel = "/" + str(path.relative_to(upper))
-            other = lower / rel.lstrip("/")
-            try:
-                theirs = os.lstat(other)
-            except FileNotFoundError:
-                if rel in RUNTIME_MOUNT_POINTS and path.is_dir() and not any(path.iterdir()):
+    def compare(upper_fd: int, lower_fd: int | None, prefix: str) -> None:
+        ours, theirs = _entries(upper_fd), _entries(lower_fd)
+        for name in sorted(ours):
+            rel = f"{prefix}/{name}"
+            mine, other = ours[name], theirs.get(name)
+            is_dir = stat.S_ISDIR(mine.st_mode)
+            if other is None:
+                if rel in RUNTIME_MOUNT_POINTS and is_dir and _is_empty_dir(upper_fd, name):
                     continue
-                changes[rel] = 1
-                mark_parents(rel)
-                continue
-            ours = os.lstat(path)
-            if stat.S_ISDIR(ours.st_mode) and stat.S_ISDIR(theirs.st_mode):
-                if (ours.st_mode, ours.st_uid, ours.st_gid) != (theirs.st_mode, theirs.st_uid, theirs.st_gid):
-                    changes[rel] = 0
-                    mark_parents(rel)
-                continue
-            if _signature(ours) != _signature(theirs) or (
-                stat.S_ISLNK(ours.st_mode) and os.readlink(path) != os.readlink(other)
+                mark(rel, 1)
+            elif is_dir and stat.S_ISDIR(other.st_mode):
+                if (mine.st_mode, mine.st_uid, mine.st_gid) != (other.st_mode, other.st_uid, other.st_gid):
+                    mark(rel, 0)
+            elif _signature(mine) != _signature(other) or (
+                stat.S_ISLNK(mine.st_mode) and os.readlink(name, dir_fd=upper_fd) != _readlink(lower_fd, name)
             ):
-                changes[rel] = 0
-                mark_parents(rel)
-    for dirpath, dirnames, filenames in os.walk(lower):
-        for name in list(dirnames) + filenames:
-            other = Path(dirpath) / name
-            rel = "/" + str(other.relative_to(lower))
-            if not os.path.lexists(upper / rel.lstrip("/")):
-                changes[rel] = 2
-                mark_parents(rel)
-                if name in dirnames:
-                    dirnames.remove(name)  # a deleted directory is one entry
+                mark(rel, 0)
+            if is_dir:
+                child = _open_subdir(upper_fd, name)
+                if child is None:
+                    continue
+                below = _open_subdir(lower_fd, name) if other is not None and stat.S_ISDIR(other.st_mode) else None
+                try:
+                    compare(child, below, rel)
+                finally:
+                    os.close(child)
+                    if below is not None:
+                        os.close(below)
+        for name in theirs:
+            if name not in ours:
+                mark(f"{prefix}/{name}", 2)  # a deleted directory is one entry
+
+    with RootFS(ensure_rootfs(container)) as upper, RootFS(snapshot_dir(container.snapshot)) as lower:
+        compare(upper.fd, lower.fd, "")
     return [{"Path": p, "Kind": k} for p, k in sorted(changes.items())]
 
+
+def _is_empty_dir(dir_fd: int, name: str) -> bool:
+    fd = _open_subdir(dir_fd, name)
+    if fd is None:
+        return False
+    try:
+        return not _entries(fd)
+    finally:
+        os.close(fd)
+
+
+def _readlink(dir_fd: int | None, name: str) -> str | None:
+    if dir_fd is None:
+        return None
+    try:
+        return os.readlink(name, dir_fd=dir_fd)
+    except OSError:
+        return None

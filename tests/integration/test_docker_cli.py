@@ -180,3 +180,31 @@ def test_docker_sdk_core_flow(dashboard: str, docker, tmp_path: Path) -> None:  
     assert client.images.list() == []
     with pytest.raises(docker_sdk.errors.ImageNotFound):
         client.images.get("centos:latest")
+
+
+def test_docker_cp_in_and_out_stays_inside_the_container(docker, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``docker cp`` both ways with the container's own symlinks pointing at host paths
+    (CVE-2018-15664 / CVE-2019-14271 classes): the links are the container's, never the host's."""
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "secret").write_text("HOST SECRET\n")
+    rootfs = busybox_rootfs(tmp_path / "rootfs")
+    os.symlink(str(host), rootfs / "hostdir")
+    os.symlink(str(host / "secret"), rootfs / "leak")
+    docker("import", "--change", 'CMD ["/bin/sh"]', "-", "cp:test", stdin=tar_directory(rootfs, "gzip"))
+    docker("create", "--name", "cp1", "cp:test", "true")
+    source = tmp_path / "motd"
+    source.write_text("welcome\n")
+    docker("cp", str(source), "cp1:/etc/motd")
+    out = tmp_path / "out"
+    out.mkdir()
+    docker("cp", "cp1:/etc/motd", str(out / "motd"))
+    assert (out / "motd").read_text() == "welcome\n"
+    docker("cp", "cp1:/etc", str(out / "etc"))  # a directory, streamed as a tar
+    assert (out / "etc" / "hostname").read_text() == "imagestore-test\n"
+    docker("cp", "cp1:/leak", str(out / "leak"))
+    assert (out / "leak").is_symlink() and os.readlink(out / "leak") == str(host / "secret")
+    docker("cp", str(source), "cp1:/hostdir/planted", ok=False)
+    docker("cp", "cp1:/hostdir/secret", str(out / "stolen"), ok=False)
+    assert not (out / "stolen").exists()
+    assert sorted(os.listdir(host)) == ["secret"] and (host / "secret").read_text() == "HOST SECRET\n"
