@@ -130,8 +130,8 @@ def write_gzip_layer(
         if max_size is not None and info.isreg():
             apparent += info.size
             if apparent > max_size:
-                raise UnsafeArchive(f"layer is larger than the limit of {max_size} bytes once unpacked "
-                                    "(sparse files count at their apparent size)")
+                raise SizeLimitExceeded(f"the layer is larger than the limit of {human_size(max_size)} once "
+                                        "unpacked (sparse files count at their apparent size)", max_size)
 
     tee = _Tee(tar_stream, consume)
     entries = scan_tar(tee, count_apparent, tee=tee)

@@ -121,7 +121,8 @@ def ensure_snapshot(image: Image) -> str:
             building.mkdir()
             for link in links:
                 with store.open(link.layer.digest) as blob:
-                    apply_layer(open_decompressed(blob), building, max_bytes=settings.IMAGESTORE_MAX_LAYER_SIZE)
+                    limit = settings.IMAGESTORE_MAX_LAYER_SIZE
+                    apply_layer(open_decompressed(blob, max_output=limit), building, max_bytes=limit)
             os.rename(building, target)
         finally:
             if building.exists():
@@ -522,8 +523,8 @@ def copy_into(container: Container, path: str, archive: BinaryIO) -> int:
         raise NotFound(f"Could not find the file {path} in container {container.short_id}") from None
     except OSError as exc:
         raise BadRequest(f"cannot copy to {path}: {exc.strerror}") from None
-    return apply_layer(open_decompressed(archive), root, at=clean_path(path),
-                       max_bytes=settings.IMAGESTORE_MAX_LAYER_SIZE)
+    limit = settings.IMAGESTORE_MAX_LAYER_SIZE
+    return apply_layer(open_decompressed(archive, max_output=limit), root, at=clean_path(path), max_bytes=limit)
 
 
 def _lookup(container: Container, path: str) -> tuple[str, os.stat_result]:
