@@ -81,7 +81,7 @@ def test_sparse_bomb_import_fails_naming_the_limit_and_registers_nothing(setting
     from imagestore.blobs import get_store
 
     settings.IMAGESTORE_MAX_LAYER_SIZE = 64 << 20
-    with pytest.raises(UnsafeArchive, match=f"limit of {64 << 20} bytes once unpacked"):
+    with pytest.raises(UnsafeArchive, match="limit of 64 MiB once unpacked"):
         import_image(io.BytesIO(sparse_file("bomb", 512 << 20)), repository="bomb:latest")
     assert not Image.objects.exists()
     store = get_store()
@@ -229,10 +229,11 @@ def test_copy_out_of_container_symlinks_to_host_paths_never_reads_the_host(conta
 def _operator_client() -> Client:
     """A token for both the REST API and the Docker API (as the Docker API's tests do)."""
     from django.contrib.auth.models import User
-    from rest_framework.authtoken.models import Token
+
+    from imagestore.services.tokens import create_token
 
     user = User.objects.create_user("cp-op", is_staff=True)
-    return Client(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return Client(HTTP_AUTHORIZATION=f"Token {create_token(user)[1]}")
 
 
 @pytest.mark.parametrize("url", ["/api/v1/containers/{id}/archive/?path=/",
