@@ -11,6 +11,7 @@ from django.test import Client
 
 from imagestore.errors import BadRequest
 from imagestore.services import containers as service
+from imagestore.services.containers import lifecycle
 from imagestore.services.tokens import create_token
 
 pytestmark = pytest.mark.django_db
@@ -64,7 +65,7 @@ def test_the_service_refuses_a_timeout_that_cannot_end(container, timeout: float
             connection.close()
 
     monkey = pytest.MonkeyPatch()
-    monkey.setattr(service, "reconcile", lambda c: c)  # no supervisor to find: stay "running"
+    monkey.setattr(lifecycle, "reconcile", lambda c: c)  # no supervisor to find: stay "running"
     try:
         thread = threading.Thread(target=wait, daemon=True)
         thread.start()

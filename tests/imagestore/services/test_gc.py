@@ -18,7 +18,7 @@ from imagestore.blobs import get_store
 from imagestore.models import HousekeepingRun, Image, Job
 from imagestore.services import containers
 from imagestore.services.gc import collect_garbage
-from imagestore.services.remove import remove_image
+from imagestore.services.remove import chain_ids, remove_image
 
 pytestmark = pytest.mark.django_db
 
@@ -177,7 +177,7 @@ def test_removal_rolled_back_keeps_its_blobs(make_image) -> None:  # type: ignor
     layer = image.layers.get()
     store = get_store()
     with pytest.raises(RuntimeError), transaction.atomic():
-        assert remove_image("busybox:latest")[-1] == {"Deleted": containers.chain_ids([layer.diff_id])[0]}
+        assert remove_image("busybox:latest")[-1] == {"Deleted": chain_ids([layer.diff_id])[0]}
         raise RuntimeError("something later in the same transaction failed")
     assert Image.objects.filter(pk=image.pk).exists()
     assert store.exists(layer.digest) and store.exists(image.id)

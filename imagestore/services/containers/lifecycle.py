@@ -1,0 +1,351 @@
+"""Create, run and remove: the bundle runc runs, the supervisor that outlives the web server,
+and the states a container goes through (start, kill, wait, stop, logs)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from ...blobs import get_store
+from ...dbutil import database_url
+from ...errors import BadRequest, Conflict, ServiceError
+from ...models import Container
+from ...oci.config import ImageConfig
+from ...oci.rootfs import RootFS
+from ...oci.runtime import runtime_config
+from ..images import resolve_image
+from ..names import generate_name
+from .lookup import (
+    _NAME_RE,
+    RUNNING_STATES,
+    RuntimeUnavailable,
+    _root,
+    container_dir,
+    rootfs,
+    runtime_binary,
+    snapshot_dir,
+)
+from .roots import _mount_overlay, _release_rootfs, _rootfs_mode, ensure_rootfs
+from .snapshots import ensure_snapshot, release_snapshot
+
+
+def _list(value: Any, what: str) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BadRequest(f"{what} must be a list of strings")
+    return list(value)
+
+
+def create_container(image_ref: str, *, cmd: Any = None, entrypoint: Any = None, env: Any = None,
+                     working_dir: str = "", user: str = "", name: str = "") -> Container:
+    image = resolve_image(image_ref)
+    if name:
+        if not _NAME_RE.match(name):
+            raise BadRequest(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        name = name.lstrip("/")
+        if Container.objects.filter(name=name).exists():
+            raise Conflict(f'Conflict. The container name "/{name}" is already in use.')
+    config = {
+        "Image": image_ref,
+        "Cmd": _list(cmd, "cmd"),
+        "Entrypoint": _list(entrypoint, "entrypoint"),
+        "Env": _list(env, "env") or [],
+        "WorkingDir": working_dir or "",
+        "User": user or "",
+    }
+    image_config = ImageConfig.parse(get_store().read_bytes(image.id)).container_config
+    if not _args(config, image_config):
+        raise BadRequest("no command specified: the image has no CMD or ENTRYPOINT, give cmd")
+    chain = ensure_snapshot(image)
+    container_id = secrets.token_hex(32)
+    directory = _root() / "containers" / container_id
+    directory.mkdir(parents=True)
+    mode = _rootfs_mode()
+    try:
+        if mode == "overlay":
+            for d in ("upper", "work", "rootfs"):
+                (directory / d).mkdir()
+            if not _mount_overlay(snapshot_dir(chain), directory / "upper", directory / "work", directory / "rootfs"):
+                raise ServiceError("cannot mount an overlay root (set CONTAINER_ROOTFS=copy on this host)")
+        else:
+            # A copied root (reflinked where the filesystem can), the container's own.
+            subprocess.run(["cp", "-a", "--reflink=auto", f"{snapshot_dir(chain)}/.", str(directory / "rootfs")],
+                           check=True, capture_output=True)
+        with transaction.atomic():
+            taken = set(Container.objects.values_list("name", flat=True))
+            container = Container.objects.create(
+                id=container_id, name=name or generate_name(taken), image=image, config=config, snapshot=chain,
+                rootfs_mode=mode,
+            )
+    except BaseException as exc:
+        if os.path.ismount(directory / "rootfs"):
+            subprocess.run(["umount", "-l", str(directory / "rootfs")], capture_output=True)
+        shutil.rmtree(directory, ignore_errors=True)
+        if isinstance(exc, IntegrityError):
+            raise Conflict(f'Conflict. The container name "/{name}" is already in use.') from None
+        raise
+    return container
+
+
+def remove_container(container: Container, *, force: bool = False) -> None:
+    reconcile(container)
+    if container.state in RUNNING_STATES:
+        if not force:
+            raise Conflict(f"You cannot remove a running container {container.id}. Stop the container before "
+                           "attempting removal or force remove")
+        kill_container(container, "KILL")
+        wait_container(container, timeout=10)
+    chain = container.snapshot
+    directory = container_dir(container)
+    _release_rootfs(container)
+    container.delete()
+    shutil.rmtree(directory, ignore_errors=True)
+    release_snapshot(chain)
+
+
+def _args(config: dict[str, Any], image_config: dict[str, Any]) -> list[str]:
+    entrypoint = config.get("Entrypoint")
+    cmd = config.get("Cmd")
+    if entrypoint is None:
+        entrypoint = image_config.get("Entrypoint") or []
+        if cmd is None:
+            cmd = image_config.get("Cmd") or []
+    return [*(entrypoint or []), *(cmd or [])]
+
+
+# An honest /etc/passwd is a few KB; what we read of an image's is bounded.
+MAX_PASSWD_SIZE = 1 << 20
+
+
+def _passwd_entry(root: Path, name: str) -> tuple[int, int] | None:
+    """uid and gid of ``name`` in the container's /etc/passwd, read inside its root
+    (symlinks resolved there, never on the host) and bounded in size."""
+    try:
+        with RootFS(root) as fs:
+            data = fs.read_file("etc/passwd", MAX_PASSWD_SIZE)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except ValueError as exc:
+        raise BadRequest(f"unable to find user {name}: {exc}") from None
+    except OSError as exc:
+        raise BadRequest(f"unable to find user {name}: cannot read /etc/passwd: {exc.strerror}") from None
+    for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
+        fields = line.split(":")
+        if fields[0] != name:
+            continue
+        if len(fields) < 4 or not (fields[2].isascii() and fields[2].isdigit()
+                                   and fields[3].isascii() and fields[3].isdigit()):
+            raise BadRequest(f"unable to find user {name}: line {number} of /etc/passwd is malformed "
+                             "(expected name:password:uid:gid with numeric ids)")
+        uid, gid = int(fields[2]), int(fields[3])
+        if uid >= 1 << 32 or gid >= 1 << 32:
+            raise BadRequest(f"unable to find user {name}: line {number} of /etc/passwd has an id out of range")
+        return uid, gid
+    return None
+
+
+def _user_ids(root: Path, user: str) -> tuple[int, int]:
+    """``uid[:gid]`` or a name from the container's /etc/passwd."""
+    if not user:
+        return 0, 0
+    name, _, group = user.partition(":")
+    gid = None
+    if name.isascii() and name.isdigit():
+        uid = int(name)
+    else:
+        entry = _passwd_entry(root, name)
+        if entry is None:
+            raise BadRequest(f"unable to find user {name}: no matching entries in passwd file")
+        uid, gid = entry
+    if group:
+        if not (group.isascii() and group.isdigit()):
+            raise BadRequest(f"group {group!r} must be numeric")
+        gid = int(group)
+    if uid >= 1 << 32 or (gid or 0) >= 1 << 32:
+        raise BadRequest(f"user {user!r}: id out of range")
+    return uid, gid if gid is not None else uid
+
+
+def bundle_config(container: Container) -> dict[str, Any]:
+    image_config = ImageConfig.parse(get_store().read_bytes(container.image_id)).container_config
+    config = container.config
+    root = rootfs(container)
+    uid, gid = _user_ids(root, config.get("User") or image_config.get("User") or "")
+    return runtime_config(
+        rootfs=str(root), args=_args(config, image_config),
+        env=[*(image_config.get("Env") or []), *(config.get("Env") or [])],
+        cwd=config.get("WorkingDir") or image_config.get("WorkingDir") or "/",
+        uid=uid, gid=gid, hostname=container.id[:12],
+    )
+
+
+def _supervisor_alive(container: Container) -> bool:
+    pid = container.supervisor_pid
+    if not pid:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return container.id.encode() in cmdline
+
+
+def reconcile(container: Container) -> Container:
+    """A container shown running whose supervisor is gone (the host stopped) is exited."""
+    if container.state in RUNNING_STATES and not _supervisor_alive(container):
+        Container.objects.filter(pk=container.pk, state__in=RUNNING_STATES).update(
+            state=Container.State.EXITED, exit_code=container.exit_code if container.exit_code is not None else 255,
+            finished_at=timezone.now(), supervisor_pid=None,
+            error="the container's supervisor stopped (the host or service was restarted)",
+        )
+        container.refresh_from_db()
+    return container
+
+
+def reconcile_all() -> int:
+    count = 0
+    for container in Container.objects.filter(state__in=RUNNING_STATES):
+        if reconcile(container).state == Container.State.EXITED:
+            count += 1
+    return count
+
+
+def start_container(container: Container, *, timeout: float = 15) -> Container:
+    reconcile(container)
+    if container.state in RUNNING_STATES:
+        return container
+    binary = runtime_binary()
+    if binary is None:
+        raise RuntimeUnavailable(
+            f"cannot start container {container.short_id}: no OCI runtime is installed "
+            f"({settings.CONTAINER_RUNTIME} not found on PATH)"
+        )
+    directory = container_dir(container)
+    ensure_rootfs(container)
+    (directory / "config.json").write_text(json.dumps(bundle_config(container)))
+    Container.objects.filter(pk=container.pk).update(state=Container.State.RUNNING, started_at=timezone.now(),
+                                                     finished_at=None, exit_code=None, error="")
+    log = open(directory / "container.log", "ab")  # noqa: SIM115 - handed to the supervisor
+    process = subprocess.Popen(
+        [sys.executable, "-m", "imagestore.supervisor", container.id], cwd=settings.BASE_DIR,
+        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "dashboard.settings"),
+             "IMAGESTORE_ROOT": str(_root()), "CONTAINER_RUNTIME_BINARY": binary, "DATABASE_URL": database_url()},
+    )
+    log.close()
+    Container.objects.filter(pk=container.pk).update(supervisor_pid=process.pid)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = (directory / "state").read_text() if (directory / "state").exists() else ""
+        if state in ("running", "exited") or process.poll() is not None:
+            break
+        time.sleep(0.05)
+    container.refresh_from_db()
+    return container
+
+
+def _runc(container: Container, *args: str) -> subprocess.CompletedProcess[str]:
+    binary = runtime_binary()
+    if binary is None:
+        raise RuntimeUnavailable(f"no OCI runtime is installed ({settings.CONTAINER_RUNTIME} not found on PATH)")
+    return subprocess.run([binary, *args], capture_output=True, text=True)
+
+
+def kill_container(container: Container, sig: str = "KILL") -> Container:
+    reconcile(container)
+    if container.state not in RUNNING_STATES:
+        raise Conflict(f"Container {container.id} is not running")
+    name = sig.upper().removeprefix("SIG")
+    if not (name.isdigit() or hasattr(signal, f"SIG{name}")):
+        raise BadRequest(f"invalid signal: {sig}")
+    result = _runc(container, "kill", container.id, name)
+    if result.returncode != 0 and "not running" not in result.stderr and "does not exist" not in result.stderr:
+        raise Conflict(f"cannot signal container {container.short_id}: {result.stderr.strip()}")
+    return container
+
+
+# The longest ``docker stop -t`` accepted: a stop holds its request until then (plus 10 s for the KILL).
+STOP_TIMEOUT_MAX = 3600
+
+
+def _check_timeout(timeout: float | None) -> None:
+    # A non-finite or negative timeout would make the deadline never pass (nan compares false).
+    if timeout is not None and not (math.isfinite(timeout) and timeout >= 0):
+        raise BadRequest(f"a timeout must be a finite number of seconds, not {timeout}")
+
+
+def wait_container(container: Container, *, timeout: float | None = None,
+                   keep_going: Callable[[], bool] | None = None) -> Container:
+    """Until the container has exited, ``timeout`` seconds have passed, or ``keep_going``
+    says no (the client of a ``wait`` went away): the container as it then is."""
+    _check_timeout(timeout)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        container.refresh_from_db()
+        reconcile(container)
+        if container.state not in RUNNING_STATES:
+            return container
+        if deadline is not None and time.monotonic() > deadline:
+            return container
+        if keep_going is not None and not keep_going():
+            return container
+        time.sleep(0.1)
+
+
+def stop_container(container: Container, *, timeout: float = 10) -> Container:
+    """SIGTERM, then SIGKILL after ``timeout`` seconds, as ``docker stop``."""
+    _check_timeout(timeout)
+    reconcile(container)
+    if container.state not in RUNNING_STATES:
+        return container
+    kill_container(container, "TERM")
+    container = wait_container(container, timeout=timeout)
+    if container.state in RUNNING_STATES:
+        kill_container(container, "KILL")
+        container = wait_container(container, timeout=10)
+    return container
+
+
+def container_logs(container: Container, *, follow: bool = False,
+                   keep_going: Callable[[], bool] | None = None) -> Iterator[bytes]:
+    """The container's output; with ``follow``, then what it writes until it exits or
+    ``keep_going`` says no (the client went away, or nothing new came for too long)."""
+    path = container_dir(container) / "container.log"
+    while not path.exists():
+        if not follow or (keep_going is not None and not keep_going()):
+            return
+        time.sleep(0.1)
+    with open(path, "rb") as log:
+        while True:
+            chunk = log.read(65536)
+            if chunk:
+                yield chunk
+                continue
+            if not follow:
+                return
+            container.refresh_from_db()
+            if reconcile(container).state not in RUNNING_STATES:
+                rest = log.read()
+                if rest:
+                    yield rest
+                return
+            if keep_going is not None and not keep_going():
+                return
+            time.sleep(0.1)
