@@ -19,6 +19,7 @@ from ..querystring import flag
 from ..services import containers as service
 from ..services.commit import start_commit
 from ..services.images import resolve_image
+from .responses import ChangeSerializer
 from .serializers import CommitRequestSerializer, ContainerCreateSerializer, ContainerSerializer, JobSerializer
 
 
@@ -115,7 +116,7 @@ class ContainerViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return StreamingHttpResponse(service.container_logs(container, follow=flag(request, "follow")),
                                      content_type="text/plain; charset=utf-8")
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(responses={200: ChangeSerializer(many=True)})
     @action(detail=True, methods=["get"])
     def diff(self, request: Request, pk: str) -> Response:
         """``docker diff``: Kind 0 changed, 1 added, 2 deleted."""

@@ -34,6 +34,13 @@ from ..services.remove import prune_images, remove_image, remove_images
 from ..services.save import export_path, start_save
 from ..services.search import SearchFilters, index_search, search
 from ..services.tag import tag_image
+from .responses import (
+    HistoryRowSerializer,
+    IndexSearchSerializer,
+    RemovalRecordSerializer,
+    RemoveResultSerializer,
+    SearchResultSerializer,
+)
 from .serializers import (
     ImageListQuerySerializer,
     ImageRowSerializer,
@@ -120,7 +127,7 @@ class ImageViewSet(viewsets.GenericViewSet):
             OpenApiParameter("force", OpenApiTypes.BOOL),
             OpenApiParameter("noprune", OpenApiTypes.BOOL),
         ],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: RemovalRecordSerializer(many=True)},
     )
     def destroy(self, request: Request, ref: str) -> Response:
         """``docker rmi``: the Untagged and Deleted records, as Docker answers."""
@@ -132,7 +139,7 @@ class ImageViewSet(viewsets.GenericViewSet):
             REF_PARAMETER,
             OpenApiParameter("format", OpenApiTypes.STR, description="Go template, e.g. {{.Architecture}}"),
         ],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "text/plain"): OpenApiTypes.STR},
     )
     @action(detail=True, methods=["get"])
     def inspect(self, request: Request, ref: str) -> Response | HttpResponse:
@@ -176,7 +183,7 @@ class ImageViewSet(viewsets.GenericViewSet):
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
-    @extend_schema(parameters=[REF_PARAMETER], responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(parameters=[REF_PARAMETER], responses={200: HistoryRowSerializer(many=True)})
     @action(detail=True, methods=["get"])
     def history(self, request: Request, ref: str) -> Response:
         """``docker history``: newest first; size 0 for empty layers."""
@@ -226,7 +233,7 @@ class ImageViewSet(viewsets.GenericViewSet):
         job = start_push(ref, body.validated_data["all_tags"], owner=request.user)
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(request=RemoveRequestSerializer, responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(request=RemoveRequestSerializer, responses={200: RemoveResultSerializer(many=True)})
     def remove(self, request: Request, ref: str | None = None) -> Response:
         """``docker rmi A B C``: each name's records or error; one failing does not stop the rest."""
         body = RemoveRequestSerializer(data=request.data)
@@ -249,7 +256,7 @@ def _pull(request: Request) -> Response:
 
 
 class SearchView(APIView):
-    @extend_schema(parameters=[SearchQuerySerializer], responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(parameters=[SearchQuerySerializer], responses={200: SearchResultSerializer(many=True)})
     def get(self, request: Request) -> Response:
         """``docker search``: Docker Hub (default), another registry, or ``registry=local`` for the store."""
         query = SearchQuerySerializer(data=request.query_params)
@@ -266,7 +273,7 @@ class IndexSearchView(APIView):
     """Docker Hub's ``GET /v1/search?q=&n=`` over this dashboard's repositories."""
 
     @extend_schema(parameters=[OpenApiParameter("q", OpenApiTypes.STR), OpenApiParameter("n", OpenApiTypes.INT)],
-                   responses={200: OpenApiTypes.OBJECT})
+                   responses={200: IndexSearchSerializer})
     def get(self, request: Request) -> Response:
         try:
             limit = min(max(int(request.query_params.get("n") or 25), 1), 100)

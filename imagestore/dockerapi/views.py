@@ -12,6 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
 
 from ..downloads import archive_response
 from ..errors import BadRequest, NotFound
@@ -49,6 +50,11 @@ def ping(request: HttpRequest, version: str | None = None) -> HttpResponse:
     response["Ostype"] = "linux"
     response["Cache-Control"] = "no-cache, no-store, must-revalidate"
     return response
+
+
+@csrf_exempt
+def not_found(request: HttpRequest) -> JsonResponse:
+    return error("page not found", 404)
 
 
 @docker_view(("GET",))
