@@ -94,9 +94,9 @@ def info(request: HttpRequest) -> JsonResponse:
 def auth(request: HttpRequest) -> JsonResponse:
     """``docker login``: checked with the registry, kept encrypted for this user."""
     body = _json_body(request)
+    server, username, password = (_string(body, key) for key in ("serveraddress", "username", "password"))
     try:
-        login(request.docker_user, body.get("serveraddress") or "", body.get("username") or "",  # type: ignore[attr-defined]
-              body.get("password") or "")
+        login(request.docker_user, server, username, password)  # type: ignore[attr-defined]
     except BadRequest as exc:
         return error(str(exc), 401)
     return JsonResponse({"Status": "Login Succeeded", "IdentityToken": ""})
@@ -105,11 +105,22 @@ def auth(request: HttpRequest) -> JsonResponse:
 def _json_body(request: HttpRequest) -> dict[str, Any]:
     try:
         body = json.loads(request.body or b"{}")
-    except json.JSONDecodeError:
+    except ValueError:  # not JSON, or bytes no JSON encoding decodes (UnicodeDecodeError)
         raise BadRequest("the request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
     return body
+
+
+def _string(body: dict[str, Any], key: str) -> str:
+    """A string field of a JSON body (absent or null: empty). Docker refuses another type with
+    400, as Go's decoder does, rather than taking ``"User": 1000`` for something it is not."""
+    value = body.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadRequest(f"{key} must be a string, not {type(value).__name__}: {json.dumps(value)[:64]}")
+    return value
 
 
 # --- images -------------------------------------------------------------------------------------
@@ -326,8 +337,8 @@ def containers_create(request: HttpRequest) -> JsonResponse:
     if body.get("Tty") or body.get("OpenStdin"):
         raise BadRequest("interactive terminals are not supported yet: run a non-interactive command")
     container = container_service.create_container(
-        str(body.get("Image") or ""), cmd=body.get("Cmd"), entrypoint=body.get("Entrypoint"),
-        env=body.get("Env"), working_dir=body.get("WorkingDir") or "", user=body.get("User") or "",
+        _string(body, "Image"), cmd=body.get("Cmd"), entrypoint=body.get("Entrypoint"),
+        env=body.get("Env"), working_dir=_string(body, "WorkingDir"), user=_string(body, "User"),
         name=request.GET.get("name", ""),
     )
     return JsonResponse({"Id": container.id, "Warnings": []}, status=201)
