@@ -32,8 +32,9 @@ _DESCRIPTIONS = {
     401: "Not signed in: send a token, a session or Basic credentials.",
     403: "Signed in, but changing anything needs staff or the operators group.",
     404: "Nothing of that name or id.",
-    413: "The request body is larger than the server accepts.",
     409: "The request conflicts with the current state (in use, already done, name taken).",
+    413: "The request body is larger than the server accepts.",
+    415: "The request body's media type is not one this operation reads.",
     503: "A service this needs is unavailable (the job queue, the container runtime).",
 }
 
@@ -63,7 +64,7 @@ def spell_out_action_routes(endpoints: list[tuple[Any, ...]], **kwargs: Any) -> 
 def error_statuses(path: str, method: str, operation: dict[str, Any]) -> list[int]:
     """The errors an operation can answer: bad input and auth anywhere; 404 where the path or
     the body names something (or a page past the last); 409 and 503 where the request changes
-    something; 413 where it has a body."""
+    something; 413 and 415 where it has a body."""
     changes = method.upper() not in ("GET", "HEAD", "OPTIONS")
     statuses = [400, 401, 403]
     if "{" in path or changes or any(p.get("name") == "page" for p in operation.get("parameters", [])):
@@ -71,7 +72,7 @@ def error_statuses(path: str, method: str, operation: dict[str, Any]) -> list[in
     if changes:
         statuses += [409, 503]
     if "requestBody" in operation:
-        statuses.append(413)
+        statuses += [413, 415]
     return sorted(statuses)
 
 

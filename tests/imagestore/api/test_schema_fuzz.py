@@ -28,6 +28,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    ignored_auth,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -36,6 +37,7 @@ from schemathesis.transport.serialization import serialize_binary
 from imagestore.models import Job, RegistryCredential
 from imagestore.secrets import encrypt
 from imagestore.services.containers import create_container
+from imagestore.services.save import exports_dir, save_to_file
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +49,9 @@ def _tar_body(context: Any, value: Any) -> bytes:
 
 
 EXAMPLES_PER_OPERATION = 25
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+# ...and ignored_auth: a successful answer is asked again without credentials, which must be refused.
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
+          ignored_auth]
 PASSWORD = "pw-operator"
 
 
@@ -84,12 +88,15 @@ def real_objects(operator, make_image: Callable[..., Any], settings: Any) -> dic
     alpine = make_image("docker.io/library/alpine:3.20", marker="alpine")
     container = create_container("busybox:latest", cmd=["/bin/sh"], name="fuzzy_turing")
     job = Job.objects.create(kind=Job.Kind.PULL, params={"reference": "busybox:latest"}, owner=operator)
+    saved = Job.objects.create(kind=Job.Kind.SAVE, params={"images": ["busybox:latest"]}, owner=operator,
+                               state=Job.State.SUCCEEDED)
+    save_to_file(["busybox:latest"], exports_dir() / f"{saved.id}.tar")  # what /jobs/{id}/download/ serves
     credential = RegistryCredential.objects.create(registry="127.0.0.1:1", owner=operator, username="u",
                                                    secret_encrypted=encrypt("p"))
     return {
         "ref": ["busybox:latest", "busybox", "alpine:3.20", "docker.io/library/alpine:3.20", busybox.id,
                 busybox.id.split(":", 1)[1][:12], alpine.id],
-        "id": [container.id, container.name, container.short_id, str(job.id), str(credential.pk)],
+        "id": [container.id, container.name, container.short_id, str(job.id), str(saved.id), str(credential.pk)],
     }
 
 
@@ -124,6 +131,6 @@ def test_operation_answers_only_documented_statuses_and_shapes(  # type: ignore[
             # ``follow`` on a container that never ran waits forever (serving's part of issue 11).
             case.query.pop("follow", None)
         response = case.call(headers=auth)
-        case.validate_response(response, checks=CHECKS)
+        case.validate_response(response, checks=CHECKS, headers=auth, transport_kwargs={"headers": auth})
 
     run()

@@ -103,3 +103,35 @@ def test_any_json_body_to_create_or_login_is_answered_without_a_server_error(  #
 @pytest.fixture
 def busybox_image(make_image):  # type: ignore[no-untyped-def]
     return make_image("busybox:latest")
+
+
+FILTER_KEYS = ("dangling", "reference", "before", "since", "label", "status", "ancestor", "name", "stars",
+               "is-official", "is-automated")
+QUERIES = st.fixed_dictionaries({}, optional={
+    "filters": st.one_of(st.text(max_size=20), st.dictionaries(st.sampled_from(FILTER_KEYS), JSON_VALUES, max_size=3)
+                         .map(json.dumps)),
+    "all": st.sampled_from(["1", "true", "0", "x", ""]),
+    "term": st.text(max_size=20), "limit": st.text(max_size=6), "names": st.text(max_size=20),
+    "path": st.text(max_size=20), "signal": st.text(max_size=8), "t": st.text(max_size=6),
+    "repo": st.text(max_size=20), "tag": st.text(max_size=20), "force": st.sampled_from(["1", "0", "x"]),
+})
+GET_PATHS = ("images/json", "containers/json", "images/search", "images/{image}/json", "images/{image}/history",
+             "images/get", "containers/{container}/json", "containers/{container}/changes",
+             "containers/{container}/archive", "containers/{container}/logs", "version", "info")
+
+
+@settings(max_examples=15, derandomize=True, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=QUERIES, name=st.sampled_from(["busybox:latest", "busybox", "nothere:1", "sha256:00", "UPPER", "a@b"]))
+def test_any_query_to_the_reading_endpoints_is_answered_without_a_server_error(  # type: ignore[no-untyped-def]
+    query: dict[str, str], name: str, busybox_image, docker, no_name_resolution,
+) -> None:
+    from imagestore.services.containers import create_container
+
+    container = Container.objects.first() or create_container("busybox:latest", cmd=["sh"])
+    for template in GET_PATHS:
+        path = "/docker/v1.47/" + template.format(image=name, container=container.id if "busy" in name else name)
+        response = docker.get(path, {k: v for k, v in query.items() if k != "follow"})
+        assert response.status_code < 500, (path, query, response.content[:200])
+        if response.status_code >= 400:
+            assert isinstance(response.json()["message"], str), (path, query)
