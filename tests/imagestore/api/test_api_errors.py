@@ -100,3 +100,13 @@ def test_every_operation_documents_its_errors_in_the_detail_shape(document: dict
 def test_inspect_documents_its_text_answer_for_a_template(document: dict) -> None:
     content = document["paths"]["/api/v1/images/{ref}/inspect/"]["get"]["responses"]["200"]["content"]
     assert set(content) == {"application/json", "text/plain"}
+
+
+def test_writing_the_schema_does_not_reconcile_containers(member, client_for, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from imagestore.services import containers
+
+    calls: list[int] = []
+    monkeypatch.setattr(containers, "reconcile_all", lambda: calls.append(1) or 0)
+    assert client_for(member).get("/api/schema/").status_code == 200
+    assert calls == []
+    assert client_for(member).get("/api/v1/containers/").status_code == 200 and calls == [1]
