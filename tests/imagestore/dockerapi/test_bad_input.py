@@ -69,6 +69,12 @@ def test_a_body_that_is_not_a_json_object_is_a_400(raw: bytes, docker) -> None: 
         assert _is_dockers_error(docker.post(path, data=raw, content_type="application/json"), 400), (path, raw)
 
 
+def test_a_body_over_the_upload_limit_is_a_413(docker, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    response = _post_json(docker, "/docker/v1.47/containers/create", {"Image": "busybox", "Env": ["A=" + "a" * 2048]})
+    assert _is_dockers_error(response, 413)
+
+
 @pytest.mark.parametrize("path", ["/docker/v1.47/networks", "/docker/networks/create", "/docker/v1.47/containers/x/attach",
                                   "/docker/v1.47/containers/a/b/json", "/docker/v9/anything", "/docker/"])
 def test_an_unknown_path_is_dockers_json_404(path: str, docker) -> None:  # type: ignore[no-untyped-def]
