@@ -20,7 +20,13 @@ from ..services import containers as service
 from ..services.commit import start_commit
 from ..services.images import resolve_image
 from .responses import ChangeSerializer
-from .serializers import CommitRequestSerializer, ContainerCreateSerializer, ContainerSerializer, JobSerializer
+from .serializers import (
+    CommitRequestSerializer,
+    ContainerCreateSerializer,
+    ContainerListQuerySerializer,
+    ContainerSerializer,
+    JobSerializer,
+)
 
 
 class TarParser(BaseParser):
@@ -40,9 +46,11 @@ class ContainerViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         if getattr(self, "swagger_fake_view", False):
             # drf-spectacular only wants the model: no reconciling (nor a database) to write the schema.
             return Container.objects.none()
+        query = ContainerListQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
         service.reconcile_all()
         qs = Container.objects.all().order_by("-created_at")
-        params = self.request.query_params
         if not flag(self.request, "all") and not params.get("status"):
             qs = qs.filter(state__in=service.RUNNING_STATES)
         if params.get("status"):

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ..downloads import archive_response
-from ..errors import BadRequest, NotFound
+from ..errors import NotFound
 from ..models import Image, ImageLayer, Job, RegistryCredential
 from ..querystring import flag
 from ..services import images as image_service
@@ -46,6 +46,7 @@ from .serializers import (
     ImageRowSerializer,
     ImageSerializer,
     ImportRequestSerializer,
+    IndexSearchQuerySerializer,
     JobSerializer,
     LoadRequestSerializer,
     NamesRequestSerializer,
@@ -275,11 +276,10 @@ class IndexSearchView(APIView):
     @extend_schema(parameters=[OpenApiParameter("q", OpenApiTypes.STR), OpenApiParameter("n", OpenApiTypes.INT)],
                    responses={200: IndexSearchSerializer})
     def get(self, request: Request) -> Response:
-        try:
-            limit = min(max(int(request.query_params.get("n") or 25), 1), 100)
-        except ValueError:
-            raise BadRequest("n must be a number") from None
-        return Response(index_search(request.query_params.get("q", "").strip(), limit))
+        query = IndexSearchQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        limit = min(max(query.validated_data["n"] or 25, 1), 100)
+        return Response(index_search(query.validated_data["q"].strip(), limit))
 
 
 class RegistryCredentialViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin,

@@ -92,7 +92,26 @@ def filters(request: HttpRequest) -> dict[str, list[str]]:
             out[key] = [str(v) for v in value]
         else:
             out[key] = [str(value)]
+        if any("\x00" in v for v in out[key]):
+            raise BadRequest(f"invalid filter '{key}': a value holds a NUL character")
     return out
+
+
+def holds_nul(value: Any) -> bool:
+    """Whether a parsed JSON value holds a NUL in any string, key or value: PostgreSQL can
+    store none (text nor jsonb), so such input is refused before it reaches the database."""
+    pending = [value]
+    while pending:  # a loop, not recursion: any depth json.loads accepted
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 def json_lines(messages: Iterator[dict[str, Any]]) -> StreamingHttpResponse:

@@ -33,7 +33,7 @@ from ..services.remove import prune_images, remove_image
 from ..services.search import SearchFilters, search
 from ..services.tag import tag_image
 from ..services.uploads import keep_stream
-from .base import API_VERSION, MIN_API_VERSION, docker_view, error, filters, json_lines, watch_job
+from .base import API_VERSION, MIN_API_VERSION, docker_view, error, filters, holds_nul, json_lines, watch_job
 
 SERVER_VERSION = "28.0.0-imagestore"
 
@@ -109,6 +109,8 @@ def _json_body(request: HttpRequest) -> dict[str, Any]:
         raise BadRequest("the request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
+    if holds_nul(body):
+        raise BadRequest("the request body holds a NUL character")
     return body
 
 

@@ -110,3 +110,16 @@ def test_writing_the_schema_does_not_reconcile_containers(member, client_for, mo
     assert client_for(member).get("/api/schema/").status_code == 200
     assert calls == []
     assert client_for(member).get("/api/v1/containers/").status_code == 200 and calls == [1]
+
+
+@pytest.mark.parametrize("path, status", [
+    ("/api/v1/containers/a%00b/", 404),
+    ("/api/v1/containers/a%00b/logs/", 404),
+    ("/api/v1/containers/?name=a%00b", 400),
+    ("/api/v1/containers/?status=a%00b", 400),
+    ("/v1/search?q=a%00b", 400),
+])
+def test_a_nul_character_is_refused_before_the_database_sees_it(path: str, status: int, operator, client_for) -> None:  # type: ignore[no-untyped-def]
+    # PostgreSQL cannot compare a text holding NUL: asking it was a 500 (psycopg's DataError).
+    response = client_for(operator).get(path)
+    assert response.status_code == status and "detail" in response.json()

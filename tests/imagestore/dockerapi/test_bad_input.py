@@ -69,6 +69,22 @@ def test_a_body_that_is_not_a_json_object_is_a_400(raw: bytes, docker) -> None: 
         assert _is_dockers_error(docker.post(path, data=raw, content_type="application/json"), 400), (path, raw)
 
 
+@pytest.mark.parametrize("body", [{"Cmd": ["a\x00b"]}, {"Env": ["A=\x00"]}, {"User": "\x00"}, {"Labels": {"\x00": "x"}}])
+def test_a_nul_character_in_a_body_is_a_400_not_a_500(body: dict, make_image, docker) -> None:  # type: ignore[no-untyped-def]
+    # PostgreSQL stores no NUL in text or jsonb: saving one was a 500 (DataError).
+    make_image("busybox:latest")
+    response = _post_json(docker, "/docker/v1.47/containers/create", {"Image": "busybox:latest", "Cmd": ["sh"], **body})
+    assert _is_dockers_error(response, 400) and "NUL" in response.json()["message"]
+    assert not Container.objects.exists()
+
+
+def test_a_nul_character_in_a_filter_or_container_ref_is_refused(docker) -> None:  # type: ignore[no-untyped-def]
+    response = docker.get("/docker/v1.47/containers/json", {"all": "1", "filters": json.dumps({"name": ["a\x00b"]})})
+    assert _is_dockers_error(response, 400)
+    assert _is_dockers_error(docker.get("/docker/v1.47/containers/a%00b/json"), 404)
+    assert _is_dockers_error(docker.post("/docker/v1.47/commit?container=a%00b"), 404)
+
+
 def test_a_body_over_the_upload_limit_is_a_413(docker, settings) -> None:  # type: ignore[no-untyped-def]
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
     response = _post_json(docker, "/docker/v1.47/containers/create", {"Image": "busybox", "Env": ["A=" + "a" * 2048]})
