@@ -3,8 +3,10 @@
 Each operation gets a bounded, deterministic run (Hypothesis derandomized) as an operator, on a
 store holding real images, a container, a job and a registry login, so paths naming ``{ref}`` or
 ``{id}`` reach real objects as well as missing ones. Every answer must be a status the document
-lists, with the JSON shape it documents (errors are ``{"detail": ...}``), and never a 5xx but the
-documented 503.
+lists, with the content type and JSON shape it documents (errors are ``{"detail": ...}``), never a
+5xx but the documented 503, and a success must be refused once the credentials are taken away.
+Positive and negative (schema-violating) examples both; 25 per operation keeps the whole run near
+30 s of CPU. Only ``follow`` on container logs is left out (see ``run``).
 
 Nothing leaves the machine: name resolution is refused for the whole run, so a generated
 registry or URL fails at once, and a job is never handed to a worker (the test's transaction never
