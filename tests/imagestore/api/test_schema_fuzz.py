@@ -5,8 +5,8 @@ store holding real images, a container, a job and a registry login, so paths nam
 ``{id}`` reach real objects as well as missing ones. Every answer must be a status the document
 lists, with the content type and JSON shape it documents (errors are ``{"detail": ...}``), never a
 5xx but the documented 503, and a success must be refused once the credentials are taken away.
-Positive and negative (schema-violating) examples both; 25 per operation keeps the whole run near
-30 s of CPU. Only ``follow`` on container logs is left out (see ``run``).
+Positive and negative (schema-violating) examples both; 50 per operation keep the whole run
+under a minute on two cores. Only ``follow`` on container logs is left out (see ``run``).
 
 Nothing leaves the machine: name resolution is refused for the whole run, so a generated
 registry or URL fails at once, and a job is never handed to a worker (the test's transaction never
@@ -50,7 +50,7 @@ def _tar_body(context: Any, value: Any) -> bytes:
     return serialize_binary(value)
 
 
-EXAMPLES_PER_OPERATION = 25
+EXAMPLES_PER_OPERATION = 50
 # ...and ignored_auth: a successful answer is asked again without credentials, which must be refused.
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           ignored_auth]
