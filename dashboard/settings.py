@@ -295,7 +295,7 @@ REST_FRAMEWORK = {
     ],
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "imagestore.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "imagestore.api.errors.exception_handler",
     # ``?format=`` is the inspect template (as ``docker inspect -f``), not a renderer.
     "URL_FORMAT_OVERRIDE": None,
@@ -309,6 +309,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "PREPROCESSING_HOOKS": ["imagestore.api.schema.spell_out_action_routes"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "imagestore.api.schema.document_errors"],
 }
 
 # --- security (README "Security") ---------------------------------------------------

@@ -20,3 +20,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("dashboard.ui_urls")),
 ]
+
+handler404 = "dashboard.error_views.not_found"
+handler500 = "dashboard.error_views.server_error"

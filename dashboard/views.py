@@ -337,7 +337,11 @@ def registries(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         _operator_only(request)
         if request.POST.get("logout"):
-            logout(request.user, request.POST["logout"])
+            try:
+                logout(request.user, request.POST["logout"])
+            except Errors as exc:
+                messages.error(request, str(exc))
+                return HttpResponseRedirect(request.path)
             messages.success(request, f"Logged out of {request.POST['logout']}")
             return HttpResponseRedirect(request.path)
         if form.is_valid():

@@ -6,7 +6,7 @@ unchanged and are mapped the same way (see ``status_for``).
 
 from __future__ import annotations
 
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 
 from .oci.errors import CorruptArchive, DigestMismatch, InvalidDigest, InvalidReference, OCIError, UnsafeArchive
 
@@ -80,5 +80,11 @@ def status_for(exc: BaseException) -> int | None:
     if isinstance(exc, (InvalidReference, InvalidDigest, CorruptArchive, UnsafeArchive, DigestMismatch)):
         return 400
     if isinstance(exc, OCIError):
+        return 400
+    # Django's refusals of a request it will not parse (too many fields, a body over
+    # DATA_UPLOAD_MAX_MEMORY_SIZE, a malformed multipart), as Django itself answers them.
+    if isinstance(exc, RequestDataTooBig):
+        return 413
+    if isinstance(exc, SuspiciousOperation):
         return 400
     return None

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import io
+import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -87,3 +89,14 @@ def make_image(db) -> Callable[..., Image]:  # type: ignore[no-untyped-def]
         return import_image(io.BytesIO(simple_rootfs_tar(marker)), repository=repository)
 
     return make
+
+
+@pytest.fixture
+def no_name_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every outbound connection (to a generated registry, index or URL) fails at once: fuzzing
+    input must never reach the network, loopback included."""
+
+    def refuse(host: Any, *args: Any, **kwargs: Any) -> Any:
+        raise socket.gaierror(socket.EAI_NONAME, f"name resolution is off in this test ({host})")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)

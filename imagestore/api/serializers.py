@@ -169,6 +169,19 @@ class ContainerSerializer(serializers.ModelSerializer):
         return " ".join([*(container.config.get("Entrypoint") or []), *(container.config.get("Cmd") or [])])
 
 
+class ContainerListQuerySerializer(serializers.Serializer):
+    """``docker ps`` filters (CharField refuses a NUL, which PostgreSQL cannot compare)."""
+
+    status = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    ancestor = serializers.CharField(required=False, allow_blank=True, max_length=512)
+    name = serializers.CharField(required=False, allow_blank=True, max_length=255)
+
+
+class IndexSearchQuerySerializer(serializers.Serializer):
+    q = serializers.CharField(required=False, allow_blank=True, max_length=256, default="")
+    n = serializers.IntegerField(required=False, allow_null=True, default=None)
+
+
 class ContainerCreateSerializer(serializers.Serializer):
     image = serializers.CharField(max_length=512)
     cmd = serializers.ListField(child=serializers.CharField(), required=False, allow_null=True, default=None)

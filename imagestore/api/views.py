@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ..downloads import archive_response
-from ..errors import BadRequest, NotFound
+from ..errors import NotFound
 from ..models import Image, ImageLayer, Job, RegistryCredential
 from ..querystring import flag
 from ..services import images as image_service
@@ -35,11 +35,19 @@ from ..services.save import export_path, start_save
 from ..services.search import SearchFilters, index_search, search
 from ..services.tag import tag_image
 from .parsers import BoundedJSONParser
+from .responses import (
+    HistoryRowSerializer,
+    IndexSearchSerializer,
+    RemovalRecordSerializer,
+    RemoveResultSerializer,
+    SearchResultSerializer,
+)
 from .serializers import (
     ImageListQuerySerializer,
     ImageRowSerializer,
     ImageSerializer,
     ImportRequestSerializer,
+    IndexSearchQuerySerializer,
     JobSerializer,
     LoadRequestSerializer,
     NamesRequestSerializer,
@@ -121,7 +129,7 @@ class ImageViewSet(viewsets.GenericViewSet):
             OpenApiParameter("force", OpenApiTypes.BOOL),
             OpenApiParameter("noprune", OpenApiTypes.BOOL),
         ],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: RemovalRecordSerializer(many=True)},
     )
     def destroy(self, request: Request, ref: str) -> Response:
         """``docker rmi``: the Untagged and Deleted records, as Docker answers."""
@@ -133,7 +141,7 @@ class ImageViewSet(viewsets.GenericViewSet):
             REF_PARAMETER,
             OpenApiParameter("format", OpenApiTypes.STR, description="Go template, e.g. {{.Architecture}}"),
         ],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={(200, "application/json"): OpenApiTypes.OBJECT, (200, "text/plain"): OpenApiTypes.STR},
     )
     @action(detail=True, methods=["get"])
     def inspect(self, request: Request, ref: str) -> Response | HttpResponse:
@@ -177,7 +185,7 @@ class ImageViewSet(viewsets.GenericViewSet):
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
-    @extend_schema(parameters=[REF_PARAMETER], responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(parameters=[REF_PARAMETER], responses={200: HistoryRowSerializer(many=True)})
     @action(detail=True, methods=["get"])
     def history(self, request: Request, ref: str) -> Response:
         """``docker history``: newest first; size 0 for empty layers."""
@@ -227,7 +235,7 @@ class ImageViewSet(viewsets.GenericViewSet):
         job = start_push(ref, body.validated_data["all_tags"], owner=request.user)
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(request=RemoveRequestSerializer, responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(request=RemoveRequestSerializer, responses={200: RemoveResultSerializer(many=True)})
     def remove(self, request: Request, ref: str | None = None) -> Response:
         """``docker rmi A B C``: each name's records or error; one failing does not stop the rest."""
         body = RemoveRequestSerializer(data=request.data)
@@ -250,7 +258,7 @@ def _pull(request: Request) -> Response:
 
 
 class SearchView(APIView):
-    @extend_schema(parameters=[SearchQuerySerializer], responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(parameters=[SearchQuerySerializer], responses={200: SearchResultSerializer(many=True)})
     def get(self, request: Request) -> Response:
         """``docker search``: Docker Hub (default), another registry, or ``registry=local`` for the store."""
         query = SearchQuerySerializer(data=request.query_params)
@@ -267,13 +275,12 @@ class IndexSearchView(APIView):
     """Docker Hub's ``GET /v1/search?q=&n=`` over this dashboard's repositories."""
 
     @extend_schema(parameters=[OpenApiParameter("q", OpenApiTypes.STR), OpenApiParameter("n", OpenApiTypes.INT)],
-                   responses={200: OpenApiTypes.OBJECT})
+                   responses={200: IndexSearchSerializer})
     def get(self, request: Request) -> Response:
-        try:
-            limit = min(max(int(request.query_params.get("n") or 25), 1), 100)
-        except ValueError:
-            raise BadRequest("n must be a number") from None
-        return Response(index_search(request.query_params.get("q", "").strip(), limit))
+        query = IndexSearchQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        limit = min(max(query.validated_data["n"] or 25, 1), 100)
+        return Response(index_search(query.validated_data["q"].strip(), limit))
 
 
 class RegistryCredentialViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin,

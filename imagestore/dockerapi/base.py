@@ -16,7 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import APIException
 
 from ..api.auth_tokens import HashedTokenAuthentication
-from ..errors import BadRequest, status_for
+from ..errors import BadRequest, TooLarge, status_for
 from ..models import Job
 from ..oci import jsonbounds
 from ..oci.errors import human_size
@@ -96,6 +96,8 @@ def filters(request: HttpRequest) -> dict[str, list[str]]:
             out[key] = [str(v) for v in value]
         else:
             out[key] = [str(value)]
+        if any("\x00" in v for v in out[key]):
+            raise BadRequest(f"invalid filter '{key}': a value holds a NUL character")
     return out
 
 
@@ -106,11 +108,29 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
     try:
         raw = request.body
     except RequestDataTooBig:
-        raise BadRequest(f"the request body is larger than the limit of {human_size(limit)}") from None
+        raise TooLarge(f"the request body is larger than the limit of {human_size(limit)}") from None
     body = jsonbounds.loads(raw or b"{}", what="the request body", max_size=limit)  # 400 past a bound
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
     return body
+
+
+def holds_nul(value: Any) -> bool:
+    """Whether a parsed JSON value holds a NUL in any string, key or value: PostgreSQL can
+    store none (text nor jsonb), so such input is refused before it reaches the database."""
+    pending = [value]
+    while pending:  # a loop, not recursion: any depth json.loads accepted
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
 
 
 def json_lines(messages: Iterator[dict[str, Any] | None]) -> StreamingHttpResponse:

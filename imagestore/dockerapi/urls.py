@@ -33,4 +33,6 @@ urlpatterns = [
     re_path(V + r"containers/(?P<ref>[^/]+)/archive$", views.container_archive),
     re_path(V + r"containers/(?P<ref>[^/]+)$", views.container_delete),
     re_path(V + r"commit$", views.commit),
+    # Docker's own answer for what it does not serve, whatever DEBUG says.
+    re_path(r"", views.not_found),
 ]

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
 
 from ..downloads import archive_response
 from ..errors import BadRequest, NotFound
@@ -35,7 +36,7 @@ from ..services.search import SearchFilters, search
 from ..services.tag import tag_image
 from ..services.uploads import keep_stream
 from ..streams import JSON_KEEPALIVE, StreamGuard
-from .base import API_VERSION, MIN_API_VERSION, docker_view, error, filters, json_body, json_lines, watch_job
+from .base import API_VERSION, MIN_API_VERSION, docker_view, error, filters, holds_nul, json_body, json_lines, watch_job
 
 SERVER_VERSION = "28.0.0-imagestore"
 
@@ -52,6 +53,11 @@ def ping(request: HttpRequest, version: str | None = None) -> HttpResponse:
     response["Ostype"] = "linux"
     response["Cache-Control"] = "no-cache, no-store, must-revalidate"
     return response
+
+
+@csrf_exempt
+def not_found(request: HttpRequest) -> JsonResponse:
+    return error("page not found", 404)
 
 
 @docker_view(("GET",))
@@ -91,16 +97,30 @@ def info(request: HttpRequest) -> JsonResponse:
 def auth(request: HttpRequest) -> JsonResponse:
     """``docker login``: checked with the registry, kept encrypted for this user."""
     body = _json_body(request)
+    server, username, password = (_string(body, key) for key in ("serveraddress", "username", "password"))
     try:
-        login(request.docker_user, body.get("serveraddress") or "", body.get("username") or "",  # type: ignore[attr-defined]
-              body.get("password") or "")
+        login(request.docker_user, server, username, password)  # type: ignore[attr-defined]
     except BadRequest as exc:
         return error(str(exc), 401)
     return JsonResponse({"Status": "Login Succeeded", "IdentityToken": ""})
 
 
 def _json_body(request: HttpRequest) -> dict[str, Any]:
-    return json_body(request)  # bounded in size and depth: a 400, never a RecursionError's 500
+    body = json_body(request)  # bounded in size and depth: a 400, never a RecursionError's 500
+    if holds_nul(body):
+        raise BadRequest("the request body holds a NUL character")
+    return body
+
+
+def _string(body: dict[str, Any], key: str) -> str:
+    """A string field of a JSON body (absent or null: empty). Docker refuses another type with
+    400, as Go's decoder does, rather than taking ``"User": 1000`` for something it is not."""
+    value = body.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadRequest(f"{key} must be a string, not {type(value).__name__}: {json.dumps(value)[:64]}")
+    return value
 
 
 # --- images -------------------------------------------------------------------------------------
@@ -322,8 +342,8 @@ def containers_create(request: HttpRequest) -> JsonResponse:
     if body.get("Tty") or body.get("OpenStdin"):
         raise BadRequest("interactive terminals are not supported yet: run a non-interactive command")
     container = container_service.create_container(
-        str(body.get("Image") or ""), cmd=body.get("Cmd"), entrypoint=body.get("Entrypoint"),
-        env=body.get("Env"), working_dir=body.get("WorkingDir") or "", user=body.get("User") or "",
+        _string(body, "Image"), cmd=body.get("Cmd"), entrypoint=body.get("Entrypoint"),
+        env=body.get("Env"), working_dir=_string(body, "WorkingDir"), user=_string(body, "User"),
         name=request.GET.get("name", ""),
     )
     return JsonResponse({"Id": container.id, "Warnings": []}, status=201)

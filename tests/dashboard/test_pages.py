@@ -177,6 +177,11 @@ def test_registries_page_never_shows_a_password(operator, as_user) -> None:  # t
     assert not RegistryCredential.objects.exists()
 
 
+def test_registries_logout_of_an_invalid_host_is_a_message_not_a_500(operator, as_user) -> None:  # type: ignore[no-untyped-def]
+    page = as_user(operator).post("/registries/", {"logout": "bad host!"}, follow=True)
+    assert page.status_code == 200 and "invalid registry" in page.content.decode()
+
+
 def test_containers_page_lists_and_acts(busybox_free_image, operator, member, as_user) -> None:  # type: ignore[no-untyped-def]
     container = Container.objects.create(id=secrets.token_hex(32), name="quiet_turing", image=busybox_free_image,
                                          state="exited", exit_code=3, config={"Cmd": ["true"], "Image": "c:1"})

@@ -16,6 +16,7 @@ RUNNING_STATES = (Container.State.RUNNING, Container.State.PAUSED, Container.Sta
 # container's plumbing, not of its changes (Docker keeps them in an "init" layer).
 RUNTIME_MOUNT_POINTS = {"/dev", "/proc", "/sys"}
 _NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+_REF_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")  # a name, an id or an id prefix
 
 
 class ContainerNotFound(NotFound):
@@ -51,6 +52,9 @@ def get_container(ref: str) -> Container:
     ref = (ref or "").strip().lstrip("/")
     if not ref:
         raise BadRequest("a container id or name is required")
+    if not _REF_RE.match(ref):
+        # No name or id is spelled so; nor is the database asked (PostgreSQL refuses a NUL).
+        raise ContainerNotFound(f"No such container: {ref}")
     found = Container.objects.filter(name=ref).first() or Container.objects.filter(pk=ref).first()
     if found is None and re.fullmatch(r"[a-f0-9]{1,64}", ref):
         matches = list(Container.objects.filter(pk__startswith=ref)[:2])
