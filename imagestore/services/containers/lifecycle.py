@@ -380,37 +380,49 @@ def record_exit(container_id: str, code: int, error: str = "") -> None:
 WAIT_CONDITIONS = ("not-running", "next-exit", "removed")
 
 
-def wait_for(container: Container, condition: str = "not-running", *,
-             keep_going: Callable[[], bool] | None = None, interval: float = 0.05) -> int | None:
+class Waiter:
     """``docker wait`` with moby's conditions: ``not-running`` (now, if it is not running),
     ``next-exit`` (the end of its next run, even if it has not started yet), ``removed`` (it
-    is gone). The exit code, or None when ``keep_going`` said no first."""
-    if condition not in WAIT_CONDITIONS:
-        raise BadRequest(f"invalid condition: {condition}")
-    first_finish = container.finished_at if container.state not in RUNNING_STATES else None
-    pk = container.pk
-    seen_running = container.state in RUNNING_STATES
-    code = container.exit_code
-    while True:
-        current = Container.objects.filter(pk=pk).first()
-        if current is None:
-            kept = _root() / "exits" / pk
+    is gone). ``poll()`` answers the exit code once the condition holds, else None."""
+
+    def __init__(self, container: Container, condition: str = "not-running") -> None:
+        if condition not in WAIT_CONDITIONS:
+            raise BadRequest(f"invalid condition: {condition}")
+        self.condition = condition
+        self.pk = container.pk
+        self.first_finish = container.finished_at if container.state not in RUNNING_STATES else None
+        self.seen_running = container.state in RUNNING_STATES
+        self.code = container.exit_code
+
+    def poll(self) -> int | None:
+        current = Container.objects.filter(pk=self.pk).first()
+        if current is None:  # removed: its exit code, kept by record_exit for --rm
+            kept = _root() / "exits" / self.pk
             if kept.exists():
-                code = int(kept.read_text() or 0)
-            return code or 0
+                self.code = int(kept.read_text() or 0)
+            return self.code or 0
         current = reconcile(current)
         if current.state in RUNNING_STATES:
-            seen_running = True
-        else:
-            code = current.exit_code
-            if condition == "not-running":
-                return code or 0
-            if condition == "next-exit" and current.finished_at is not None and (
-                    seen_running or current.finished_at != first_finish):
-                return code or 0
+            self.seen_running = True
+            return None
+        self.code = current.exit_code
+        if self.condition == "not-running":
+            return self.code or 0
+        if self.condition == "next-exit" and current.finished_at is not None and (
+                self.seen_running or current.finished_at != self.first_finish):
+            return self.code or 0
+        return None
+
+
+def wait_for(container: Container, condition: str = "not-running", *,
+             keep_going: Callable[[], bool] | None = None, interval: float = 0.05) -> int | None:
+    """As ``Waiter``, blocking: the exit code, or None when ``keep_going`` said no first."""
+    waiter = Waiter(container, condition)
+    while (code := waiter.poll()) is None:
         if keep_going is not None and not keep_going():
             return None
         time.sleep(interval)
+    return code
 
 
 def rename_container(container: Container, new_name: str) -> Container:
