@@ -17,6 +17,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from ..errors import BadRequest, Conflict
@@ -25,7 +26,6 @@ from ..querystring import flag
 from ..services import containers as container_service
 from ..services.containers import exec as exec_service
 from ..services.containers.attach import Attachment, attach, parse_detach_keys, resize
-from ..streams import StreamGuard
 from ..supervisor import STDERR, frame
 from .base import API_VERSION, docker_view
 from .views import _container, _json_body, _string
@@ -117,7 +117,6 @@ def container_attach(request: HttpRequest, ref: str) -> HttpResponse:
         parse_detach_keys(detach_keys)  # 400 before the upgrade
     stdin, stdout, stderr = (flag(request, key) for key in ("stdin", "stdout", "stderr"))
     logs, stream_on = flag(request, "logs"), flag(request, "stream")
-    guard = StreamGuard(request)
     client = _upgrade(request, tty=tty)
     if not stream_on:  # the logs only
         unframe = _Unframe() if tty else None
@@ -127,8 +126,10 @@ def container_attach(request: HttpRequest, ref: str) -> HttpResponse:
                 if kind in wanted:
                     client.sendall(data if unframe else frame(kind, data))
         return _hijacked_response()
+    # No client-gone check while waiting for the start: a client sending no stdin half-closes
+    # at once (the CLI does), which reads the same as gone; the wait is bounded instead.
     stream = attach(container, stdin=stdin, stdout=stdout, stderr=stderr, logs=logs, detach_keys=detach_keys,
-                    keep_going=guard.listening)
+                    timeout=settings.STREAM_IDLE_TIMEOUT or None)
     _relay(client, stream, tty=tty, stdin=stdin)
     return _hijacked_response()
 
@@ -207,7 +208,6 @@ def exec_start(request: HttpRequest, exec_id: str) -> HttpResponse:
     if instance.state() != "created":
         raise Conflict(f"Error: Exec command {instance.id} is already running")
     config = instance.config
-    guard = StreamGuard(request)
     client = _upgrade(request, tty=instance.tty)
     try:
         exec_service.start_exec(instance, console_size=size)
@@ -216,7 +216,7 @@ def exec_start(request: HttpRequest, exec_id: str) -> HttpResponse:
         return _hijacked_response()
     stream = exec_service.attach_exec(instance, stdin=bool(config.get("AttachStdin")),
                                       stdout=bool(config.get("AttachStdout")),
-                                      stderr=bool(config.get("AttachStderr")), keep_going=guard.listening)
+                                      stderr=bool(config.get("AttachStderr")))
     _relay(client, stream, tty=instance.tty, stdin=bool(config.get("AttachStdin")))
     return _hijacked_response()
 

@@ -337,7 +337,8 @@ def _container_json(container: Container) -> dict[str, Any]:
                    "OpenStdin": bool(config.get("OpenStdin")), "StdinOnce": bool(config.get("StdinOnce")),
                    "AttachStdin": bool(config.get("OpenStdin")), "AttachStdout": True, "AttachStderr": True,
                    "Labels": {}},
-        "HostConfig": {"NetworkMode": "host", "AutoRemove": bool(config.get("AutoRemove"))},
+        "HostConfig": {"NetworkMode": "host", "AutoRemove": bool(config.get("AutoRemove")),
+                       "LogConfig": {"Type": "json-file", "Config": {}}},
         "Mounts": [], "NetworkSettings": {"Networks": {}},
     }
 

@@ -170,7 +170,8 @@ def attach_exec(instance: ExecInstance, *, stdin: bool = False, stdout: bool = T
 
     return attach_process(instance.directory, instance.directory / "output.log", tty=instance.tty,
                           running=running, stdin=stdin, stdout=stdout, stderr=stderr, logs=True,
-                          detach_keys=instance.config.get("DetachKeys") or None, keep_going=keep_going)
+                          detach_keys=instance.config.get("DetachKeys") or None, keep_going=keep_going,
+                          started=True)
 
 
 def resize_exec(instance: ExecInstance, height: int, width: int) -> None:

@@ -269,8 +269,8 @@ def start_container(container: Container, *, timeout: float = 15) -> Container:
         "stdin_once": bool(config.get("StdinOnce")), "console_size": config.get("ConsoleSize"),
     }))
     (directory / "state").unlink(missing_ok=True)  # the last run's "exited" is not this run's
-    Container.objects.filter(pk=container.pk).update(state=Container.State.RUNNING, started_at=timezone.now(),
-                                                     finished_at=None, exit_code=None, error="")
+    Container.objects.filter(pk=container.pk).update(started_at=timezone.now(), finished_at=None, exit_code=None,
+                                                     error="")
     # The supervisor's own messages; the container's output is its log (container.log).
     log = open(directory / "supervisor.log", "ab")  # noqa: SIM115 - handed to the supervisor
     process = subprocess.Popen(
@@ -280,14 +280,23 @@ def start_container(container: Container, *, timeout: float = 15) -> Container:
              "IMAGESTORE_ROOT": str(_root()), "CONTAINER_RUNTIME_BINARY": binary, "DATABASE_URL": database_url()},
     )
     log.close()
-    Container.objects.filter(pk=container.pk).update(supervisor_pid=process.pid)
+    # Running and its supervisor in one write: a reconcile never sees one without the other.
+    # Unless it has already ended (record_exit set finished_at): then that stays.
+    Container.objects.filter(pk=container.pk, finished_at__isnull=True).update(
+        state=Container.State.RUNNING, supervisor_pid=process.pid)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = (directory / "state").read_text() if (directory / "state").exists() else ""
+        try:
+            state = (directory / "state").read_text()
+        except FileNotFoundError:
+            state = ""
         if state in ("running", "exited") or process.poll() is not None:
             break
-        time.sleep(0.05)
-    container.refresh_from_db()
+        time.sleep(0.01)
+    try:
+        container.refresh_from_db()
+    except Container.DoesNotExist:  # it ran, ended and was removed (--rm) already
+        container.state = Container.State.EXITED
     return container
 
 
