@@ -4,6 +4,7 @@ and the Docker SDK for Python's ``run(tty=True, detach=True)``, ``exec_run`` and
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import select
@@ -17,7 +18,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import fcntl
 import pytest
 
 from imagestore.blobs import get_store
