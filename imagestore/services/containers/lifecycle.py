@@ -10,7 +10,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from ...models import Container
 from ...oci.config import ImageConfig
 from ...oci.rootfs import RootFS
 from ...oci.runtime import runtime_config
+from ...supervisor import supervisor_command
 from ..images import resolve_image
 from ..names import generate_name
 from .lookup import (
@@ -229,9 +229,29 @@ def _supervisor_alive(container: Container) -> bool:
     return container.id.encode() in cmdline
 
 
+def _recorded_exit(container: Container) -> dict[str, Any] | None:
+    try:
+        return json.loads((container_dir(container) / "exit.json").read_text())  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        return None
+
+
 def reconcile(container: Container) -> Container:
-    """A container shown running whose supervisor is gone (the host stopped) is exited."""
-    if container.state in RUNNING_STATES and not _supervisor_alive(container):
+    """A container shown running whose process has ended is exited: with the exit code its
+    supervisor wrote (``exit.json``, the moment the process ended; the first to see it
+    records it), or, if its supervisor is gone (the host stopped), as lost."""
+    if container.state not in RUNNING_STATES:
+        return container
+    ended = _recorded_exit(container)
+    if ended is not None:
+        record_exit(container.pk, int(ended.get("ExitCode", 255)), str(ended.get("Error") or ""))
+        try:
+            container.refresh_from_db()
+        except Container.DoesNotExist:  # removed on exit (--rm)
+            container.state = Container.State.EXITED
+            container.exit_code = int(ended.get("ExitCode", 255))
+        return container
+    if not _supervisor_alive(container):
         Container.objects.filter(pk=container.pk, state__in=RUNNING_STATES).update(
             state=Container.State.EXITED, exit_code=container.exit_code if container.exit_code is not None else 255,
             finished_at=timezone.now(), supervisor_pid=None,
@@ -269,12 +289,13 @@ def start_container(container: Container, *, timeout: float = 15) -> Container:
         "stdin_once": bool(config.get("StdinOnce")), "console_size": config.get("ConsoleSize"),
     }))
     (directory / "state").unlink(missing_ok=True)  # the last run's "exited" is not this run's
+    (directory / "exit.json").unlink(missing_ok=True)
     Container.objects.filter(pk=container.pk).update(started_at=timezone.now(), finished_at=None, exit_code=None,
                                                      error="")
     # The supervisor's own messages; the container's output is its log (container.log).
     log = open(directory / "supervisor.log", "ab")  # noqa: SIM115 - handed to the supervisor
     process = subprocess.Popen(
-        [sys.executable, "-m", "imagestore.supervisor", container.id], cwd=settings.BASE_DIR,
+        supervisor_command(container.id), cwd=settings.BASE_DIR,
         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
         env={**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "dashboard.settings"),
              "IMAGESTORE_ROOT": str(_root()), "CONTAINER_RUNTIME_BINARY": binary, "DATABASE_URL": database_url()},
@@ -363,14 +384,16 @@ def stop_container(container: Container, *, timeout: float = 10) -> Container:
 
 
 def record_exit(container_id: str, code: int, error: str = "") -> None:
-    """Called by the supervisor when the container's process has exited. With ``AutoRemove``
-    (``docker run --rm``) the container is then removed, its exit code kept a while for a
+    """The end of the container's run, recorded once: by its supervisor, or by whoever sees
+    its ``exit.json`` first (``reconcile``; a ``wait`` then answers without waiting for the
+    supervisor's own database set-up). With ``AutoRemove`` (``docker run --rm``) the one that
+    recorded it removes the container, its exit code kept a while for a
     ``wait?condition=removed`` that was waiting on it."""
-    Container.objects.filter(pk=container_id).update(
+    won = Container.objects.filter(pk=container_id, finished_at__isnull=True).update(
         state=Container.State.EXITED, exit_code=code, finished_at=timezone.now(), supervisor_pid=None,
         error=error[:4000],
     )
-    container = Container.objects.filter(pk=container_id).first()
+    container = Container.objects.filter(pk=container_id).first() if won else None
     if container is None or not container.config.get("AutoRemove"):
         return
     exits = _root() / "exits"
