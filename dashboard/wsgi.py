@@ -2,8 +2,8 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
-from imagestore.hijack import wsgi_hand_over
+from imagestore.handover import HandOverApplication
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
-# Docker's attach and exec (and WebSockets) take their connection over: imagestore/hijack.py.
-application = wsgi_hand_over(get_wsgi_application())
+# The browser terminal's WebSocket takes its request's socket: imagestore/handover.py.
+application = HandOverApplication(get_wsgi_application())

@@ -28,8 +28,10 @@ Detach keys (a terminal's input only, as Docker) end that client's attach, not t
 When a client's stdin ends: with ``StdinOnce`` and no terminal the process's stdin is
 closed; otherwise that attach ends (moby's container/stream/attach.go does the same).
 
-This module imports no Django until the process has started (a container's supervisor
-records the exit in the database; an exec's writes ``exit.json``), so starting is quick.
+The exit is written to ``exit.json`` before the clients' output ends (``reconcile`` records a
+container's from it, the first to see it). This module imports no Django until the process
+has ended (a container's supervisor then records the exit in the database if nobody did), so
+starting is quick.
 """
 
 from __future__ import annotations
@@ -409,11 +411,16 @@ class Session:
             pass
         self.drop(client)
 
-    def close(self) -> None:
+    def stop_listening(self) -> None:
+        """No one connects from now on (before the exit is written: a restart's new supervisor
+        binds its own socket at the same path, which must not be unlinked by this one)."""
         try:
-            os.unlink(socket_path(self.dir_fd))  # no one connects from now on
+            os.unlink(socket_path(self.dir_fd))
         except FileNotFoundError:
             pass
+
+    def close(self) -> None:
+        self.stop_listening()  # (already, unless the start failed)
         # Those who connected meanwhile (waiting in the listen backlog, or not greeted yet)
         # still get what they asked for: the log from their offset.
         self.listener.setblocking(False)
@@ -479,6 +486,7 @@ def run(directory: Path, command: list[str], io: dict[str, Any], log_path: Path,
             code, error = _serve(session, command, directory, on_started)
         except Exception as exc:  # recorded, not lost with this process
             code, error = 255, f"the supervisor failed: {exc!r}"
+        session.stop_listening()
         on_ended(code, error)
         return code, error
     finally:
@@ -515,12 +523,6 @@ def _container_main(container_id: str) -> int:
     directory = root / "containers" / container_id
     io = json.loads((directory / "io.json").read_text()) if (directory / "io.json").exists() else {}
     binary = os.environ.get("CONTAINER_RUNTIME_BINARY") or "runc"
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project, for Django at the end
-    import django
-
-    # Django is only needed at the end: it is set up while the container runs.
-    ready = threading.Thread(target=django.setup, daemon=True)
-    ready.start()
     state = directory / "state"
     if os.path.exists(f"/run/runc/{container_id}"):  # a stale one, if any (runc's default root)
         subprocess.run([binary, "delete", "--force", container_id], capture_output=True)
@@ -530,10 +532,16 @@ def _container_main(container_id: str) -> int:
     code, error = run(directory, command, io, directory / "container.log",
                       on_started=lambda: state.write_text("running"), on_ended=_ended(directory))
     subprocess.run([binary, "delete", "--force", container_id], capture_output=True)
-    ready.join()
+    # Django only now, off the start's path (its set-up would take CPU from runc's): whoever
+    # waits has recorded the exit from exit.json already; this records it if nobody did.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import django
+
+    django.setup()
     from imagestore.services.containers.lifecycle import record_exit
 
-    record_exit(container_id, code, error)  # unless a reconcile did; with --rm this removes the folder
+    # Unless a reconcile did; with --rm this removes the folder.
+    record_exit(container_id, code, error, supervisor_pid=os.getpid())
     return 0
 
 

@@ -134,6 +134,48 @@ def container_attach(request: HttpRequest, ref: str) -> HttpResponse:
     return _hijacked_response()
 
 
+@docker_view(("GET",))
+def container_attach_ws(request: HttpRequest, ref: str) -> HttpResponse:
+    """``GET /containers/{id}/attach/ws``: the same attach over a WebSocket (RFC 6455, the
+    handshake and frames by simple-websocket on the handed-over socket). Each message from the
+    client is stdin; the output goes as binary messages, stdout and stderr unframed, as moby's."""
+    import simple_websocket
+
+    container = _container(ref)
+    detach_keys = request.GET.get("detachKeys") or None
+    if detach_keys:
+        parse_detach_keys(detach_keys)
+    stdin, stdout, stderr = (flag(request, key) for key in ("stdin", "stdout", "stderr"))
+    hijack(request)
+    ws = simple_websocket.Server(request.META)
+    stream = attach(container, stdin=stdin, stdout=stdout, stderr=stderr, logs=flag(request, "logs"),
+                    detach_keys=detach_keys, timeout=settings.STREAM_IDLE_TIMEOUT or None)
+    try:
+        while ws.connected:
+            ready, _, _ = select.select([stream], [], [], 0.05)
+            if ready:
+                frames = stream.read()
+                if frames is None:
+                    break
+                for _, data in frames:
+                    ws.send(data)
+            while ws.connected:
+                message = ws.receive(timeout=0)
+                if message is None:
+                    break
+                if stdin:
+                    stream.send(message.encode() if isinstance(message, str) else message)
+    except (simple_websocket.ConnectionClosed, OSError):
+        pass
+    finally:
+        stream.close()
+        try:
+            ws.close()
+        except simple_websocket.ConnectionClosed:
+            pass
+    return _hijacked_response()
+
+
 def _size(request: HttpRequest) -> tuple[int, int]:
     try:
         height, width = int(request.GET.get("h", "")), int(request.GET.get("w", ""))
@@ -232,5 +274,5 @@ def exec_inspect(request: HttpRequest, exec_id: str) -> JsonResponse:
     return JsonResponse(exec_service.exec_inspect(exec_service.get_exec(exec_id)))
 
 
-__all__ = ["container_attach", "container_exec_create", "container_rename", "container_resize", "container_top",
-           "exec_inspect", "exec_resize", "exec_start"]
+__all__ = ["container_attach", "container_attach_ws", "container_exec_create", "container_rename",
+           "container_resize", "container_top", "exec_inspect", "exec_resize", "exec_start"]

@@ -30,6 +30,7 @@ urlpatterns = [
     re_path(V + r"containers/(?P<ref>[^/]+)/(?P<verb>start|stop|restart|kill|wait)$", views.container_action),
     re_path(V + r"containers/(?P<ref>[^/]+)/logs$", views.container_logs),
     re_path(V + r"containers/(?P<ref>[^/]+)/attach$", interactive.container_attach),
+    re_path(V + r"containers/(?P<ref>[^/]+)/attach/ws$", interactive.container_attach_ws),
     re_path(V + r"containers/(?P<ref>[^/]+)/resize$", interactive.container_resize),
     re_path(V + r"containers/(?P<ref>[^/]+)/exec$", interactive.container_exec_create),
     re_path(V + r"containers/(?P<ref>[^/]+)/rename$", interactive.container_rename),

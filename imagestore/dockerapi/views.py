@@ -445,7 +445,7 @@ def _wait_stream(request: HttpRequest, container: Container) -> StreamingHttpRes
             if guard.keepalive_due():
                 guard.wrote()
                 yield JSON_KEEPALIVE
-            time.sleep(0.05)
+            time.sleep(0.02)
         yield json.dumps({"StatusCode": code, "Error": None}).encode() + b"\n"
 
     return StreamingHttpResponse(body(), content_type="application/json")

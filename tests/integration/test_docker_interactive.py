@@ -218,3 +218,24 @@ def test_docker_sdk_tty_run_exec_run_and_attach_socket(cli) -> None:  # type: ig
     again.close()
     plain = client.containers.run("centos", ["sh", "-c", "echo plain run"], remove=True)
     assert plain == b"plain run\n"
+
+
+def test_attach_over_a_websocket(cli) -> None:  # type: ignore[no-untyped-def]
+    """``GET /containers/{id}/attach/ws``: stdin as messages, the output back as messages."""
+    from simple_websocket import Client
+
+    cli("run", "-d", "-i", "-t", "--name", "wsbox", "centos", "sh")
+    url = cli.url.replace("http://", "ws://") + "/docker/v1.47/containers/wsbox/attach/ws?stream=1&stdin=1&stdout=1"
+    ws = Client.connect(url, headers={"Authorization": f"Token {cli.token}"})
+    try:
+        ws.send(b"echo ws $((6*7))\r")
+        seen = b""
+        deadline = time.monotonic() + 15
+        while b"ws 42" not in seen and time.monotonic() < deadline:
+            message = ws.receive(timeout=1)
+            if message is not None:
+                seen += message if isinstance(message, bytes) else message.encode()
+        assert b"ws 42" in seen
+    finally:
+        ws.close()
+    cli("rm", "-f", "wsbox")

@@ -383,13 +383,17 @@ def stop_container(container: Container, *, timeout: float = 10) -> Container:
     return container
 
 
-def record_exit(container_id: str, code: int, error: str = "") -> None:
+def record_exit(container_id: str, code: int, error: str = "", *, supervisor_pid: int | None = None) -> None:
     """The end of the container's run, recorded once: by its supervisor, or by whoever sees
     its ``exit.json`` first (``reconcile``; a ``wait`` then answers without waiting for the
     supervisor's own database set-up). With ``AutoRemove`` (``docker run --rm``) the one that
     recorded it removes the container, its exit code kept a while for a
-    ``wait?condition=removed`` that was waiting on it."""
-    won = Container.objects.filter(pk=container_id, finished_at__isnull=True).update(
+    ``wait?condition=removed`` that was waiting on it. ``supervisor_pid``: the supervisor
+    records only the run it supervises (by then the container may have been started again)."""
+    this_run = Container.objects.filter(pk=container_id, finished_at__isnull=True)
+    if supervisor_pid is not None:
+        this_run = this_run.filter(supervisor_pid=supervisor_pid)
+    won = this_run.update(
         state=Container.State.EXITED, exit_code=code, finished_at=timezone.now(), supervisor_pid=None,
         error=error[:4000],
     )
@@ -447,7 +451,7 @@ class Waiter:
 
 
 def wait_for(container: Container, condition: str = "not-running", *,
-             keep_going: Callable[[], bool] | None = None, interval: float = 0.05) -> int | None:
+             keep_going: Callable[[], bool] | None = None, interval: float = 0.02) -> int | None:
     """As ``Waiter``, blocking: the exit code, or None when ``keep_going`` said no first."""
     waiter = Waiter(container, condition)
     while (code := waiter.poll()) is None:
