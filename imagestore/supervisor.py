@@ -59,7 +59,9 @@ SOCKET_NAME = "attach.sock"
 # After the process has exited, output still in flight (a pipe a background child holds)
 # is read for at most this long.
 DRAIN_SECONDS = 1.0
-SEND_TIMEOUT = 30.0  # a client that takes no output for this long is dropped, not waited for
+SEND_TIMEOUT = 30.0
+# How long a container's supervisor gives a waiting client to record the exit before it does.
+RECORD_GRACE = 1.0  # a client that takes no output for this long is dropped, not waited for
 
 
 def frame(stream: int, data: bytes) -> bytes:
@@ -532,8 +534,14 @@ def _container_main(container_id: str) -> int:
     code, error = run(directory, command, io, directory / "container.log",
                       on_started=lambda: state.write_text("running"), on_ended=_ended(directory))
     subprocess.run([binary, "delete", "--force", container_id], capture_output=True)
-    # Django only now, off the start's path (its set-up would take CPU from runc's): whoever
-    # waits has recorded the exit from exit.json already; this records it if nobody did.
+    # Whoever waits records the exit from exit.json (and with --rm removes the folder): then
+    # this process is done without setting Django up (a second of CPU on a small machine).
+    deadline = time.monotonic() + RECORD_GRACE
+    while time.monotonic() < deadline:
+        if not directory.exists() or (directory / "recorded").exists():
+            return 0
+        time.sleep(0.02)
+    # Nobody did: Django now, off the start's path, and record it here.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import django
 

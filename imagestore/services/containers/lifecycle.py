@@ -290,6 +290,7 @@ def start_container(container: Container, *, timeout: float = 15) -> Container:
     }))
     (directory / "state").unlink(missing_ok=True)  # the last run's "exited" is not this run's
     (directory / "exit.json").unlink(missing_ok=True)
+    (directory / "recorded").unlink(missing_ok=True)
     Container.objects.filter(pk=container.pk).update(started_at=timezone.now(), finished_at=None, exit_code=None,
                                                      error="")
     # The supervisor's own messages; the container's output is its log (container.log).
@@ -398,7 +399,13 @@ def record_exit(container_id: str, code: int, error: str = "", *, supervisor_pid
         error=error[:4000],
     )
     container = Container.objects.filter(pk=container_id).first() if won else None
-    if container is None or not container.config.get("AutoRemove"):
+    if container is None:
+        return
+    try:  # tells the supervisor it need not set Django up to record it
+        (container_dir(container) / "recorded").touch()
+    except OSError:
+        pass
+    if not container.config.get("AutoRemove"):
         return
     exits = _root() / "exits"
     exits.mkdir(exist_ok=True)
