@@ -239,3 +239,27 @@ def test_attach_over_a_websocket(cli) -> None:  # type: ignore[no-untyped-def]
     finally:
         ws.close()
     cli("rm", "-f", "wsbox")
+
+
+def test_the_upgrade_is_answered_101_then_frames_and_nothing_after(cli) -> None:  # type: ignore[no-untyped-def]
+    """The raw protocol: ``101 UPGRADED`` with the multiplexed content type, Docker's 8-byte
+    frames (stdout 1, stderr 2), and nothing of gunicorn's own written after the stream."""
+    import socket
+
+    container_id = cli("create", "centos", "sh", "-c", "echo out; echo err >&2").stdout.strip()
+    port = int(cli.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.sendall(f"POST /docker/v1.47/containers/{container_id}/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\n"
+                     f"Host: 127.0.0.1\r\nAuthorization: Token {cli.token}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+                     f"Content-Length: 0\r\n\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(1)
+        assert head.startswith(b"HTTP/1.1 101 UPGRADED\r\n"), head
+        assert b"Content-Type: application/vnd.docker.multiplexed-stream" in head
+        cli("start", container_id)
+        body = b""
+        while chunk := sock.recv(65536):
+            body += chunk
+    assert body == b"\x01\0\0\0\0\0\0\x04out\n\x02\0\0\0\0\0\0\x04err\n" or body == (
+        b"\x02\0\0\0\0\0\0\x04err\n\x01\0\0\0\0\0\0\x04out\n"), body
