@@ -404,7 +404,10 @@ class Session:
                     except OSError:
                         data = b""
                     if data:
-                        self.client_input(client, data)
+                        try:
+                            self.client_input(client, data)
+                        except (ValueError, TypeError, AttributeError, KeyError):  # a malformed hello
+                            self.drop(client)
                     else:
                         self.client_eof(client)
         return self.exit_code if self.exit_code is not None else 255
