@@ -28,7 +28,7 @@ from imagestore.services import jobs
 from imagestore.services.import_ import start_import
 from tests.builders import COMPRESSORS, simple_rootfs_tar
 from tests.integration.conftest import ROOT, Worker
-from tests.integration.registry import free_port
+from tests.integration.registry import allow_outbound, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -173,6 +173,7 @@ def test_redis_down_at_submit_answers_503_and_leaves_no_queued_job_and_no_upload
     from imagestore.services.tokens import create_token
 
     broker, redis_server = own_redis
+    allow_outbound("127.0.0.1:1")  # the pull's registry: refused by nobody listening, not by the policy
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dashboard.test_settings", "DATABASE_URL": database_url(),
@@ -353,6 +354,7 @@ def pausing_server() -> Iterator[Callable[[bytes, float], str]]:
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
+        allow_outbound(f"127.0.0.1:{server.server_address[1]}")  # before the worker starts: it inherits this
         return f"http://127.0.0.1:{server.server_address[1]}/rootfs.tar.gz"
 
     yield serve
@@ -369,10 +371,11 @@ def test_a_job_silent_for_longer_than_the_stale_limit_is_not_failed_by_the_sweep
     from tests.builders import tar_bytes
 
     monkeypatch.setenv("JOB_STALE_AFTER", "10")  # the worker beats every 2 s
-    start_worker()
     body = COMPRESSORS["gzip"](tar_bytes([("noise", os.urandom(48 << 10))]))
     assert len(body) > 32768
-    job = start_import(url=pausing_server(body, 8.0), repository="quiet:1")
+    url = pausing_server(body, 8.0)
+    start_worker()
+    job = start_import(url=url, repository="quiet:1")
     _wait_for(lambda: Job.objects.get(pk=job.pk).state != Job.State.QUEUED, what="the import to start")
     swept = 0
     while not Job.objects.get(pk=job.pk).finished:
