@@ -5,7 +5,7 @@ busybox images, a Celery worker process, a redis-server of this test's own (so i
 restarted without touching the shared one), runc for the containers, and the test
 database (PostgreSQL in CI, SQLite otherwise). Every operation goes through the REST API
 as an operator: a few dozen rounds of pull, import, tag, container create/run/commit,
-save, load, remove and prune; the worker is killed (SIGKILL) once in the middle of a slow
+save, load, remove and prune, with GC (grace 0) run beside the worker's jobs; the worker is killed (SIGKILL) once in the middle of a slow
 pull and started again; Redis is restarted once while jobs wait in its queue (jobs
 submitted while it is down answer 503). Afterwards: no job is queued or running, fsck
 finds nothing broken, and after GC (grace 0) the blob tree holds exactly the blobs the
@@ -34,6 +34,7 @@ from rest_framework.test import APIClient
 from imagestore.dbutil import database_url
 from imagestore.models import Container, Image, Job, Layer
 from imagestore.services import jobs
+from imagestore.services.gc import collect_garbage
 from tests.builders import COMPRESSORS, simple_rootfs_tar
 from tests.integration.conftest import Worker
 from tests.integration.registry import (
@@ -261,6 +262,10 @@ def _round(day: Day, i: int, registry_host: str, kept_containers: list[str], arc
     pending.append(day.submit(f"/api/v1/containers/{container}/commit/", {"repository": "day/commit", "tag": str(i)},
                               format="json"))
     pruned = i % 6 == 3
+    # The operator's `manage.py collect_garbage --grace 0` while the worker imports, loads and
+    # commits: it must take nothing that live work holds (before, a commit lost its layer tar).
+    sweep = collect_garbage(0, trigger="operator")
+    assert sweep.errors == [], sweep.errors
     if i % 3 == 2:  # rmi of older rounds' images, some still used by a kept container
         for name in (f"day/import:{i - 2}", f"day/commit:{max(i - 3, 0)}", f"day/tagged:{i - 2}"):
             assert client.delete(f"/api/v1/images/{name}/?force=1").status_code in (200, 404, 409)
