@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from ..blobs import get_store
+from ..blobs import get_store, mark_in_use
 from ..errors import BadRequest
 from ..models import Container, Image, Job
 from ..oci import mediatypes
@@ -82,6 +82,7 @@ def commit_container(container_ref: str, *, repository: str | None = None, autho
         diff = container_changes(container)
         progress.update("layer", 0, len(diff), "Committing")
         with tempfile.NamedTemporaryFile(dir=store.tmp_dir, prefix="commit-", suffix=".tar") as tmp:
+            mark_in_use(tmp.fileno())  # GC keeps it while the commit runs, whatever the grace
             _layer_tar(container, diff, tmp.name)
             with store.pins() as pins, open(tmp.name, "rb") as source, store.writer() as writer:
                 info = write_gzip_layer(source, writer, level=settings.IMAGESTORE_GZIP_LEVEL)
