@@ -145,12 +145,17 @@ class SlowProxy:
 def _point_celery_at(url: str) -> None:
     """This process publishes (submits, the sweeper's re-sends) to ``url`` from now on: the
     Celery app read its broker from settings once, and keeps pools of connections to it."""
+    import kombu.pools
+
     from dashboard.celery import app
 
     app.conf.broker_url = url
     if app._pool is not None:
         app._pool.force_close_all()
     app._pool = None
+    # kombu's global producer and connection pools are keyed by the broker URL: drop them all,
+    # or pointing back later would reuse a pool closed here ("Acquire on closed pool").
+    kombu.pools.reset()
     app.amqp._producer_pool = None
 
 
