@@ -249,3 +249,43 @@ def test_copying_out_freezes_the_running_container(sandbox_image: Image, runc: s
         assert status() == "running"
     finally:
         service.remove_container(container, force=True)
+
+
+LIMITS_PROBE = ("/bin/busybox ls /sys/class/net; cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
+                "/sys/fs/cgroup/memory.max /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max "
+                "/sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu.max 2>/dev/null; true")
+
+
+def _started(container_id: str) -> str:
+    container = service.start_container(Container.objects.get(pk=container_id))
+    container = service.wait_container(container, timeout=60)
+    return b"".join(service.container_logs(container)).decode()
+
+
+def test_docker_api_create_takes_the_network_and_limits_of_host_config(sandbox_image: Image, runc: str,
+                                                                       operator: object) -> None:
+    from django.test import Client
+
+    from imagestore.services.tokens import create_token
+
+    docker = Client(HTTP_AUTHORIZATION=f"Token {create_token(operator)[1]}")
+    body = {"Image": "sandbox:test", "Cmd": ["/bin/busybox", "sh", "-c", LIMITS_PROBE],
+            "HostConfig": {"NetworkMode": "none", "Memory": 32 << 20, "NanoCpus": 250_000_000, "PidsLimit": 33}}
+    response = docker.post("/docker/v1.47/containers/create", data=json.dumps(body), content_type="application/json")
+    assert response.status_code == 201, response.content
+    assert _started(response.json()["Id"]).split() == ["lo", str(32 << 20), "33", "25000"]
+    inspect = docker.get(f"/docker/v1.47/containers/{response.json()['Id']}/json").json()
+    assert inspect["HostConfig"]["NetworkMode"] == "none" and inspect["HostConfig"]["Memory"] == 32 << 20
+    body["HostConfig"] = {"NetworkMode": "macvlan"}
+    assert docker.post("/docker/v1.47/containers/create", data=json.dumps(body),
+                       content_type="application/json").status_code == 400
+
+
+def test_rest_create_takes_the_network_and_limits(sandbox_image: Image, runc: str, operator: object,
+                                                  client_for: object) -> None:
+    client = client_for(operator)  # type: ignore[operator]
+    response = client.post("/api/v1/containers/", {
+        "image": "sandbox:test", "cmd": ["/bin/busybox", "sh", "-c", LIMITS_PROBE], "network": "none",
+        "memory": 48 << 20, "nano_cpus": 1_000_000_000, "pids_limit": 40}, format="json")
+    assert response.status_code == 201, response.content
+    assert _started(response.json()["id"]).split() == ["lo", str(48 << 20), "40", "100000"]
