@@ -56,9 +56,10 @@ def _resources(limits: Limits) -> dict[str, Any]:
 
 def runtime_config(*, rootfs: str, args: list[str], env: list[str], cwd: str, uid: int, gid: int,
                    hostname: str, additional_gids: list[int] | None = None, netns: str | None = None,
-                   limits: Limits | None = None) -> dict[str, Any]:
+                   limits: Limits | None = None, mounts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The bundle's config.json. ``netns``: the path of the network namespace to join
-    (services/containers/network.py prepares it); None shares the host's network."""
+    (services/containers/network.py prepares it); None shares the host's network. ``mounts``:
+    more mounts after the standard ones (the container's resolv.conf and hosts)."""
     if not any(e.startswith("PATH=") for e in env):
         env = [DEFAULT_PATH, *env]
     user: dict[str, Any] = {"uid": uid, "gid": gid}
@@ -99,6 +100,7 @@ def runtime_config(*, rootfs: str, args: list[str], env: list[str], cwd: str, ui
              "options": ["nosuid", "noexec", "nodev", "ro"]},
             {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
              "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+            *(mounts or []),
         ],
         "linux": {
             "resources": _resources(limits or Limits()),

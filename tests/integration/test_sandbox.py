@@ -289,3 +289,16 @@ def test_rest_create_takes_the_network_and_limits(sandbox_image: Image, runc: st
         "memory": 48 << 20, "nano_cpus": 1_000_000_000, "pids_limit": 40}, format="json")
     assert response.status_code == 201, response.content
     assert _started(response.json()["id"]).split() == ["lo", str(48 << 20), "40", "100000"]
+
+
+def test_resolv_conf_and_hosts_are_the_containers_own_and_stay_out_of_its_diff(sandbox_image: Image,
+                                                                               runc: str) -> None:
+    container, out = _run("cat /etc/hosts /etc/resolv.conf; echo '10.1.2.3 extra' >> /etc/hosts; echo wrote=$?; "
+                          "/bin/busybox hostname")
+    hostname = out.split()[-1]
+    assert hostname == container.id[:12] and f"127.0.1.1\t{hostname}" in out and "wrote=0" in out, out
+    nameservers = re.findall(r"^nameserver\s+(\S+)", out, re.M)
+    assert nameservers and not any(n.startswith("127.") or n == "::1" for n in nameservers), out
+    paths = {change["Path"] for change in service.container_changes(container)}
+    assert not paths & {"/etc/hosts", "/etc/resolv.conf"}, paths  # empty mount points, left out
+    assert "10.1.2.3 extra" in (service.container_dir(container) / "hosts").read_text()

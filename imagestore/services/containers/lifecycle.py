@@ -39,7 +39,7 @@ from .lookup import (
     runtime_binary,
     snapshot_dir,
 )
-from .network import normalize_mode, prepare_network, teardown_network
+from .network import network_files, normalize_mode, prepare_network, teardown_network
 from .roots import _mount_overlay, _release_rootfs, _rootfs_mode, ensure_rootfs
 from .snapshots import ensure_snapshot, release_snapshot
 
@@ -275,6 +275,7 @@ def bundle_config(container: Container, *, netns: str | None = None) -> dict[str
         env=[*(image_config.get("Env") or []), *(config.get("Env") or [])],
         cwd=config.get("WorkingDir") or image_config.get("WorkingDir") or "/",
         uid=uid, gid=gid, additional_gids=groups, hostname=container.id[:12], netns=netns,
+        mounts=network_files(container_dir(container), network_mode(container), container.id[:12]),
         limits=Limits(pids=settings.CONTAINER_PIDS_LIMIT if pids is None else pids,
                       memory=config.get("Memory") or 0, nano_cpus=config.get("NanoCpus") or 0),
     )

@@ -16,12 +16,15 @@ Modes, as Docker names them:
 - ``host``: the host's network, no namespace; only when an operator asks for it.
 
 Files in the container's folder: ``netns`` (the namespace, bind-mounted there so it lives
-without a process) and ``pasta.pid``.
+without a process), ``pasta.pid``, and the container's ``/etc/resolv.conf`` and
+``/etc/hosts``, bind-mounted over the image's as Docker does (what the container writes to
+them stays out of its root, out of ``docker diff`` and ``docker commit``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import shutil
 import signal
@@ -106,3 +109,59 @@ def prepare_network(directory: Path, mode: str) -> str | None:
         raise
     return str(path)
 
+
+
+# Bind-mounted over the image's files; an image without them gets empty placeholders, which
+# ``docker diff`` leaves out (services/containers/diff.py).
+RUNTIME_FILES = ("/etc/resolv.conf", "/etc/hosts")
+# Docker's fallback when the host only has resolvers on its loopback, out of a container's reach.
+FALLBACK_NAMESERVERS = ("8.8.8.8", "8.8.4.4")
+MAX_HOST_FILE = 64 << 10
+
+
+def _host_file(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            return f.read(MAX_HOST_FILE).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _is_loopback(text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def resolv_conf(mode: str) -> str:
+    """The host's resolv.conf; for a namespaced container without its loopback nameservers
+    (they would be the container's own loopback), Google's as Docker's fallback if none is left."""
+    text = _host_file("/etc/resolv.conf")
+    if mode == "host":
+        return text
+    lines = [line for line in text.splitlines()
+             if not (line.split()[:1] == ["nameserver"] and len(line.split()) > 1 and _is_loopback(line.split()[1]))]
+    if not any(line.split()[:1] == ["nameserver"] for line in lines):
+        lines += [f"nameserver {address}" for address in FALLBACK_NAMESERVERS]
+    return "\n".join(lines) + "\n"
+
+
+def hosts_file(mode: str, hostname: str) -> str:
+    if mode == "host":
+        return _host_file("/etc/hosts")
+    return (f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+            f"fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
+            f"127.0.1.1\t{hostname}\n")
+
+
+def network_files(directory: Path, mode: str, hostname: str) -> list[dict[str, object]]:
+    """Write the container's resolv.conf and hosts; the spec's mounts for them."""
+    contents = {"/etc/resolv.conf": resolv_conf(mode), "/etc/hosts": hosts_file(mode, hostname)}
+    mounts: list[dict[str, object]] = []
+    for destination in RUNTIME_FILES:
+        source = directory / os.path.basename(destination)
+        source.write_text(contents[destination])
+        mounts.append({"destination": destination, "type": "bind", "source": str(source),
+                       "options": ["rbind", "rprivate"]})
+    return mounts
