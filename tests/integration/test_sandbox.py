@@ -214,6 +214,14 @@ def test_capabilities_are_dockers_and_none_for_a_non_root_user(sandbox_image: Im
     spec = json.loads((service.container_dir(container) / "config.json").read_text())["process"]["capabilities"]
     assert spec["ambient"] == spec["inheritable"] == spec["effective"] == spec["permitted"] == []
     assert spec["bounding"] == DEFAULT_CAPABILITIES
+    # An image's own USER, as a Dockerfile's `USER 1000` sets it.
+    from imagestore.services.commit import commit_container
+
+    commit_container(container.id, repository="user1000", changes=["USER 1000"])
+    as_image = service.create_container("user1000", cmd=["/bin/busybox", "sh", "-c", caps])
+    as_image = service.wait_container(service.start_container(as_image), timeout=60)
+    image_user = b"".join(service.container_logs(as_image)).decode()
+    assert _status(image_user, "CapEff") == 0 and _status(image_user, "CapPrm") == 0, image_user
 
 
 def test_the_user_runs_with_its_groups(sandbox_image: Image, runc: str) -> None:
@@ -231,13 +239,33 @@ def test_memory_and_cpu_limits_reach_the_cgroup(sandbox_image: Image, runc: str)
     assert "50000" in out.split(), out  # half of the 100000 us period
 
 
-def test_copying_out_freezes_the_running_container(sandbox_image: Image, runc: str) -> None:
+def test_copy_out_copy_in_and_commit_freeze_the_running_container(sandbox_image: Image, runc: str) -> None:
+    from imagestore.services.commit import commit_container
+    from tests.builders import tar_bytes
+
     container = service.create_container("sandbox:test", cmd=["/bin/busybox", "sleep", "60"])
     service.start_container(container)
 
     def status() -> str:
         state = subprocess.run([runc, "state", container.id], capture_output=True, text=True, check=True)
         return str(json.loads(state.stdout)["status"])
+
+    class Watching(io.BytesIO):
+        """The tar being copied in, noting the container's state while it is read."""
+        seen: set[str] = set()
+
+        def read(self, size: int | None = -1) -> bytes:
+            self.seen.add(status())
+            return super().read(size)
+
+    class Noting:
+        seen: set[str] = set()
+
+        def update(self, item: str, done: int, total: int | None, phase: str) -> None:
+            self.seen.add(status())
+
+        def log(self, line: str) -> None:
+            return None
 
     try:
         chunks = service.archive_of(container, "/etc")
@@ -247,6 +275,12 @@ def test_copying_out_freezes_the_running_container(sandbox_image: Image, runc: s
         assert status() == "running"
         service.path_stat(container, "/etc/passwd")
         assert status() == "running"
+        archive = Watching(tar_bytes([("copied", b"in")]))
+        service.copy_into(container, "/tmp", archive)
+        assert archive.seen == {"paused"} and status() == "running"
+        progress = Noting()
+        commit_container(container.id, repository="frozen", progress=progress)
+        assert progress.seen == {"paused"} and status() == "running"
     finally:
         service.remove_container(container, force=True)
 
