@@ -350,11 +350,27 @@ def start_container(container: Container, *, timeout: float = 15) -> Container:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = (directory / "state").read_text() if (directory / "state").exists() else ""
-        if state in ("running", "exited") or process.poll() is not None:
+        if state == "exited" or process.poll() is not None:
             break
-        time.sleep(0.05)
+        # The supervisor has launched the runtime; back once the runtime has started the
+        # process, as docker start is: a stop or kill sent earlier would find no container
+        # (or one still being set up: its network namespace joined, its seccomp filter loaded).
+        if state == "running" and _runtime_status(container) in ("running", "paused", "stopped"):
+            break
+        time.sleep(0.01)
     container.refresh_from_db()
     return container
+
+
+def _runtime_status(container: Container) -> str:
+    """runc's own word on the container (``runc state``): created, running, paused, stopped, or ""."""
+    result = _runc(container, "state", container.id)
+    if result.returncode != 0:
+        return ""
+    try:
+        return str(json.loads(result.stdout).get("status") or "")
+    except ValueError:
+        return ""
 
 
 def _runc(container: Container, *args: str) -> subprocess.CompletedProcess[str]:
