@@ -21,6 +21,7 @@ def main(container_id: str) -> int:
 
     from imagestore.models import Container
     from imagestore.services.containers import container_dir
+    from imagestore.services.containers.network import teardown_network
 
     container = Container.objects.get(pk=container_id)
     directory = container_dir(container)
@@ -32,6 +33,7 @@ def main(container_id: str) -> int:
     state.write_text("running")
     code = process.wait()
     subprocess.run([binary, "delete", "--force", container_id], capture_output=True)
+    teardown_network(directory)
     Container.objects.filter(pk=container_id).update(
         state=Container.State.EXITED, exit_code=code if code >= 0 else 128 - code, finished_at=timezone.now(),
         supervisor_pid=None,

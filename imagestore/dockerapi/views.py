@@ -332,7 +332,9 @@ def _container_json(container: Container) -> dict[str, Any]:
         "Config": {"Image": config.get("Image"), "Cmd": config.get("Cmd"), "Entrypoint": config.get("Entrypoint"),
                    "Env": config.get("Env") or [], "WorkingDir": config.get("WorkingDir") or "",
                    "User": config.get("User") or "", "Tty": False, "OpenStdin": False, "Labels": {}},
-        "HostConfig": {"NetworkMode": "host"}, "Mounts": [], "NetworkSettings": {"Networks": {}},
+        "HostConfig": {"NetworkMode": config.get("NetworkMode") or "host", "Memory": config.get("Memory") or 0,
+                       "NanoCpus": config.get("NanoCpus") or 0, "PidsLimit": config.get("PidsLimit")},
+        "Mounts": [], "NetworkSettings": {"Networks": {}},
     }
 
 
@@ -341,10 +343,16 @@ def containers_create(request: HttpRequest) -> JsonResponse:
     body = _json_body(request)
     if body.get("Tty") or body.get("OpenStdin"):
         raise BadRequest("interactive terminals are not supported yet: run a non-interactive command")
+    host_config = body.get("HostConfig") or {}
+    if not isinstance(host_config, dict):
+        raise BadRequest("HostConfig must be an object")
     container = container_service.create_container(
         _string(body, "Image"), cmd=body.get("Cmd"), entrypoint=body.get("Entrypoint"),
         env=body.get("Env"), working_dir=_string(body, "WorkingDir"), user=_string(body, "User"),
-        name=request.GET.get("name", ""),
+        name=request.GET.get("name", ""), network=_string(host_config, "NetworkMode"),
+        # docker's CLI sends 0 for a limit not given: no limit, except pids, whose default we keep.
+        memory=host_config.get("Memory") or None, nano_cpus=host_config.get("NanoCpus") or None,
+        pids_limit=host_config.get("PidsLimit") or None,
     )
     return JsonResponse({"Id": container.id, "Warnings": []}, status=201)
 
