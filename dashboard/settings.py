@@ -197,6 +197,17 @@ if CONTAINER_ROOTFS not in ("auto", "overlay", "copy"):
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured(f"CONTAINER_ROOTFS={CONTAINER_ROOTFS!r} must be auto, overlay or copy")
+# Processes (and threads) a container may hold unless its create asks otherwise (Docker's
+# --pids-limit; 0 = unlimited): a fork bomb inside stops there instead of at the host's limit.
+CONTAINER_PIDS_LIMIT = env_int("CONTAINER_PIDS_LIMIT", 1024, minimum=0)
+# The network a container gets when its create names none: "bridge" (its own namespace,
+# outbound through pasta, no way to the host's loopback) or "none" (loopback only).
+# "host" is never a default: an operator has to ask for it per container.
+CONTAINER_NETWORK_DEFAULT = env_str("CONTAINER_NETWORK_DEFAULT", "bridge")
+if CONTAINER_NETWORK_DEFAULT not in ("bridge", "none"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"CONTAINER_NETWORK_DEFAULT={CONTAINER_NETWORK_DEFAULT!r} must be bridge or none")
 
 # The Docker Engine API endpoint under /docker/ (token of an operator required).
 DOCKER_API_ENABLED = env_bool("DOCKER_API_ENABLED", True)

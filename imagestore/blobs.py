@@ -91,6 +91,39 @@ def remove_lock_file(path: Path, also: Iterable[Path] = ()) -> bool:
         return True
 
 
+def mark_in_use(fd: int) -> None:
+    """A shared flock on an open temporary file or folder of tmp/: GC leaves it, whatever
+    its age (a grace of 0 included), until the descriptor is closed, by the work when it is
+    done or by the kernel when its process dies (then the next GC removes the leftover)."""
+    fcntl.flock(fd, fcntl.LOCK_SH)
+
+
+@contextmanager
+def in_use(path: Path) -> Iterator[None]:
+    """``mark_in_use`` for a temporary folder (or file) while the block runs."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        mark_in_use(fd)
+        yield
+    finally:
+        os.close(fd)
+
+
+def is_in_use(path: Path) -> bool:
+    """Whether a live process holds ``path`` with ``mark_in_use`` (links are never opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # and with it the probe's own lock
+    return False
+
+
 def age_of(path: Path, now: float | None = None, *, linked: bool = False) -> float:
     """Seconds since the entry was last written. With ``linked``, since it was last
     linked too: a pin is a hard link to an old blob, so its mtime is the blob's, while
@@ -141,6 +174,21 @@ class Pins:
     def __init__(self, store: BlobStore) -> None:
         self.store = store
         self.paths: dict[str, Path] = {}
+        self._held: dict[str, int] = {}  # descriptors marking each pin in use (see mark_in_use)
+
+    def _hold(self, key: str, path: Path) -> None:
+        self._let_go(key)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        mark_in_use(fd)
+        self._held[key] = fd
+
+    def _let_go(self, key: str) -> None:
+        fd = self._held.pop(key, None)
+        if fd is not None:
+            os.close(fd)
 
     def take(self, digest: Digest | str) -> bool:
         """Pin a stored blob; False when the store does not have it."""
@@ -151,6 +199,7 @@ class Pins:
         if pin is None:
             return False
         self.paths[key] = pin
+        self._hold(key, pin)
         return True
 
     def adopt(self, digest: Digest | str, path: Path) -> None:
@@ -158,6 +207,7 @@ class Pins:
         if old is not None and old != path:
             old.unlink(missing_ok=True)
         self.paths[str(digest)] = path
+        self._hold(str(digest), path)
 
     def ensure(self, digest: Digest | str) -> bool:
         """The blob is under its final name again if it was pinned; False if it is lost."""
@@ -177,8 +227,9 @@ class Pins:
                 self.ensure(digest)
 
     def release(self) -> None:
-        for path in self.paths.values():
+        for key, path in self.paths.items():
             path.unlink(missing_ok=True)
+            self._let_go(key)
         self.paths.clear()
 
     def __enter__(self) -> Pins:
@@ -194,6 +245,7 @@ class BlobWriter:
     def __init__(self, store: BlobStore) -> None:
         self._store = store
         fd, name = tempfile.mkstemp(prefix="blob-", dir=store.tmp_dir)
+        mark_in_use(fd)  # until the file is closed: committed, aborted, or its process gone
         self._file = os.fdopen(fd, "wb")
         self.temp_path = Path(name)
         self._hasher = hashlib.sha256()
@@ -399,9 +451,12 @@ class BlobStore:
             yield digest, path
 
     def stale_temporary(self, grace_seconds: float) -> Iterator[Path]:
-        """Leftovers in tmp/ of interrupted writers, loads and probes; pins are kept a day longer."""
+        """Leftovers in tmp/ of interrupted writers, loads and probes; pins are kept a day longer.
+        What a live process still holds (``mark_in_use``) is no leftover, whatever its age."""
         now = time.time()
         for leftover in self.tmp_dir.iterdir():
+            if is_in_use(leftover):
+                continue
             try:
                 if leftover.name.startswith("pin-"):
                     if age_of(leftover, now, linked=True) >= grace_seconds + PIN_RETENTION_SECONDS:

@@ -59,9 +59,10 @@ SOCKET_NAME = "attach.sock"
 # After the process has exited, output still in flight (a pipe a background child holds)
 # is read for at most this long.
 DRAIN_SECONDS = 1.0
-SEND_TIMEOUT = 30.0
-# How long a container's supervisor gives a waiting client to record the exit before it does.
-RECORD_GRACE = 1.0  # a client that takes no output for this long is dropped, not waited for
+SEND_TIMEOUT = 30.0  # a client that takes no output for this long is dropped, not waited for
+# How long a container's supervisor gives a waiting client to record the exit before it does
+# (record_exit also tears the container's network down, imagestore/services/containers/network.py).
+RECORD_GRACE = 1.0
 
 
 def frame(stream: int, data: bytes) -> bytes:

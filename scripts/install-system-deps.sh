@@ -8,6 +8,7 @@ declare -A wanted=(
   [skopeo]=skopeo
   [umoci]=umoci
   [runc]=runc
+  [pasta]=passt  # user-mode networking of containers (services/containers/network.py)
   [docker-registry]=docker-registry
   [hyperfine]=hyperfine
   [zstd]=zstd

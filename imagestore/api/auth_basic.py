@@ -29,7 +29,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out
 from django.dispatch import receiver
 from django.utils.crypto import salted_hmac
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BasicAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
@@ -128,13 +127,3 @@ def _remembered(key: str, username: str) -> Any:
         if _checks.get(key) is check:
             del _checks[key]
     return None
-
-
-class CachedBasicScheme(OpenApiAuthenticationExtension):
-    """The schema (/api/schema/) names it as the HTTP Basic scheme it is."""
-
-    target_class = CachedBasicAuthentication
-    name = "basicAuth"
-
-    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
-        return {"type": "http", "scheme": "basic"}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed, Throttled
 
@@ -39,14 +38,3 @@ class HashedTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Any) -> str:
         return self.keyword
-
-
-class HashedTokenScheme(OpenApiAuthenticationExtension):
-    """The schema (/api/schema/) names it as DRF's token scheme did: ``Authorization: Token <key>``."""
-
-    target_class = HashedTokenAuthentication
-    name = "tokenAuth"
-
-    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
-        return {"type": "apiKey", "in": "header", "name": "Authorization",
-                "description": 'Token-based authentication with required prefix "Token"'}

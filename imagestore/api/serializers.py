@@ -190,6 +190,17 @@ class ContainerCreateSerializer(serializers.Serializer):
     working_dir = serializers.CharField(required=False, allow_blank=True, default="")
     user = serializers.CharField(required=False, allow_blank=True, default="")
     name = serializers.CharField(required=False, allow_blank=True, default="", max_length=255)
+    network = serializers.ChoiceField(choices=["bridge", "none", "host"], required=False, allow_blank=True,
+                                      default="", help_text="bridge (default): own namespace, outbound only; "
+                                      "none: loopback only; host: the host's network")
+    memory = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0,
+                                      max_value=(1 << 62) - 1, help_text="bytes, as docker run -m (0: no limit)")
+    nano_cpus = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0,
+                                         max_value=(1 << 62) - 1, help_text="1e9 per CPU, as docker run --cpus")
+    pids_limit = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=-1,
+                                          max_value=(1 << 62) - 1,
+                                          help_text="processes, as docker run --pids-limit (default "
+                                          "CONTAINER_PIDS_LIMIT; 0 or -1: no limit)")
 
 
 class CommitRequestSerializer(serializers.Serializer):

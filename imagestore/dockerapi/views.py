@@ -337,7 +337,9 @@ def _container_json(container: Container) -> dict[str, Any]:
                    "OpenStdin": bool(config.get("OpenStdin")), "StdinOnce": bool(config.get("StdinOnce")),
                    "AttachStdin": bool(config.get("OpenStdin")), "AttachStdout": True, "AttachStderr": True,
                    "Labels": {}},
-        "HostConfig": {"NetworkMode": "host", "AutoRemove": bool(config.get("AutoRemove")),
+        "HostConfig": {"NetworkMode": config.get("NetworkMode") or "host", "Memory": config.get("Memory") or 0,
+                       "NanoCpus": config.get("NanoCpus") or 0, "PidsLimit": config.get("PidsLimit"),
+                       "AutoRemove": bool(config.get("AutoRemove")),
                        "LogConfig": {"Type": "json-file", "Config": {}}},
         "Mounts": [], "NetworkSettings": {"Networks": {}},
     }
@@ -365,7 +367,10 @@ def containers_create(request: HttpRequest) -> JsonResponse:
     container = container_service.create_container(
         _string(body, "Image"), cmd=body.get("Cmd"), entrypoint=body.get("Entrypoint"),
         env=body.get("Env"), working_dir=_string(body, "WorkingDir"), user=_string(body, "User"),
-        name=request.GET.get("name", ""), **_interactive_options(body, host_config),
+        name=request.GET.get("name", ""), network=_string(host_config, "NetworkMode"),
+        # docker's CLI sends 0 for a limit not given: no limit, except pids, whose default we keep.
+        memory=host_config.get("Memory") or None, nano_cpus=host_config.get("NanoCpus") or None,
+        pids_limit=host_config.get("PidsLimit") or None, **_interactive_options(body, host_config),
     )
     return JsonResponse({"Id": container.id, "Warnings": []}, status=201)
 

@@ -7,6 +7,7 @@ tar into the same one-pass writer import uses (hash, gzip, verify).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tarfile
 import tempfile
@@ -15,7 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from ..blobs import get_store
+from ..blobs import get_store, mark_in_use
 from ..errors import BadRequest
 from ..models import Container, Image, Job
 from ..oci import mediatypes
@@ -23,7 +24,8 @@ from ..oci.changes import InvalidChange, apply_changes
 from ..oci.config import ImageConfig, encode, format_time
 from ..oci.layer import write_gzip_layer
 from ..oci.rootfs import RootFS, TarWriter
-from .containers import RUNNING_STATES, container_changes, get_container, kill_container, rootfs
+from .containers import container_changes, get_container, rootfs
+from .containers.freeze import frozen
 from .jobs import JobProgress, create_job, handler
 from .progress import NULL_PROGRESS, Progress
 from .store import LayerRecord, register_image
@@ -74,14 +76,12 @@ def commit_container(container_ref: str, *, repository: str | None = None, autho
         new_config = apply_changes(base, changes or [])
     except InvalidChange as exc:
         raise BadRequest(str(exc)) from None
-    paused = False
-    if pause and container.state in RUNNING_STATES:
-        kill_container(container, "STOP")  # frozen while its files are read, as docker commit pauses
-        paused = True
-    try:
+    # Frozen (the cgroup freezer) while its files are read, as docker commit pauses.
+    with frozen(container) if pause else contextlib.nullcontext():
         diff = container_changes(container)
         progress.update("layer", 0, len(diff), "Committing")
         with tempfile.NamedTemporaryFile(dir=store.tmp_dir, prefix="commit-", suffix=".tar") as tmp:
+            mark_in_use(tmp.fileno())  # GC keeps it while the commit runs, whatever the grace
             _layer_tar(container, diff, tmp.name)
             with store.pins() as pins, open(tmp.name, "rb") as source, store.writer() as writer:
                 info = write_gzip_layer(source, writer, level=settings.IMAGESTORE_GZIP_LEVEL)
@@ -114,12 +114,6 @@ def commit_container(container_ref: str, *, repository: str | None = None, autho
                 layers.append(LayerRecord(str(info.diff_id), str(digest), mediatypes.OCI_LAYER_GZIP, writer.size,
                                           info.size))
                 image = register_image(config, layers, parent=parent, pins=pins)
-    finally:
-        if paused:
-            try:
-                kill_container(container, "CONT")
-            except Exception:  # noqa: BLE001 - it may have exited meanwhile
-                pass
     if target is not None:
         tag_image(image, target)
     progress.log(image.id)

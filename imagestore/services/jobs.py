@@ -71,10 +71,11 @@ def _send(job_id: Any) -> None:
 def publish_job(job: Job) -> None:
     try:
         _send(job.id)
-    except (BrokerError, OSError) as exc:
+    except Exception as exc:  # whatever stopped the task, no worker will see this job: never leave it queued
         message = (f"the job could not be queued: the job broker ({settings.BROKER_DESCRIPTION}) "
                    f"did not answer ({exc}); nothing was started, try again when it is back")
-        log.error("job %s (%s): %s", job.id, job.kind, message)
+        log.error("job %s (%s): %s", job.id, job.kind, message,
+                  exc_info=not isinstance(exc, (BrokerError, OSError)))  # a traceback for the unexpected
         Job.objects.filter(pk=job.pk, state=Job.State.QUEUED).update(
             state=Job.State.FAILED, finished_at=timezone.now(), error=message)
         _remove_job_files(job)

@@ -18,7 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from ..blobs import BlobStore, Pins, get_store
+from ..blobs import BlobStore, Pins, get_store, in_use
 from ..models import Job, Layer
 from ..oci import mediatypes
 from ..oci.archive_reader import ArchivedImage, StagedFile, read_archive_index, stage_archive
@@ -68,20 +68,21 @@ def load_archive(stream: Readable, progress: Progress = NULL_PROGRESS) -> list[s
     """Load every image of an archive; answers Docker's ``Loaded image: ...`` lines."""
     store = get_store()
     staging = Path(tempfile.mkdtemp(prefix="load-", dir=store.tmp_dir))
-    try:
-        progress.update("archive", 0, None, "Reading archive")
-        with layer_size_limit() as limit:
-            # The archive's files in all, and each layer decompressed, are capped by the same setting.
-            staged = stage_archive(stream, staging, max_total=limit, max_layer=limit)
-            images = read_archive_index(staged, host_platform())
-        if not images:
-            raise CorruptArchive("the archive holds no image")
-        names = {id(image): [_tag_name(n) for n in image.names] for image in images}
-        progress.update("archive", 1, 1, "Verified")
-        with store.pins() as pins:
-            return _register_all(store, pins, images, names, progress)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with in_use(staging):  # GC keeps it while the load runs, whatever the grace
+        try:
+            progress.update("archive", 0, None, "Reading archive")
+            with layer_size_limit() as limit:
+                # The archive's files in all, and each layer decompressed, are capped by the same setting.
+                staged = stage_archive(stream, staging, max_total=limit, max_layer=limit)
+                images = read_archive_index(staged, host_platform())
+            if not images:
+                raise CorruptArchive("the archive holds no image")
+            names = {id(image): [_tag_name(n) for n in image.names] for image in images}
+            progress.update("archive", 1, 1, "Verified")
+            with store.pins() as pins:
+                return _register_all(store, pins, images, names, progress)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def _tag_name(name: str) -> str:

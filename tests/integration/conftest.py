@@ -100,35 +100,85 @@ def start_dashboard(start_worker, store_root: Path, redis_broker: str, tmp_path:
 
     def start(*, own_index: bool = False, **extra_env: str) -> str:
         """``own_index``: the dashboard is its own Docker Hub search index."""
-        import requests
-
         from tests.integration.registry import free_port
 
         port = free_port()
-        url = f"http://127.0.0.1:{port}"
         if own_index:
-            extra_env["DOCKER_HUB_INDEX_URL"] = url
+            extra_env["DOCKER_HUB_INDEX_URL"] = f"http://127.0.0.1:{port}"
         for key, value in extra_env.items():
             monkeypatch.setenv(key, value)
         start_worker()
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dashboard.test_settings", "DATABASE_URL": database_url(),
-               "IMAGESTORE_ROOT": str(store_root), "REDIS_URL": redis_broker}
-        log = open(tmp_path / f"gunicorn-{port}.log", "wb")  # noqa: SIM115 - lives with the server
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "dashboard.wsgi", "--bind", f"127.0.0.1:{port}", "--threads", "8",
-             "--timeout", "600"], cwd=ROOT, env=env, stdout=log, stderr=log,
-        )
+               "IMAGESTORE_ROOT": str(store_root), "REDIS_URL": redis_broker, "WEB_CONCURRENCY": "1",
+               "WEB_THREADS": "8"}
+        server, url = start_gunicorn(env, port, tmp_path / f"gunicorn-{port}.log")
         servers.append(server)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{url}/docker/_ping", timeout=1).status_code == 200:
-                    return url
-            except requests.RequestException:
-                time.sleep(0.1)
-        raise AssertionError((tmp_path / f"gunicorn-{port}.log").read_text())
+        return url
 
     yield start
     for server in servers:
         server.terminate()
         server.wait(10)
+
+
+def start_gunicorn(env: dict[str, str], port: int, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """gunicorn as `make run` starts it (scripts/gunicorn.conf.py, sized by WEB_CONCURRENCY and
+    WEB_THREADS in ``env``) on ``port``; returns it and its URL once it answers."""
+    import requests
+
+    out = open(log, "wb")  # noqa: SIM115 - lives with the server
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "scripts/gunicorn.conf.py", "dashboard.wsgi"],
+                              cwd=ROOT, env={**env, "PORT": str(port)}, stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/docker/_ping", timeout=1).status_code == 200:
+                return server, url
+        except requests.RequestException:
+            time.sleep(0.1)
+    server.terminate()
+    raise AssertionError(log.read_text())
+
+
+@pytest.fixture
+def paced_source() -> Iterator[Callable[..., str]]:
+    """Serves one body over HTTP on loopback in ``piece``-sized writes with ``pause`` seconds
+    after each (``pause_once``: after the first only), allowed by the outbound policy before any
+    worker starts (workers inherit the allow-list); returns its URL."""
+    import http.server
+    import threading
+
+    from tests.integration.registry import allow_outbound
+
+    servers: list[http.server.ThreadingHTTPServer] = []
+
+    def serve(body: bytes, pause: float, *, piece: int = 32768, pause_once: bool = False) -> str:
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    for i in range(0, len(body), piece):
+                        self.wfile.write(body[i:i + piece])
+                        self.wfile.flush()
+                        if i == 0 or not pause_once:
+                            time.sleep(pause)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        allow_outbound(f"127.0.0.1:{server.server_address[1]}")
+        return f"http://127.0.0.1:{server.server_address[1]}/rootfs.tar.gz"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()

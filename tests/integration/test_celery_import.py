@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import http.server
 import io
 import os
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from rest_framework.test import APIClient
 
 from imagestore.models import Image, Job, Layer
 from tests.builders import COMPRESSORS, simple_rootfs_tar, tar_bytes
-from tests.integration.registry import allow_outbound
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -28,43 +24,6 @@ def _wait_for(predicate: Callable[[], bool], timeout: float = 60, what: str = "c
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.fixture
-def slow_server() -> Iterator[Callable[[bytes, float], str]]:
-    """Serves one body over HTTP on loopback, in small chunks with pauses. It listens (and is allowed
-    by the outbound policy) before the test starts its workers, which inherit the allow-list."""
-    served: dict[str, Any] = {"body": b"", "pause": 0.0}
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
-            body, pause = served["body"], served["pause"]
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            try:
-                for i in range(0, len(body), 32768):
-                    self.wfile.write(body[i:i + 32768])
-                    self.wfile.flush()
-                    time.sleep(pause)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-
-        def log_message(self, *args: object) -> None:
-            return
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    allow_outbound(f"127.0.0.1:{server.server_address[1]}")
-
-    def serve(body: bytes, pause: float) -> str:
-        served.update(body=body, pause=pause)
-        return f"http://127.0.0.1:{server.server_address[1]}/rootfs.tar.gz"
-
-    yield serve
-    server.shutdown()
-    server.server_close()
 
 
 def test_worker_runs_an_upload_import_and_the_api_shows_the_image(start_worker, operator, store_root: Path) -> None:  # type: ignore[no-untyped-def]
@@ -90,10 +49,10 @@ def test_worker_runs_an_upload_import_and_the_api_shows_the_image(start_worker, 
     assert not list((store_root / "uploads").iterdir())
 
 
-def test_progress_moves_while_a_url_import_runs(start_worker, slow_server, operator) -> None:  # type: ignore[no-untyped-def]
-    start_worker()
+def test_progress_moves_while_a_url_import_runs(start_worker, paced_source, operator) -> None:  # type: ignore[no-untyped-def]
     body = COMPRESSORS["gzip"](tar_bytes([("noise", os.urandom(1 << 20))]))  # ~1 MB, ~32 chunks
-    url = slow_server(body, 0.05)
+    url = paced_source(body, 0.05)  # allowed before the worker starts: it inherits the allow-list
+    start_worker()
     client = APIClient()
     client.force_login(operator)
     job_id = client.post("/api/v1/images/import/", {"url": url, "repository": "slow:1"}).json()["id"]
@@ -113,11 +72,11 @@ def test_progress_moves_while_a_url_import_runs(start_worker, slow_server, opera
     assert job.progress["import"] == {"current": len(body), "total": len(body), "phase": "Import complete"}
 
 
-def test_killed_worker_leaves_no_half_image_and_the_job_ends_failed(start_worker, slow_server, operator,
+def test_killed_worker_leaves_no_half_image_and_the_job_ends_failed(start_worker, paced_source, operator,
                                                                     store_root: Path) -> None:  # type: ignore[no-untyped-def]
-    worker = start_worker("doomed@localhost")
     body = COMPRESSORS["gzip"](tar_bytes([("noise", os.urandom(4 << 20))]))  # ~4 MB over ~6 s
-    url = slow_server(body, 0.05)
+    url = paced_source(body, 0.05)
+    worker = start_worker("doomed@localhost")
     client = APIClient()
     client.force_login(operator)
     job_id = client.post("/api/v1/images/import/", {"url": url, "repository": "doomed:1"}).json()["id"]

@@ -28,7 +28,7 @@ from imagestore.services import jobs
 from imagestore.services.import_ import start_import
 from tests.builders import COMPRESSORS, simple_rootfs_tar
 from tests.integration.conftest import ROOT, Worker
-from tests.integration.registry import free_port
+from tests.integration.registry import allow_outbound, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -173,6 +173,7 @@ def test_redis_down_at_submit_answers_503_and_leaves_no_queued_job_and_no_upload
     from imagestore.services.tokens import create_token
 
     broker, redis_server = own_redis
+    allow_outbound("127.0.0.1:1")  # the pull's registry: refused by nobody listening, not by the policy
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dashboard.test_settings", "DATABASE_URL": database_url(),
@@ -324,55 +325,19 @@ def test_a_job_whose_message_was_lost_runs_when_a_worker_starts(start_worker, re
     assert Image.objects.filter(tags__name="1").exists()
 
 
-@pytest.fixture
-def pausing_server() -> Iterator[Callable[[bytes, float], str]]:
-    """Serves a body over HTTP on loopback: its first 32 KiB, a pause, then the rest."""
-    import http.server
-    import threading
-
-    servers: list[http.server.ThreadingHTTPServer] = []
-
-    def serve(body: bytes, pause: float) -> str:
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                try:
-                    self.wfile.write(body[:32768])
-                    self.wfile.flush()
-                    time.sleep(pause)
-                    self.wfile.write(body[32768:])
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-            def log_message(self, *args: object) -> None:
-                return
-
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}/rootfs.tar.gz"
-
-    yield serve
-    for server in servers:
-        server.shutdown()
-        server.server_close()
-
-
 def test_a_job_silent_for_longer_than_the_stale_limit_is_not_failed_by_the_sweeper(  # type: ignore[no-untyped-def]
-        start_worker, pausing_server, store_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        start_worker, paced_source, store_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A real worker, an import whose source goes quiet for 8 s: the heartbeat thread keeps
     the job alive while the sweeper (5 s limit here) runs twice a second. Before, the
     heartbeat came only with progress and the sweeper failed the healthy job."""
     from tests.builders import tar_bytes
 
     monkeypatch.setenv("JOB_STALE_AFTER", "10")  # the worker beats every 2 s
-    start_worker()
     body = COMPRESSORS["gzip"](tar_bytes([("noise", os.urandom(48 << 10))]))
     assert len(body) > 32768
-    job = start_import(url=pausing_server(body, 8.0), repository="quiet:1")
+    url = paced_source(body, 8.0, pause_once=True)
+    start_worker()
+    job = start_import(url=url, repository="quiet:1")
     _wait_for(lambda: Job.objects.get(pk=job.pk).state != Job.State.QUEUED, what="the import to start")
     swept = 0
     while not Job.objects.get(pk=job.pk).finished:

@@ -9,7 +9,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +25,7 @@ from imagestore.services.import_ import import_image
 from imagestore.services.tokens import create_token
 from tests.builders import busybox_rootfs, tar_directory
 from tests.conftest import require_tool
+from tests.integration.conftest import start_gunicorn
 from tests.integration.registry import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -41,20 +41,11 @@ def serve(store_root: Path, redis_broker: str, tmp_path: Path) -> Iterator[Calla
     def start(**extra_env: str) -> str:
         port = free_port()
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dashboard.test_settings", "DATABASE_URL": database_url(),
-               "IMAGESTORE_ROOT": str(store_root), "REDIS_URL": redis_broker, "PORT": str(port),
+               "IMAGESTORE_ROOT": str(store_root), "REDIS_URL": redis_broker,
                "WEB_CONCURRENCY": "1", "WEB_THREADS": "1", **extra_env}
-        log = open(tmp_path / f"gunicorn-{port}.log", "wb")  # noqa: SIM115 - lives with the server
-        servers.append(subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "scripts/gunicorn.conf.py",
-                                         "dashboard.wsgi"], cwd=ROOT, env=env, stdout=log, stderr=log))
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{url}/docker/_ping", timeout=1).status_code == 200:
-                    return url
-            except requests.RequestException:
-                time.sleep(0.1)
-        raise AssertionError((tmp_path / f"gunicorn-{port}.log").read_text())
+        server, url = start_gunicorn(env, port, tmp_path / f"gunicorn-{port}.log")
+        servers.append(server)
+        return url
 
     yield start
     for server in servers:

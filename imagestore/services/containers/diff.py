@@ -10,6 +10,7 @@ from typing import Any
 from ...models import Container
 from ...oci.rootfs import RootFS
 from .lookup import RUNTIME_MOUNT_POINTS, snapshot_dir
+from .network import RUNTIME_FILES
 from .roots import ensure_rootfs
 
 
@@ -64,6 +65,8 @@ def container_changes(container: Container) -> list[dict[str, Any]]:
             if other is None:
                 if rel in RUNTIME_MOUNT_POINTS and is_dir and _is_empty_dir(upper_fd, name):
                     continue
+                if rel in RUNTIME_FILES and stat.S_ISREG(mine.st_mode) and mine.st_size == 0:
+                    continue  # the empty point runc mounted the container's own file on
                 mark(rel, 1)
             elif is_dir and stat.S_ISDIR(other.st_mode):
                 if (mine.st_mode, mine.st_uid, mine.st_gid) != (other.st_mode, other.st_uid, other.st_gid):

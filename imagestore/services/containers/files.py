@@ -17,6 +17,7 @@ from ...oci.compression import open_decompressed
 from ...oci.config import format_time
 from ...oci.rootfs import RootFS, clean_path, tar_of
 from ...oci.unpack import apply_layer
+from .freeze import frozen
 from .roots import ensure_rootfs
 
 
@@ -24,7 +25,13 @@ def copy_into(container: Container, path: str, archive: BinaryIO) -> int:
     """``docker cp SRC CONTAINER:PATH`` as Docker's archive API: a tar extracted at ``path``,
     a directory that must exist. ``path`` and every entry resolve inside the container's
     root, links included; nothing is done through a link out of it, even one the running
-    container swaps in while we extract (CVE-2018-15664)."""
+    container swaps in while we extract (CVE-2018-15664); a running container is frozen
+    meanwhile."""
+    with frozen(container):
+        return _copy_into(container, path, archive)
+
+
+def _copy_into(container: Container, path: str, archive: BinaryIO) -> int:
     root = ensure_rootfs(container)
     try:
         with RootFS(root) as fs:
@@ -53,9 +60,16 @@ def archive_of(container: Container, path: str) -> Iterator[bytes]:
     """``docker cp CONTAINER:PATH -``: ``path`` (and what it holds) as tar chunks, named by
     its base name, generated while the response is sent (never staged whole). Read with
     descriptors inside the root: a container's symlinks are archived as links, never
-    followed out (CVE-2019-14271's class). Raises NotFound before the first chunk."""
-    _lookup(container, path)
-    return tar_of(ensure_rootfs(container), path)
+    followed out (CVE-2019-14271's class). Raises NotFound before the first chunk. A running
+    container is frozen until the last chunk (or the client going away closes the stream)."""
+    with frozen(container):
+        _lookup(container, path)
+    return _frozen_chunks(container, path)
+
+
+def _frozen_chunks(container: Container, path: str) -> Iterator[bytes]:
+    with frozen(container):
+        yield from tar_of(ensure_rootfs(container), path)
 
 
 def copy_out(container: Container, path: str, out: BinaryIO) -> None:
@@ -66,6 +80,11 @@ def copy_out(container: Container, path: str, out: BinaryIO) -> None:
 
 def path_stat(container: Container, path: str) -> dict[str, Any]:
     """What ``docker cp`` asks first (``X-Docker-Container-Path-Stat``), with Go's FileMode bits."""
+    with frozen(container):
+        return _path_stat(container, path)
+
+
+def _path_stat(container: Container, path: str) -> dict[str, Any]:
     rel, st = _lookup(container, path)
     mode = stat.S_IMODE(st.st_mode)
     if stat.S_ISDIR(st.st_mode):

@@ -25,7 +25,7 @@ from ...errors import BadRequest, Conflict, ServiceError
 from ...models import Container
 from ...oci.config import ImageConfig
 from ...oci.rootfs import RootFS
-from ...oci.runtime import runtime_config
+from ...oci.runtime import Limits, runtime_config
 from ...supervisor import supervisor_command
 from ..images import resolve_image
 from ..names import generate_name
@@ -39,6 +39,7 @@ from .lookup import (
     runtime_binary,
     snapshot_dir,
 )
+from .network import network_files, normalize_mode, prepare_network, teardown_network
 from .roots import _mount_overlay, _release_rootfs, _rootfs_mode, ensure_rootfs
 from .snapshots import ensure_snapshot, release_snapshot
 
@@ -53,13 +54,37 @@ def _list(value: Any, what: str) -> list[str] | None:
     return list(value)
 
 
+# Docker refuses less memory than this (``Minimum memory limit allowed is 6MB``).
+MIN_MEMORY = 6 << 20
+
+
+def _limit(value: Any, what: str, minimum: int = 0) -> int | None:
+    """A create's limit: None (not given), 0 (none) or an integer of at least ``minimum``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value >= 1 << 62:
+        raise BadRequest(f"{what} must be a non-negative integer")
+    if 0 < value < minimum:
+        raise BadRequest(f"{what} must be at least {minimum}")
+    return value
+
+
 def create_container(image_ref: str, *, cmd: Any = None, entrypoint: Any = None, env: Any = None,
-                     working_dir: str = "", user: str = "", name: str = "", tty: bool = False,
+                     working_dir: str = "", user: str = "", name: str = "", network: str = "",
+                     memory: Any = None, nano_cpus: Any = None, pids_limit: Any = None, tty: bool = False,
                      open_stdin: bool = False, stdin_once: bool = False, auto_remove: bool = False,
                      console_size: list[int] | None = None) -> Container:
-    """``tty``: the process runs on a pseudo-terminal; ``open_stdin``: it has a stdin clients
-    can write to (else /dev/null); ``stdin_once``: the first attached client's end of input
-    closes it; ``auto_remove``: removed when it exits (``docker run --rm``)."""
+    """``network``: bridge (the default, see CONTAINER_NETWORK_DEFAULT), none or host;
+    ``memory`` in bytes, ``nano_cpus`` (1e9 per CPU), ``pids_limit`` (None: the default
+    CONTAINER_PIDS_LIMIT; 0 or -1: unlimited, as Docker): cgroup limits. ``tty``: the
+    process runs on a pseudo-terminal; ``open_stdin``: it has a stdin clients can write to
+    (else /dev/null); ``stdin_once``: the first attached client's end of input closes it;
+    ``auto_remove``: removed when it exits (``docker run --rm``)."""
+    network = normalize_mode(network, settings.CONTAINER_NETWORK_DEFAULT)
+    if isinstance(pids_limit, int) and not isinstance(pids_limit, bool) and pids_limit < 0:
+        pids_limit = 0  # Docker's -1: unlimited
+    limits = {"Memory": _limit(memory, "memory", MIN_MEMORY), "NanoCpus": _limit(nano_cpus, "nano_cpus", 10**7),
+              "PidsLimit": _limit(pids_limit, "pids_limit")}
     image = resolve_image(image_ref)
     if name:
         if not _NAME_RE.match(name):
@@ -74,6 +99,8 @@ def create_container(image_ref: str, *, cmd: Any = None, entrypoint: Any = None,
         "Env": _list(env, "env") or [],
         "WorkingDir": working_dir or "",
         "User": user or "",
+        "NetworkMode": network,
+        **{key: value for key, value in limits.items() if value is not None},
         "Tty": bool(tty), "OpenStdin": bool(open_stdin), "StdinOnce": bool(stdin_once),
         "AutoRemove": bool(auto_remove), "ConsoleSize": _console_size(console_size),
     }
@@ -130,6 +157,7 @@ def remove_container(container: Container, *, force: bool = False) -> None:
         wait_container(container, timeout=10)
     chain = container.snapshot
     directory = container_dir(container)
+    teardown_network(directory)
     _release_rootfs(container)
     container.delete()
     shutil.rmtree(directory, ignore_errors=True)
@@ -150,21 +178,35 @@ def _args(config: dict[str, Any], image_config: dict[str, Any]) -> list[str]:
 MAX_PASSWD_SIZE = 1 << 20
 
 
-def _passwd_entry(root: Path, name: str) -> tuple[int, int] | None:
-    """uid and gid of ``name`` in the container's /etc/passwd, read inside its root
-    (symlinks resolved there, never on the host) and bounded in size."""
+def _read_etc(root: Path, name: str, what: str) -> bytes | None:
+    """``/etc/<what>`` of the container, read inside its root (symlinks resolved there,
+    never on the host) and bounded in size; None if there is none."""
     try:
         with RootFS(root) as fs:
-            data = fs.read_file("etc/passwd", MAX_PASSWD_SIZE)
+            return fs.read_file(f"etc/{what}", MAX_PASSWD_SIZE)
     except (FileNotFoundError, NotADirectoryError):
         return None
     except ValueError as exc:
         raise BadRequest(f"unable to find user {name}: {exc}") from None
     except OSError as exc:
-        raise BadRequest(f"unable to find user {name}: cannot read /etc/passwd: {exc.strerror}") from None
+        raise BadRequest(f"unable to find user {name}: cannot read /etc/{what}: {exc.strerror}") from None
+
+
+def _passwd_entry(root: Path, name: str, *, uid: int | None = None) -> tuple[int, int] | None:
+    """uid and gid of ``name`` (or of the first entry with ``uid``) in the container's /etc/passwd."""
+    found = _passwd_line(root, name, uid=uid)
+    return None if found is None else (found[1], found[2])
+
+
+def _passwd_line(root: Path, name: str, *, uid: int | None = None) -> tuple[str, int, int] | None:
+    data = _read_etc(root, name, "passwd")
+    if data is None:
+        return None
     for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
         fields = line.split(":")
-        if fields[0] != name:
+        if uid is None and fields[0] != name:
+            continue
+        if uid is not None and (len(fields) < 3 or fields[2] != str(uid)):
             continue
         if len(fields) < 4 or not (fields[2].isascii() and fields[2].isdigit()
                                    and fields[3].isascii() and fields[3].isdigit()):
@@ -173,8 +215,46 @@ def _passwd_entry(root: Path, name: str) -> tuple[int, int] | None:
         uid, gid = int(fields[2]), int(fields[3])
         if uid >= 1 << 32 or gid >= 1 << 32:
             raise BadRequest(f"unable to find user {name}: line {number} of /etc/passwd has an id out of range")
-        return uid, gid
+        return fields[0], uid, gid
     return None
+
+
+# The supplementary groups the kernel takes (NGROUPS_MAX).
+MAX_GROUPS = 65536
+
+
+def _supplementary_gids(root: Path, name: str, gid: int) -> list[int]:
+    """The primary ``gid`` and the groups of /etc/group that list ``name`` as a member, as
+    initgroups(3) gives them at a login; malformed lines are skipped."""
+    gids: list[int] = [gid]
+    data = _read_etc(root, name, "group")
+    if data is None:
+        return gids
+    for line in data.decode("utf-8", "replace").splitlines():
+        fields = line.split(":")
+        if len(fields) < 4 or not (fields[2].isascii() and fields[2].isdigit()):
+            continue
+        number = int(fields[2])
+        if name in fields[3].split(",") and number < 1 << 32 and number not in gids:
+            gids.append(number)
+            if len(gids) >= MAX_GROUPS:
+                break
+    return gids
+
+
+def _process_user(root: Path, user: str) -> tuple[int, int, list[int]]:
+    """uid, gid and supplementary gids for ``user`` (``name|uid[:gid]``), from the
+    container's /etc/passwd and /etc/group where the user is found there."""
+    uid, gid = _user_ids(root, user)
+    name = user.partition(":")[0]
+    if name.isascii() and name.isdigit():
+        found = _passwd_line(root, name, uid=uid)
+        if found is None:
+            return uid, gid, []
+        name = found[0]
+    if not name:
+        name = "root"
+    return uid, gid, _supplementary_gids(root, name, gid)
 
 
 def _user_ids(root: Path, user: str) -> tuple[int, int]:
@@ -199,16 +279,21 @@ def _user_ids(root: Path, user: str) -> tuple[int, int]:
     return uid, gid if gid is not None else uid
 
 
-def bundle_config(container: Container) -> dict[str, Any]:
+def bundle_config(container: Container, *, netns: str | None = None) -> dict[str, Any]:
+    """The runtime spec; ``netns``: the prepared network namespace (None: the host's network)."""
     image_config = ImageConfig.parse(get_store().read_bytes(container.image_id)).container_config
     config = container.config
     root = rootfs(container)
-    uid, gid = _user_ids(root, config.get("User") or image_config.get("User") or "")
+    uid, gid, groups = _process_user(root, config.get("User") or image_config.get("User") or "")
+    pids = config.get("PidsLimit")
     bundle = runtime_config(
         rootfs=str(root), args=_args(config, image_config),
         env=[*(image_config.get("Env") or []), *(config.get("Env") or [])],
         cwd=config.get("WorkingDir") or image_config.get("WorkingDir") or "/",
-        uid=uid, gid=gid, hostname=container.id[:12],
+        uid=uid, gid=gid, additional_gids=groups, hostname=container.id[:12], netns=netns,
+        mounts=network_files(container_dir(container), network_mode(container), container.id[:12]),
+        limits=Limits(pids=settings.CONTAINER_PIDS_LIMIT if pids is None else pids,
+                      memory=config.get("Memory") or 0, nano_cpus=config.get("NanoCpus") or 0),
     )
     if config.get("Tty"):
         bundle["process"]["terminal"] = True
@@ -216,6 +301,11 @@ def bundle_config(container: Container) -> dict[str, Any]:
         if not any(e.startswith("TERM=") for e in env):
             env.append("TERM=xterm")  # as Docker sets for -t
     return bundle
+
+
+def network_mode(container: Container) -> str:
+    # Containers created before networks existed ran with the host's network, and keep it.
+    return str(container.config.get("NetworkMode") or "host")
 
 
 def _supervisor_alive(container: Container) -> bool:
@@ -257,6 +347,7 @@ def reconcile(container: Container) -> Container:
             finished_at=timezone.now(), supervisor_pid=None,
             error="the container's supervisor stopped (the host or service was restarted)",
         )
+        teardown_network(container_dir(container))
         container.refresh_from_db()
     return container
 
@@ -281,7 +372,12 @@ def start_container(container: Container, *, timeout: float = 15) -> Container:
         )
     directory = container_dir(container)
     ensure_rootfs(container)
-    (directory / "config.json").write_text(json.dumps(bundle_config(container)))
+    netns = prepare_network(directory, network_mode(container))
+    try:
+        (directory / "config.json").write_text(json.dumps(bundle_config(container, netns=netns)))
+    except BaseException:
+        teardown_network(directory)
+        raise
     config = container.config
     # How the supervisor gives the process its I/O (imagestore/supervisor.py).
     (directory / "io.json").write_text(json.dumps({
@@ -320,6 +416,17 @@ def start_container(container: Container, *, timeout: float = 15) -> Container:
     except Container.DoesNotExist:  # it ran, ended and was removed (--rm) already
         container.state = Container.State.EXITED
     return container
+
+
+def _runtime_status(container: Container) -> str:
+    """runc's own word on the container (``runc state``): created, running, paused, stopped, or ""."""
+    result = _runc(container, "state", container.id)
+    if result.returncode != 0:
+        return ""
+    try:
+        return str(json.loads(result.stdout).get("status") or "")
+    except ValueError:
+        return ""
 
 
 def _runc(container: Container, *args: str) -> subprocess.CompletedProcess[str]:
@@ -401,6 +508,7 @@ def record_exit(container_id: str, code: int, error: str = "", *, supervisor_pid
     container = Container.objects.filter(pk=container_id).first() if won else None
     if container is None:
         return
+    teardown_network(container_dir(container))  # the run's network goes with it
     try:  # tells the supervisor it need not set Django up to record it
         (container_dir(container) / "recorded").touch()
     except OSError:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from ...blobs import get_store
+from ...blobs import get_store, in_use
 from ...errors import ServiceError
 from ...models import Container
 from .lookup import _root, container_dir, rootfs, snapshot_dir
@@ -24,15 +24,16 @@ def _overlay_supported() -> bool:
     key = str(_root())
     if key not in _overlay_probe:
         probe = Path(tempfile.mkdtemp(prefix="overlay-probe-", dir=get_store().tmp_dir))
-        try:
-            for d in ("lower", "upper", "work", "merged"):
-                (probe / d).mkdir()
-            ok = _mount_overlay(probe / "lower", probe / "upper", probe / "work", probe / "merged")
-            if ok:
-                subprocess.run(["umount", str(probe / "merged")], capture_output=True)
-            _overlay_probe[key] = ok
-        finally:
-            shutil.rmtree(probe, ignore_errors=True)
+        with in_use(probe):  # GC keeps it while probing, whatever the grace
+            try:
+                for d in ("lower", "upper", "work", "merged"):
+                    (probe / d).mkdir()
+                ok = _mount_overlay(probe / "lower", probe / "upper", probe / "work", probe / "merged")
+                if ok:
+                    subprocess.run(["umount", str(probe / "merged")], capture_output=True)
+                _overlay_probe[key] = ok
+            finally:
+                shutil.rmtree(probe, ignore_errors=True)
     return _overlay_probe[key]
 
 

@@ -208,3 +208,20 @@ def test_credentials_in_a_job_log_line_or_error_are_redacted_before_they_are_sto
     stored = Job.objects.values("log", "error").get(pk=job.id)
     assert "hunter2-pw" not in repr(stored) and "t0ken-secret" not in repr(stored)
     assert "https://bob:***@mirror.test/v2/ failed" in stored["log"][0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_any_failure_to_publish_fails_the_job_instead_of_leaving_it_queued(store_root: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Not only a broker that does not answer: a client-side error in publishing (a closed
+    connection pool, say) also means no worker will ever see the job."""
+    from imagestore.errors import JobQueueUnavailable
+
+    def broken(job_id: object) -> None:
+        raise RuntimeError("Acquire on closed pool")
+
+    monkeypatch.setattr(jobs, "_send", broken)
+    with pytest.raises(JobQueueUnavailable, match="could not be queued"):
+        start_import(upload_path=_upload(store_root, COMPRESSORS["gzip"](simple_rootfs_tar())))
+    assert not Job.objects.filter(state=Job.State.QUEUED).exists()
+    assert Job.objects.get().state == Job.State.FAILED
+    assert list((store_root / "uploads").iterdir()) == []
