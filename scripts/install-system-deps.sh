@@ -13,6 +13,7 @@ declare -A wanted=(
   [hyperfine]=hyperfine
   [zstd]=zstd
   [chromium]=chromium
+  [podman]=podman
 )
 missing=()
 for cmd in "${!wanted[@]}"; do

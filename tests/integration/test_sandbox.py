@@ -158,7 +158,8 @@ def test_the_network_lives_as_long_as_the_container_runs(sandbox_image: Image, r
 
 
 def test_proc_sys_is_read_only_and_docker_paths_are_masked(sandbox_image: Image, runc: str) -> None:
-    container, out = _run("echo 1 > /proc/sys/kernel/ns_last_pid; echo write=$?; "
+    # (stderr into stdout: the two are separate streams, whose order between them is not kept)
+    container, out = _run("{ echo 1 > /proc/sys/kernel/ns_last_pid; } 2>&1; echo write=$?; "
                           "/bin/busybox wc -c < /proc/keys; /bin/busybox cut -d' ' -f5 /proc/self/mountinfo")
     assert "write=1" in out and "Read-only file system" in out, out
     lines = out.splitlines()

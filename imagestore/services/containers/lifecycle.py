@@ -10,7 +10,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from ...models import Container
 from ...oci.config import ImageConfig
 from ...oci.rootfs import RootFS
 from ...oci.runtime import Limits, runtime_config
+from ...supervisor import supervisor_command
 from ..images import resolve_image
 from ..names import generate_name
 from .lookup import (
@@ -71,10 +71,15 @@ def _limit(value: Any, what: str, minimum: int = 0) -> int | None:
 
 def create_container(image_ref: str, *, cmd: Any = None, entrypoint: Any = None, env: Any = None,
                      working_dir: str = "", user: str = "", name: str = "", network: str = "",
-                     memory: Any = None, nano_cpus: Any = None, pids_limit: Any = None) -> Container:
+                     memory: Any = None, nano_cpus: Any = None, pids_limit: Any = None, tty: bool = False,
+                     open_stdin: bool = False, stdin_once: bool = False, auto_remove: bool = False,
+                     console_size: list[int] | None = None) -> Container:
     """``network``: bridge (the default, see CONTAINER_NETWORK_DEFAULT), none or host;
     ``memory`` in bytes, ``nano_cpus`` (1e9 per CPU), ``pids_limit`` (None: the default
-    CONTAINER_PIDS_LIMIT; 0 or -1: unlimited, as Docker): cgroup limits."""
+    CONTAINER_PIDS_LIMIT; 0 or -1: unlimited, as Docker): cgroup limits. ``tty``: the
+    process runs on a pseudo-terminal; ``open_stdin``: it has a stdin clients can write to
+    (else /dev/null); ``stdin_once``: the first attached client's end of input closes it;
+    ``auto_remove``: removed when it exits (``docker run --rm``)."""
     network = normalize_mode(network, settings.CONTAINER_NETWORK_DEFAULT)
     if isinstance(pids_limit, int) and not isinstance(pids_limit, bool) and pids_limit < 0:
         pids_limit = 0  # Docker's -1: unlimited
@@ -96,6 +101,8 @@ def create_container(image_ref: str, *, cmd: Any = None, entrypoint: Any = None,
         "User": user or "",
         "NetworkMode": network,
         **{key: value for key, value in limits.items() if value is not None},
+        "Tty": bool(tty), "OpenStdin": bool(open_stdin), "StdinOnce": bool(stdin_once),
+        "AutoRemove": bool(auto_remove), "ConsoleSize": _console_size(console_size),
     }
     image_config = ImageConfig.parse(get_store().read_bytes(image.id)).container_config
     if not _args(config, image_config):
@@ -129,6 +136,15 @@ def create_container(image_ref: str, *, cmd: Any = None, entrypoint: Any = None,
             raise Conflict(f'Conflict. The container name "/{name}" is already in use.') from None
         raise
     return container
+
+
+def _console_size(value: Any) -> list[int] | None:
+    if not value:
+        return None
+    if (not isinstance(value, list) or len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 16 for v in value)):
+        raise BadRequest("ConsoleSize must be [height, width]")
+    return [int(v) for v in value] if any(value) else None
 
 
 def remove_container(container: Container, *, force: bool = False) -> None:
@@ -270,7 +286,7 @@ def bundle_config(container: Container, *, netns: str | None = None) -> dict[str
     root = rootfs(container)
     uid, gid, groups = _process_user(root, config.get("User") or image_config.get("User") or "")
     pids = config.get("PidsLimit")
-    return runtime_config(
+    bundle = runtime_config(
         rootfs=str(root), args=_args(config, image_config),
         env=[*(image_config.get("Env") or []), *(config.get("Env") or [])],
         cwd=config.get("WorkingDir") or image_config.get("WorkingDir") or "/",
@@ -279,6 +295,12 @@ def bundle_config(container: Container, *, netns: str | None = None) -> dict[str
         limits=Limits(pids=settings.CONTAINER_PIDS_LIMIT if pids is None else pids,
                       memory=config.get("Memory") or 0, nano_cpus=config.get("NanoCpus") or 0),
     )
+    if config.get("Tty"):
+        bundle["process"]["terminal"] = True
+        env = bundle["process"]["env"]
+        if not any(e.startswith("TERM=") for e in env):
+            env.append("TERM=xterm")  # as Docker sets for -t
+    return bundle
 
 
 def network_mode(container: Container) -> str:
@@ -297,9 +319,29 @@ def _supervisor_alive(container: Container) -> bool:
     return container.id.encode() in cmdline
 
 
+def _recorded_exit(container: Container) -> dict[str, Any] | None:
+    try:
+        return json.loads((container_dir(container) / "exit.json").read_text())  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        return None
+
+
 def reconcile(container: Container) -> Container:
-    """A container shown running whose supervisor is gone (the host stopped) is exited."""
-    if container.state in RUNNING_STATES and not _supervisor_alive(container):
+    """A container shown running whose process has ended is exited: with the exit code its
+    supervisor wrote (``exit.json``, the moment the process ended; the first to see it
+    records it), or, if its supervisor is gone (the host stopped), as lost."""
+    if container.state not in RUNNING_STATES:
+        return container
+    ended = _recorded_exit(container)
+    if ended is not None:
+        record_exit(container.pk, int(ended.get("ExitCode", 255)), str(ended.get("Error") or ""))
+        try:
+            container.refresh_from_db()
+        except Container.DoesNotExist:  # removed on exit (--rm)
+            container.state = Container.State.EXITED
+            container.exit_code = int(ended.get("ExitCode", 255))
+        return container
+    if not _supervisor_alive(container):
         Container.objects.filter(pk=container.pk, state__in=RUNNING_STATES).update(
             state=Container.State.EXITED, exit_code=container.exit_code if container.exit_code is not None else 255,
             finished_at=timezone.now(), supervisor_pid=None,
@@ -336,29 +378,43 @@ def start_container(container: Container, *, timeout: float = 15) -> Container:
     except BaseException:
         teardown_network(directory)
         raise
-    Container.objects.filter(pk=container.pk).update(state=Container.State.RUNNING, started_at=timezone.now(),
-                                                     finished_at=None, exit_code=None, error="")
-    log = open(directory / "container.log", "ab")  # noqa: SIM115 - handed to the supervisor
+    config = container.config
+    # How the supervisor gives the process its I/O (imagestore/supervisor.py).
+    (directory / "io.json").write_text(json.dumps({
+        "tty": bool(config.get("Tty")), "stdin": bool(config.get("OpenStdin")),
+        "stdin_once": bool(config.get("StdinOnce")), "console_size": config.get("ConsoleSize"),
+    }))
+    (directory / "state").unlink(missing_ok=True)  # the last run's "exited" is not this run's
+    (directory / "exit.json").unlink(missing_ok=True)
+    (directory / "recorded").unlink(missing_ok=True)
+    Container.objects.filter(pk=container.pk).update(started_at=timezone.now(), finished_at=None, exit_code=None,
+                                                     error="")
+    # The supervisor's own messages; the container's output is its log (container.log).
+    log = open(directory / "supervisor.log", "ab")  # noqa: SIM115 - handed to the supervisor
     process = subprocess.Popen(
-        [sys.executable, "-m", "imagestore.supervisor", container.id], cwd=settings.BASE_DIR,
+        supervisor_command(container.id), cwd=settings.BASE_DIR,
         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
         env={**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "dashboard.settings"),
              "IMAGESTORE_ROOT": str(_root()), "CONTAINER_RUNTIME_BINARY": binary, "DATABASE_URL": database_url()},
     )
     log.close()
-    Container.objects.filter(pk=container.pk).update(supervisor_pid=process.pid)
+    # Running and its supervisor in one write: a reconcile never sees one without the other.
+    # Unless it has already ended (record_exit set finished_at): then that stays.
+    Container.objects.filter(pk=container.pk, finished_at__isnull=True).update(
+        state=Container.State.RUNNING, supervisor_pid=process.pid)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = (directory / "state").read_text() if (directory / "state").exists() else ""
-        if state == "exited" or process.poll() is not None:
-            break
-        # The supervisor has launched the runtime; back once the runtime has started the
-        # process, as docker start is: a stop or kill sent earlier would find no container
-        # (or one still being set up: its network namespace joined, its seccomp filter loaded).
-        if state == "running" and _runtime_status(container) in ("running", "paused", "stopped"):
+        try:
+            state = (directory / "state").read_text()
+        except FileNotFoundError:
+            state = ""
+        if state in ("running", "exited") or process.poll() is not None:
             break
         time.sleep(0.01)
-    container.refresh_from_db()
+    try:
+        container.refresh_from_db()
+    except Container.DoesNotExist:  # it ran, ended and was removed (--rm) already
+        container.state = Container.State.EXITED
     return container
 
 
@@ -435,29 +491,163 @@ def stop_container(container: Container, *, timeout: float = 10) -> Container:
     return container
 
 
-def container_logs(container: Container, *, follow: bool = False,
-                   keep_going: Callable[[], bool] | None = None) -> Iterator[bytes]:
-    """The container's output; with ``follow``, then what it writes until it exits or
-    ``keep_going`` says no (the client went away, or nothing new came for too long)."""
-    path = container_dir(container) / "container.log"
+def record_exit(container_id: str, code: int, error: str = "", *, supervisor_pid: int | None = None) -> None:
+    """The end of the container's run, recorded once: by its supervisor, or by whoever sees
+    its ``exit.json`` first (``reconcile``; a ``wait`` then answers without waiting for the
+    supervisor's own database set-up). With ``AutoRemove`` (``docker run --rm``) the one that
+    recorded it removes the container, its exit code kept a while for a
+    ``wait?condition=removed`` that was waiting on it. ``supervisor_pid``: the supervisor
+    records only the run it supervises (by then the container may have been started again)."""
+    this_run = Container.objects.filter(pk=container_id, finished_at__isnull=True)
+    if supervisor_pid is not None:
+        this_run = this_run.filter(supervisor_pid=supervisor_pid)
+    won = this_run.update(
+        state=Container.State.EXITED, exit_code=code, finished_at=timezone.now(), supervisor_pid=None,
+        error=error[:4000],
+    )
+    container = Container.objects.filter(pk=container_id).first() if won else None
+    if container is None:
+        return
+    teardown_network(container_dir(container))  # the run's network goes with it
+    try:  # tells the supervisor it need not set Django up to record it
+        (container_dir(container) / "recorded").touch()
+    except OSError:
+        pass
+    if not container.config.get("AutoRemove"):
+        return
+    exits = _root() / "exits"
+    exits.mkdir(exist_ok=True)
+    (exits / container_id).write_text(str(code))
+    now = time.time()
+    for old in exits.iterdir():  # a waiter reads it within a second; a day is plenty
+        if now - old.stat().st_mtime > 86400:
+            old.unlink(missing_ok=True)
+    try:
+        remove_container(container, force=True)
+    except ServiceError:
+        pass
+
+
+WAIT_CONDITIONS = ("not-running", "next-exit", "removed")
+
+
+class Waiter:
+    """``docker wait`` with moby's conditions: ``not-running`` (now, if it is not running),
+    ``next-exit`` (the end of its next run, even if it has not started yet), ``removed`` (it
+    is gone). ``poll()`` answers the exit code once the condition holds, else None."""
+
+    def __init__(self, container: Container, condition: str = "not-running") -> None:
+        if condition not in WAIT_CONDITIONS:
+            raise BadRequest(f"invalid condition: {condition}")
+        self.condition = condition
+        self.pk = container.pk
+        self.first_finish = container.finished_at if container.state not in RUNNING_STATES else None
+        self.seen_running = container.state in RUNNING_STATES
+        self.code = container.exit_code
+
+    def poll(self) -> int | None:
+        current = Container.objects.filter(pk=self.pk).first()
+        if current is None:  # removed: its exit code, kept by record_exit for --rm
+            kept = _root() / "exits" / self.pk
+            if kept.exists():
+                self.code = int(kept.read_text() or 0)
+            return self.code or 0
+        current = reconcile(current)
+        if current.state in RUNNING_STATES:
+            self.seen_running = True
+            return None
+        self.code = current.exit_code
+        if self.condition == "not-running":
+            return self.code or 0
+        if self.condition == "next-exit" and current.finished_at is not None and (
+                self.seen_running or current.finished_at != self.first_finish):
+            return self.code or 0
+        return None
+
+
+def wait_for(container: Container, condition: str = "not-running", *,
+             keep_going: Callable[[], bool] | None = None, interval: float = 0.02) -> int | None:
+    """As ``Waiter``, blocking: the exit code, or None when ``keep_going`` said no first."""
+    waiter = Waiter(container, condition)
+    while (code := waiter.poll()) is None:
+        if keep_going is not None and not keep_going():
+            return None
+        time.sleep(interval)
+    return code
+
+
+def rename_container(container: Container, new_name: str) -> Container:
+    new_name = (new_name or "").lstrip("/")
+    if not new_name or not _NAME_RE.match(new_name):
+        raise BadRequest(f"Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    if new_name == container.name:
+        raise Conflict(f"Renaming a container with the same name as its current name: {new_name}")
+    try:
+        with transaction.atomic():
+            Container.objects.filter(pk=container.pk).update(name=new_name)
+    except IntegrityError:
+        raise Conflict(f'Conflict. The container name "/{new_name}" is already in use.') from None
+    container.name = new_name
+    return container
+
+
+def log_frames(path: Path, *, follow: bool = False, done: Callable[[], bool] = lambda: True,
+               keep_going: Callable[[], bool] | None = None) -> Iterator[tuple[int, bytes]]:
+    """(stream, bytes) records of a log the supervisor wrote in Docker's frame format; with
+    ``follow``, then what is appended until ``done()`` or ``keep_going`` says no. A log of an
+    older version (plain bytes, no frames) reads as stdout."""
     while not path.exists():
-        if not follow or (keep_going is not None and not keep_going()):
+        if not follow or done() or (keep_going is not None and not keep_going()):
             return
         time.sleep(0.1)
     with open(path, "rb") as log:
+        buffer = b""
+        framed: bool | None = None
         while True:
             chunk = log.read(65536)
-            if chunk:
-                yield chunk
+            if not chunk:
+                if not follow:
+                    return
+                if done():
+                    chunk = log.read()
+                    if not chunk:
+                        return
+                elif keep_going is not None and not keep_going():
+                    return
+                else:
+                    time.sleep(0.1)
+                    continue
+            buffer += chunk
+            if framed is None and len(buffer) >= 8:
+                framed = buffer[0] in (0, 1, 2) and buffer[1:4] == b"\0\0\0"
+            if framed is False:
+                yield 1, buffer
+                buffer = b""
                 continue
-            if not follow:
-                return
-            container.refresh_from_db()
-            if reconcile(container).state not in RUNNING_STATES:
-                rest = log.read()
-                if rest:
-                    yield rest
-                return
-            if keep_going is not None and not keep_going():
-                return
-            time.sleep(0.1)
+            while len(buffer) >= 8:
+                size = int.from_bytes(buffer[4:8], "big")
+                if len(buffer) < 8 + size:
+                    break
+                yield buffer[0], buffer[8:8 + size]
+                buffer = buffer[8 + size:]
+
+
+def container_log_frames(container: Container, *, follow: bool = False,
+                         keep_going: Callable[[], bool] | None = None) -> Iterator[tuple[int, bytes]]:
+    """The container's output as (stream, bytes): 1 stdout, 2 stderr (a terminal's is all 1)."""
+
+    def done() -> bool:
+        container.refresh_from_db()
+        return reconcile(container).state not in RUNNING_STATES
+
+    yield from log_frames(container_dir(container) / "container.log", follow=follow, done=done,
+                          keep_going=keep_going)
+
+
+def container_logs(container: Container, *, follow: bool = False,
+                   keep_going: Callable[[], bool] | None = None) -> Iterator[bytes]:
+    """The container's output (stdout and stderr as they came); with ``follow``, then what it
+    writes until it exits or ``keep_going`` says no (the client went away, or nothing new
+    came for too long)."""
+    for _, data in container_log_frames(container, follow=follow, keep_going=keep_going):
+        yield data
