@@ -31,7 +31,7 @@ from typing import Any
 
 from ...errors import Conflict, ServiceError
 from ...models import Container
-from .lifecycle import reconcile
+from .lifecycle import create_container, reconcile, start_container
 from .lookup import RUNNING_STATES, RuntimeUnavailable, container_dir, runtime_binary
 
 # The shell of a new terminal: bash where the image has it, else sh.
@@ -99,15 +99,10 @@ class Terminal:
             return None
         return self.exit_code()
 
-    def close(self) -> int | None:
-        """End the process (not the container): hang it up (SIGHUP, as a closed terminal
-        does), then SIGKILL it."""
-        if self._closed:
-            return self.exit_code()
-        self._closed = True
+    def hang_up(self) -> int | None:
+        """End the process (not the container): SIGHUP, as a closed terminal sends, then
+        SIGKILL; returns once runc has exited. The master stays open for reads still in flight."""
         pid = self.pid()
-        with contextlib.suppress(OSError):
-            os.close(self.master)
         for sig in (signal.SIGHUP, signal.SIGKILL):
             if self._runtime.poll() is not None or pid is None:
                 break
@@ -118,8 +113,18 @@ class Terminal:
         if self.wait(10) is None:
             self._runtime.kill()
             self._runtime.wait()
-        shutil.rmtree(self._workdir, ignore_errors=True)
         return self.exit_code()
+
+    def close(self) -> int | None:
+        """Hang up, then release the terminal and the process's files."""
+        if self._closed:
+            return self.exit_code()
+        self._closed = True
+        code = self.hang_up()
+        with contextlib.suppress(OSError):
+            os.close(self.master)
+        shutil.rmtree(self._workdir, ignore_errors=True)
+        return code
 
 
 def _wait_started(runtime: subprocess.Popen[bytes], pid_file: Path, log: Path) -> None:
@@ -195,3 +200,18 @@ def exec_terminal(container: Container, args: list[str] | None = None, *, rows: 
         shutil.rmtree(workdir, ignore_errors=True)
         raise
     return Terminal(master, runtime, workdir / "pid", workdir)
+
+
+def open_terminal(container: Container, mode: str, *, rows: int = 24, cols: int = 80) -> Terminal:
+    """The browser terminal's two modes: a new shell (``exec``), or the container's own
+    terminal (``attach``)."""
+    if mode == "attach":
+        raise Conflict("attaching to a container's own terminal is not available yet: open a new shell")
+    return exec_terminal(container, rows=rows, cols=cols)
+
+
+def run_container(image_ref: str, *, cmd: list[str] | None = None, env: list[str] | None = None, name: str = "",
+                  tty: bool = False) -> Container:
+    """``docker run -d [-it]`` for the dashboard's Run form: create, then start."""
+    container = create_container(image_ref, cmd=cmd, env=env or [], name=name)
+    return start_container(container)

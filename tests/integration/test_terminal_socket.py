@@ -1,0 +1,87 @@
+"""The browser terminal's WebSocket against a real gunicorn (socket hand-over) and runc:
+an operator gets a shell whose output comes back, resizes reach its terminal, its exit
+code is reported, and closing the socket ends the shell but not the container."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from django.contrib.auth.models import User
+
+from imagestore.models import Container
+from imagestore.services import containers as service
+from tests.integration.terminals import (  # noqa: F401 - fixtures
+    Dashboard,
+    close,
+    connect,
+    dashboard,
+    read_until,
+    running_container,
+    session_cookie,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def _shells(container: Container) -> set[int]:
+    """Host pids of the shells running in the container (everything but its own sleep)."""
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = open(f"/proc/{entry}/cmdline", "rb").read()
+            cgroup = open(f"/proc/{entry}/cgroup").read()
+        except OSError:
+            continue
+        if container.id in cgroup and not cmdline.startswith(b"sleep"):
+            pids.add(int(entry))
+    return pids
+
+
+def test_an_operator_gets_a_shell_whose_output_comes_back(dashboard: Dashboard, running_container: Container,
+                                                          operator: User) -> None:
+    started = time.monotonic()
+    ws = connect(dashboard, running_container, session_cookie(operator))
+    try:
+        read_until(ws, b"# ")  # the prompt
+        first_prompt = time.monotonic() - started
+        ws.send(b"echo $((6*7))\n")
+        read_until(ws, b"42\r\n")
+        ws.send('{"resize": [33, 111]}')
+        ws.send(b"stty size\n")
+        read_until(ws, b"33 111")
+        ws.send(b"exit 7\n")
+        messages = []
+        while ws.connected or ws.input_buffer:
+            messages.append(ws.receive(timeout=10))
+        assert messages[-1] == '{"exit": 7}'  # then the server closed the socket
+    finally:
+        close(ws)
+    print(f"time to first prompt: {first_prompt:.3f} s")
+
+
+def test_closing_the_socket_ends_the_shell_not_the_container(dashboard: Dashboard, running_container: Container,
+                                                             operator: User) -> None:
+    before = _shells(running_container)
+    ws = connect(dashboard, running_container, session_cookie(operator))
+    read_until(ws, b"# ")
+    ws.send(b"echo ready\n")
+    read_until(ws, b"ready\r\n")
+    shells = _shells(running_container) - before
+    assert shells, "the shell runs in the container's cgroup"
+    ws.close()
+    deadline = time.monotonic() + 10
+    while _shells(running_container) & shells and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _shells(running_container) & shells, "the shell ended with its socket"
+    running_container.refresh_from_db()
+    assert service.reconcile(running_container).state == "running"
+    # And the next terminal still opens: the server's thread was given back.
+    ws = connect(dashboard, running_container, session_cookie(operator))
+    try:
+        read_until(ws, b"# ")
+    finally:
+        close(ws)
