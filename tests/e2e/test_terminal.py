@@ -18,7 +18,6 @@ from imagestore.services.containers.console import exec_terminal
 from imagestore.services.import_ import import_image
 from tests.builders import busybox_rootfs, tar_directory
 from tests.conftest import require_tool
-from tests.e2e.test_browser import browser_page  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

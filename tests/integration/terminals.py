@@ -26,8 +26,8 @@ from tests.builders import busybox_rootfs, tar_directory
 from tests.conftest import require_tool
 
 
-@pytest.fixture
-def running_container(store_root: Path, tmp_path: Path) -> Iterator[Container]:
+@pytest.fixture(name="running_container")
+def running_container_fixture(store_root: Path, tmp_path: Path) -> Iterator[Container]:
     require_tool("runc")
     rootfs = busybox_rootfs(tmp_path / "rootfs")
     import_image(io.BytesIO(tar_directory(rootfs, "gzip")), repository="busybox:static")
@@ -50,8 +50,8 @@ class Dashboard:
         return f"/containers/{container.id}/terminal/?mode={mode}&rows=24&cols=80"
 
 
-@pytest.fixture
-def dashboard(start_dashboard: Callable[..., str]) -> Dashboard:
+@pytest.fixture(name="dashboard")
+def dashboard_fixture(start_dashboard: Callable[..., str]) -> Dashboard:
     return Dashboard(start_dashboard())
 
 

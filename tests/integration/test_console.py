@@ -71,7 +71,7 @@ def test_closing_the_terminal_ends_the_shell_not_the_container(running: Containe
     pid = terminal.pid()
     assert pid is not None and os.path.exists(f"/proc/{pid}")
     terminal.close()
-    assert not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read().split()[2]
+    assert not os.path.exists(f"/proc/{pid}") or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     assert terminal.exit_code() is not None
     running.refresh_from_db()
     assert service.reconcile(running).state == "running"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
@@ -16,9 +17,9 @@ from tests.integration.terminals import (  # noqa: F401 - fixtures
     Dashboard,
     close,
     connect,
-    dashboard,
+    dashboard_fixture,
     read_until,
-    running_container,
+    running_container_fixture,
     session_cookie,
 )
 
@@ -32,8 +33,8 @@ def _shells(container: Container) -> set[int]:
         if not entry.isdigit():
             continue
         try:
-            cmdline = open(f"/proc/{entry}/cmdline", "rb").read()
-            cgroup = open(f"/proc/{entry}/cgroup").read()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            cgroup = Path(f"/proc/{entry}/cgroup").read_text()
         except OSError:
             continue
         if container.id in cgroup and not cmdline.startswith(b"sleep"):

@@ -12,10 +12,10 @@ from tests.integration.conftest import redis_broker, start_dashboard, start_work
 from tests.integration.terminals import (  # noqa: F401 - fixtures
     Dashboard,
     connect,
-    dashboard,
+    dashboard_fixture,
     handshake,
     read_until,
-    running_container,
+    running_container_fixture,
     session_cookie,
 )
 
