@@ -86,3 +86,39 @@ def test_closing_the_socket_ends_the_shell_not_the_container(dashboard: Dashboar
         read_until(ws, b"# ")
     finally:
         close(ws)
+
+
+def _runc_execs(container: Container) -> dict[int, int]:
+    """pid -> parent pid of the ``runc exec`` processes for the container."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if b"exec" in cmdline[1:3] and container.id.encode() in cmdline:
+            found[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return found
+
+
+def test_a_killed_web_process_leaves_no_shell_behind(dashboard: Dashboard, running_container: Container,
+                                                     operator: User) -> None:
+    """gunicorn kills a stuck worker (SIGKILL): the shells it served end with it."""
+    import signal
+
+    before = _shells(running_container)
+    ws = connect(dashboard, running_container, session_cookie(operator))
+    read_until(ws, b"# ")
+    shells = _shells(running_container) - before
+    execs = _runc_execs(running_container)
+    assert shells and len(execs) == 1
+    (worker,) = execs.values()
+    os.kill(worker, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while _shells(running_container) & shells and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _shells(running_container) & shells
+    assert service.reconcile(running_container).state == "running"

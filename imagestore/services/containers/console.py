@@ -127,6 +127,15 @@ class Terminal:
         return code
 
 
+def _dies_with_us() -> list[str]:
+    """runc is killed when the thread that started it dies with its web process (a worker
+    killed by gunicorn's timeout or OOM): runc's end closes the container's terminal, which
+    hangs up the shell. util-linux's setpriv sets the parent-death signal and execs runc
+    (no preexec_fn in a threaded server)."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
+
+
 def _wait_started(runtime: subprocess.Popen[bytes], pid_file: Path, log: Path) -> None:
     """Until runc has written the process's pid (it started) or has exited (it could not)."""
     deadline = time.monotonic() + CONSOLE_TIMEOUT
@@ -185,7 +194,7 @@ def exec_terminal(container: Container, args: list[str] | None = None, *, rows: 
             # stdio, our pty: so it stays in the foreground and exits with the process's code
             # (its --console-socket is only for a detached runc, which loses that code).
             runtime = subprocess.Popen(
-                [binary, "exec", "--tty", "--process", str(workdir / "process.json"),
+                [*_dies_with_us(), binary, "exec", "--tty", "--process", str(workdir / "process.json"),
                  "--pid-file", str(workdir / "pid"), container.id],
                 stdin=slave, stdout=slave, stderr=errors, start_new_session=True,
             )
