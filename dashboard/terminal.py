@@ -122,9 +122,10 @@ def _pump(ws: Server, terminal: Terminal) -> None:
                 if not readable:
                     continue
                 chunk = terminal.read()
-                if not chunk:
+                if chunk is None:
                     break
-                send(chunk)
+                if chunk:
+                    send(chunk)
             else:
                 return
             code = terminal.wait(5)

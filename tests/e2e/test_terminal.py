@@ -91,7 +91,7 @@ def test_run_a_container_and_type_in_its_terminal(browser_page, start_dashboard,
         probe = exec_terminal(container)
         probe.write(f"kill -0 {shell} && echo ALIVE || echo GONE\n".encode())
         time.sleep(0.5)
-        output = probe.read().decode()
+        output = (probe.read() or b"").decode()
         probe.close()
         if "GONE" in output:
             break

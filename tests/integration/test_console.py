@@ -41,7 +41,7 @@ def read_until(terminal: Terminal, needle: bytes, timeout: float = 10) -> bytes:
         assert left > 0, f"{needle!r} not seen in {seen!r}"
         if select.select([terminal], [], [], left)[0]:
             chunk = terminal.read()
-            assert chunk, f"the terminal closed before {needle!r}: {seen!r}"
+            assert chunk is not None, f"the terminal closed before {needle!r}: {seen!r}"
             seen += chunk
     return seen
 

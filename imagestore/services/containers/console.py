@@ -60,12 +60,13 @@ class Terminal:
     def fileno(self) -> int:
         return self.master
 
-    def read(self, size: int = 65536) -> bytes:
-        """Output, or ``b""`` once the process has ended (the slave side closed: EIO on Linux)."""
+    def read(self, size: int = 65536) -> bytes | None:
+        """Output (``b""``: nothing yet), or None once the process has ended (its side of the
+        terminal closed: EIO on Linux)."""
         try:
-            return os.read(self.master, size)
+            return os.read(self.master, size) or None
         except OSError:
-            return b""
+            return None
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
