@@ -20,8 +20,10 @@ is typed as binary messages and ``{"resize": [rows, cols]}`` as text. Closing th
 from __future__ import annotations
 
 import json
+import logging
 import select
 import threading
+import time
 from typing import Any
 
 from django.conf import settings
@@ -35,6 +37,9 @@ from imagestore.permissions import is_operator
 from imagestore.services import containers as container_service
 from imagestore.services.containers.console import Terminal, open_terminal
 
+# gunicorn's access log never sees a handed-over request: who opened which terminal, how it
+# ended and for how long is logged here (an audit line per terminal).
+log = logging.getLogger(__name__)
 # A dead browser (laptop lid closed) is noticed within a minute: pings every 25 s.
 PING_INTERVAL = 25
 # Typed input and resize messages are small; a pasted screenful is well under this.
@@ -93,10 +98,15 @@ def terminal_socket(request: HttpRequest, ref: str) -> HttpResponse:
         terminal.close()
         raise
     hand_over(request.META)
+    who = request.user.get_username()
+    started = time.monotonic()
+    log.info("terminal opened: %s by %s on container %s", mode, who, container.id[:12])
     try:
         _pump(ws, terminal)
     finally:
-        terminal.close()
+        code = terminal.close()
+        log.info("terminal closed: %s by %s on container %s after %.1f s (exit code %s)", mode, who,
+                 container.id[:12], time.monotonic() - started, code)
         if ws.connected:
             try:
                 ws.close()

@@ -77,7 +77,7 @@ def test_an_operator_gets_a_shell_whose_output_comes_back(dashboard: Dashboard, 
 
 
 def test_closing_the_socket_ends_the_shell_not_the_container(dashboard: Dashboard, running_container: Container,
-                                                             operator: User) -> None:
+                                                             operator: User, tmp_path: Path) -> None:
     before = _shells(running_container)
     ws = connect(dashboard, running_container, session_cookie(operator))
     read_until(ws, b"# ")
@@ -92,6 +92,13 @@ def test_closing_the_socket_ends_the_shell_not_the_container(dashboard: Dashboar
     assert not _shells(running_container) & shells, "the shell ended with its socket"
     running_container.refresh_from_db()
     assert service.reconcile(running_container).state == "running"
+    audit_log = tmp_path / f"gunicorn-{dashboard.url.rsplit(':', 1)[1]}.log"
+    deadline = time.monotonic() + 10
+    while "terminal closed: exec by olive" not in audit_log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    audit = audit_log.read_text()
+    assert f"terminal opened: exec by olive on container {running_container.id[:12]}" in audit
+    assert "terminal closed: exec by olive" in audit
     # And the next terminal still opens: the server's thread was given back.
     ws = connect(dashboard, running_container, session_cookie(operator))
     try:
