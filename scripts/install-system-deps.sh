@@ -12,6 +12,7 @@ declare -A wanted=(
   [hyperfine]=hyperfine
   [zstd]=zstd
   [chromium]=chromium
+  [podman]=podman
 )
 missing=()
 for cmd in "${!wanted[@]}"; do

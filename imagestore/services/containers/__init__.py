@@ -8,7 +8,8 @@ chain, shared by every container of that image and removed with the last of them
 
 One module per concern: ``lookup`` (finding containers, their folders, errors),
 ``snapshots``, ``roots`` (overlay or copied writable roots), ``lifecycle`` (create, run,
-stop, logs, remove), ``files`` (``docker cp``), ``diff`` (``docker diff``). Callers use
+stop, wait, logs, remove), ``attach`` (a running process's I/O), ``exec`` (``docker exec``),
+``files`` (``docker cp``), ``diff`` (``docker diff``). Callers use
 the names re-exported here.
 """
 
@@ -17,18 +18,23 @@ from .files import archive_of, copy_into, copy_out, path_stat
 from .lifecycle import (
     MAX_PASSWD_SIZE,
     STOP_TIMEOUT_MAX,
+    WAIT_CONDITIONS,
     _runc,
     _user_ids,
     bundle_config,
+    container_log_frames,
     container_logs,
     create_container,
     kill_container,
     reconcile,
     reconcile_all,
+    record_exit,
     remove_container,
+    rename_container,
     start_container,
     stop_container,
     wait_container,
+    wait_for,
 )
 from .lookup import (
     RUNNING_STATES,
@@ -49,5 +55,6 @@ __all__ = [
     "container_dir", "container_logs", "copy_into", "copy_out", "create_container", "ensure_rootfs",
     "ensure_snapshot", "get_container", "kill_container", "path_stat", "reconcile", "reconcile_all",
     "release_snapshot", "remove_container", "rootfs", "runtime_binary", "snapshot_dir", "start_container",
-    "stop_container", "wait_container",
+    "stop_container", "wait_container", "WAIT_CONDITIONS", "container_log_frames", "record_exit", "rename_container",
+    "wait_for",
 ]

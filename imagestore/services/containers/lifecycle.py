@@ -54,7 +54,12 @@ def _list(value: Any, what: str) -> list[str] | None:
 
 
 def create_container(image_ref: str, *, cmd: Any = None, entrypoint: Any = None, env: Any = None,
-                     working_dir: str = "", user: str = "", name: str = "") -> Container:
+                     working_dir: str = "", user: str = "", name: str = "", tty: bool = False,
+                     open_stdin: bool = False, stdin_once: bool = False, auto_remove: bool = False,
+                     console_size: list[int] | None = None) -> Container:
+    """``tty``: the process runs on a pseudo-terminal; ``open_stdin``: it has a stdin clients
+    can write to (else /dev/null); ``stdin_once``: the first attached client's end of input
+    closes it; ``auto_remove``: removed when it exits (``docker run --rm``)."""
     image = resolve_image(image_ref)
     if name:
         if not _NAME_RE.match(name):
@@ -69,6 +74,8 @@ def create_container(image_ref: str, *, cmd: Any = None, entrypoint: Any = None,
         "Env": _list(env, "env") or [],
         "WorkingDir": working_dir or "",
         "User": user or "",
+        "Tty": bool(tty), "OpenStdin": bool(open_stdin), "StdinOnce": bool(stdin_once),
+        "AutoRemove": bool(auto_remove), "ConsoleSize": _console_size(console_size),
     }
     image_config = ImageConfig.parse(get_store().read_bytes(image.id)).container_config
     if not _args(config, image_config):
@@ -102,6 +109,15 @@ def create_container(image_ref: str, *, cmd: Any = None, entrypoint: Any = None,
             raise Conflict(f'Conflict. The container name "/{name}" is already in use.') from None
         raise
     return container
+
+
+def _console_size(value: Any) -> list[int] | None:
+    if not value:
+        return None
+    if (not isinstance(value, list) or len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 16 for v in value)):
+        raise BadRequest("ConsoleSize must be [height, width]")
+    return [int(v) for v in value] if any(value) else None
 
 
 def remove_container(container: Container, *, force: bool = False) -> None:
@@ -188,12 +204,18 @@ def bundle_config(container: Container) -> dict[str, Any]:
     config = container.config
     root = rootfs(container)
     uid, gid = _user_ids(root, config.get("User") or image_config.get("User") or "")
-    return runtime_config(
+    bundle = runtime_config(
         rootfs=str(root), args=_args(config, image_config),
         env=[*(image_config.get("Env") or []), *(config.get("Env") or [])],
         cwd=config.get("WorkingDir") or image_config.get("WorkingDir") or "/",
         uid=uid, gid=gid, hostname=container.id[:12],
     )
+    if config.get("Tty"):
+        bundle["process"]["terminal"] = True
+        env = bundle["process"]["env"]
+        if not any(e.startswith("TERM=") for e in env):
+            env.append("TERM=xterm")  # as Docker sets for -t
+    return bundle
 
 
 def _supervisor_alive(container: Container) -> bool:
@@ -240,9 +262,17 @@ def start_container(container: Container, *, timeout: float = 15) -> Container:
     directory = container_dir(container)
     ensure_rootfs(container)
     (directory / "config.json").write_text(json.dumps(bundle_config(container)))
+    config = container.config
+    # How the supervisor gives the process its I/O (imagestore/supervisor.py).
+    (directory / "io.json").write_text(json.dumps({
+        "tty": bool(config.get("Tty")), "stdin": bool(config.get("OpenStdin")),
+        "stdin_once": bool(config.get("StdinOnce")), "console_size": config.get("ConsoleSize"),
+    }))
+    (directory / "state").unlink(missing_ok=True)  # the last run's "exited" is not this run's
     Container.objects.filter(pk=container.pk).update(state=Container.State.RUNNING, started_at=timezone.now(),
                                                      finished_at=None, exit_code=None, error="")
-    log = open(directory / "container.log", "ab")  # noqa: SIM115 - handed to the supervisor
+    # The supervisor's own messages; the container's output is its log (container.log).
+    log = open(directory / "supervisor.log", "ab")  # noqa: SIM115 - handed to the supervisor
     process = subprocess.Popen(
         [sys.executable, "-m", "imagestore.supervisor", container.id], cwd=settings.BASE_DIR,
         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
@@ -323,29 +353,138 @@ def stop_container(container: Container, *, timeout: float = 10) -> Container:
     return container
 
 
-def container_logs(container: Container, *, follow: bool = False,
-                   keep_going: Callable[[], bool] | None = None) -> Iterator[bytes]:
-    """The container's output; with ``follow``, then what it writes until it exits or
-    ``keep_going`` says no (the client went away, or nothing new came for too long)."""
-    path = container_dir(container) / "container.log"
+def record_exit(container_id: str, code: int, error: str = "") -> None:
+    """Called by the supervisor when the container's process has exited. With ``AutoRemove``
+    (``docker run --rm``) the container is then removed, its exit code kept a while for a
+    ``wait?condition=removed`` that was waiting on it."""
+    Container.objects.filter(pk=container_id).update(
+        state=Container.State.EXITED, exit_code=code, finished_at=timezone.now(), supervisor_pid=None,
+        error=error[:4000],
+    )
+    container = Container.objects.filter(pk=container_id).first()
+    if container is None or not container.config.get("AutoRemove"):
+        return
+    exits = _root() / "exits"
+    exits.mkdir(exist_ok=True)
+    (exits / container_id).write_text(str(code))
+    now = time.time()
+    for old in exits.iterdir():  # a waiter reads it within a second; a day is plenty
+        if now - old.stat().st_mtime > 86400:
+            old.unlink(missing_ok=True)
+    try:
+        remove_container(container, force=True)
+    except ServiceError:
+        pass
+
+
+WAIT_CONDITIONS = ("not-running", "next-exit", "removed")
+
+
+def wait_for(container: Container, condition: str = "not-running", *,
+             keep_going: Callable[[], bool] | None = None, interval: float = 0.05) -> int | None:
+    """``docker wait`` with moby's conditions: ``not-running`` (now, if it is not running),
+    ``next-exit`` (the end of its next run, even if it has not started yet), ``removed`` (it
+    is gone). The exit code, or None when ``keep_going`` said no first."""
+    if condition not in WAIT_CONDITIONS:
+        raise BadRequest(f"invalid condition: {condition}")
+    first_finish = container.finished_at if container.state not in RUNNING_STATES else None
+    pk = container.pk
+    seen_running = container.state in RUNNING_STATES
+    code = container.exit_code
+    while True:
+        current = Container.objects.filter(pk=pk).first()
+        if current is None:
+            kept = _root() / "exits" / pk
+            if kept.exists():
+                code = int(kept.read_text() or 0)
+            return code or 0
+        current = reconcile(current)
+        if current.state in RUNNING_STATES:
+            seen_running = True
+        else:
+            code = current.exit_code
+            if condition == "not-running":
+                return code or 0
+            if condition == "next-exit" and current.finished_at is not None and (
+                    seen_running or current.finished_at != first_finish):
+                return code or 0
+        if keep_going is not None and not keep_going():
+            return None
+        time.sleep(interval)
+
+
+def rename_container(container: Container, new_name: str) -> Container:
+    new_name = (new_name or "").lstrip("/")
+    if not new_name or not _NAME_RE.match(new_name):
+        raise BadRequest(f"Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    if new_name == container.name:
+        raise Conflict(f"Renaming a container with the same name as its current name: {new_name}")
+    try:
+        with transaction.atomic():
+            Container.objects.filter(pk=container.pk).update(name=new_name)
+    except IntegrityError:
+        raise Conflict(f'Conflict. The container name "/{new_name}" is already in use.') from None
+    container.name = new_name
+    return container
+
+
+def log_frames(path: Path, *, follow: bool = False, done: Callable[[], bool] = lambda: True,
+               keep_going: Callable[[], bool] | None = None) -> Iterator[tuple[int, bytes]]:
+    """(stream, bytes) records of a log the supervisor wrote in Docker's frame format; with
+    ``follow``, then what is appended until ``done()`` or ``keep_going`` says no. A log of an
+    older version (plain bytes, no frames) reads as stdout."""
     while not path.exists():
-        if not follow or (keep_going is not None and not keep_going()):
+        if not follow or done() or (keep_going is not None and not keep_going()):
             return
         time.sleep(0.1)
     with open(path, "rb") as log:
+        buffer = b""
+        framed: bool | None = None
         while True:
             chunk = log.read(65536)
-            if chunk:
-                yield chunk
+            if not chunk:
+                if not follow:
+                    return
+                if done():
+                    chunk = log.read()
+                    if not chunk:
+                        return
+                elif keep_going is not None and not keep_going():
+                    return
+                else:
+                    time.sleep(0.1)
+                    continue
+            buffer += chunk
+            if framed is None and len(buffer) >= 8:
+                framed = buffer[0] in (0, 1, 2) and buffer[1:4] == b"\0\0\0"
+            if framed is False:
+                yield 1, buffer
+                buffer = b""
                 continue
-            if not follow:
-                return
-            container.refresh_from_db()
-            if reconcile(container).state not in RUNNING_STATES:
-                rest = log.read()
-                if rest:
-                    yield rest
-                return
-            if keep_going is not None and not keep_going():
-                return
-            time.sleep(0.1)
+            while len(buffer) >= 8:
+                size = int.from_bytes(buffer[4:8], "big")
+                if len(buffer) < 8 + size:
+                    break
+                yield buffer[0], buffer[8:8 + size]
+                buffer = buffer[8 + size:]
+
+
+def container_log_frames(container: Container, *, follow: bool = False,
+                         keep_going: Callable[[], bool] | None = None) -> Iterator[tuple[int, bytes]]:
+    """The container's output as (stream, bytes): 1 stdout, 2 stderr (a terminal's is all 1)."""
+
+    def done() -> bool:
+        container.refresh_from_db()
+        return reconcile(container).state not in RUNNING_STATES
+
+    yield from log_frames(container_dir(container) / "container.log", follow=follow, done=done,
+                          keep_going=keep_going)
+
+
+def container_logs(container: Container, *, follow: bool = False,
+                   keep_going: Callable[[], bool] | None = None) -> Iterator[bytes]:
+    """The container's output (stdout and stderr as they came); with ``follow``, then what it
+    writes until it exits or ``keep_going`` says no (the client went away, or nothing new
+    came for too long)."""
+    for _, data in container_log_frames(container, follow=follow, keep_going=keep_going):
+        yield data
