@@ -1,4 +1,4 @@
-"""The browser terminal's WebSocket: ``GET /containers/<ref>/terminal/?mode=exec|attach&rows=&cols=``.
+"""The browser terminal's WebSocket: ``GET /containers/<ref>/terminal/?mode=exec|attach&rows=&cols=[&logs=1]``.
 
 Served by the same gunicorn as every page: the view checks the request like any other,
 then takes the client's socket (imagestore/handover.py) and speaks WebSocket (RFC 6455)
@@ -12,7 +12,8 @@ RFC 6455 section 10.2 asks of servers: "cross-site WebSocket hijacking" is refus
 Every refusal is a plain HTTP answer before the upgrade.
 
 The protocol: the server sends the terminal's output as binary messages and, when the
-process ends, one text message ``{"exit": CODE}`` before closing; the client sends what
+process ends, one text message ``{"exit": CODE}`` before closing (``null``: detached, or
+the attached container goes on); the client sends what
 is typed as binary messages and ``{"resize": [rows, cols]}`` as text. Closing the socket
 (the tab) ends an exec'd process; an attached container goes on running.
 """
@@ -35,7 +36,7 @@ from imagestore.errors import USER_ERRORS
 from imagestore.handover import hand_over, socket_of
 from imagestore.permissions import is_operator
 from imagestore.services import containers as container_service
-from imagestore.services.containers.console import Terminal, open_terminal
+from imagestore.services.containers.console import TerminalSession, open_terminal
 
 # gunicorn's access log never sees a handed-over request: who opened which terminal, how it
 # ended and for how long is logged here (an audit line per terminal).
@@ -84,7 +85,8 @@ def terminal_socket(request: HttpRequest, ref: str) -> HttpResponse:
         return _refuse(400, "mode is exec or attach")
     try:
         container = container_service.get_container(ref)
-        terminal = open_terminal(container, mode, rows=_size(request, "rows", 24), cols=_size(request, "cols", 80))
+        terminal = open_terminal(container, mode, rows=_size(request, "rows", 24), cols=_size(request, "cols", 80),
+                                 logs=request.GET.get("logs") == "1")
     except USER_ERRORS as exc:
         return _refuse(getattr(exc, "status", 400) or 400, str(exc))
     # No database connection is held for as long as the terminal stays open.
@@ -116,7 +118,7 @@ def terminal_socket(request: HttpRequest, ref: str) -> HttpResponse:
     return HttpResponse(status=101)  # never written: the connection was handed over
 
 
-def _pump(ws: Server, terminal: Terminal) -> None:
+def _pump(ws: Server, terminal: TerminalSession) -> None:
     """Output to the socket from a thread of its own; input and resizes from it on this one."""
     send_lock = threading.Lock()
     output_done = threading.Event()
@@ -138,7 +140,11 @@ def _pump(ws: Server, terminal: Terminal) -> None:
                     send(chunk)
             else:
                 return
-            code = terminal.wait(5)
+            # The output ends a moment before the exit code is recorded; a detach (ctrl-p
+            # ctrl-q) or an attached container that goes on has none: null.
+            deadline = time.monotonic() + 2
+            while (code := terminal.exit_code()) is None and time.monotonic() < deadline:
+                time.sleep(0.02)
             send(json.dumps({"exit": code}))
             with send_lock:
                 ws.close()
@@ -170,7 +176,7 @@ def _pump(ws: Server, terminal: Terminal) -> None:
         reader.join(5)
 
 
-def _control(terminal: Terminal, message: str) -> None:
+def _control(terminal: TerminalSession, message: str) -> None:
     try:
         data = json.loads(message)
     except ValueError:

@@ -22,7 +22,7 @@
     closeButton.hidden = true;
   }
 
-  function open(mode) {
+  function open(mode, logs) {
     close();
     box.hidden = false;
     closeButton.hidden = false;
@@ -34,6 +34,7 @@
     fit.fit();
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     const query = new URLSearchParams({ mode, rows: term.rows, cols: term.cols });
+    if (logs) query.set("logs", "1");  // a container just run: its output so far, first prompt included
     const socket = new WebSocket(`${scheme}//${location.host}${panel.dataset.terminalUrl}?${query}`);
     socket.binaryType = "arraybuffer";
     const observer = new ResizeObserver(() => fit.fit());
@@ -49,13 +50,13 @@
     socket.onmessage = (event) => {
       if (typeof event.data === "string") {
         const message = JSON.parse(event.data);
-        if ("exit" in message) status.textContent = `exited (${message.exit})`;
+        if ("exit" in message) status.textContent = message.exit === null ? "ended" : `exited (${message.exit})`;
         return;
       }
       term.write(new Uint8Array(event.data));
     };
     socket.onclose = (event) => {
-      if (!status.textContent.startsWith("exited")) {
+      if (!/^(exited|ended)/.test(status.textContent)) {
         status.textContent = opened ? "closed" : "refused (not running, not allowed, or not available)";
       }
     };
@@ -70,5 +71,5 @@
   });
   closeButton.addEventListener("click", close);
   window.addEventListener("pagehide", close);
-  if (panel.dataset.open) open(panel.dataset.open);
+  if (panel.dataset.open) open(panel.dataset.open, true);
 })();
