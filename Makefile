@@ -33,6 +33,7 @@ bench: install system-deps
 	$(PY) bench/pull_1gib.py
 	$(PY) bench/images_page.py
 	$(PY) bench/basic_auth.py
+	$(PY) bench/run_rm.py
 
 clean:
 	rm -rf $(VENV) var

@@ -28,8 +28,10 @@ Detach keys (a terminal's input only, as Docker) end that client's attach, not t
 When a client's stdin ends: with ``StdinOnce`` and no terminal the process's stdin is
 closed; otherwise that attach ends (moby's container/stream/attach.go does the same).
 
-This module imports no Django until the process has started (a container's supervisor
-records the exit in the database; an exec's writes ``exit.json``), so starting is quick.
+The exit is written to ``exit.json`` before the clients' output ends (``reconcile`` records a
+container's from it, the first to see it). This module imports no Django until the process
+has ended (a container's supervisor then records the exit in the database if nobody did), so
+starting is quick.
 """
 
 from __future__ import annotations
@@ -57,7 +59,9 @@ SOCKET_NAME = "attach.sock"
 # After the process has exited, output still in flight (a pipe a background child holds)
 # is read for at most this long.
 DRAIN_SECONDS = 1.0
-SEND_TIMEOUT = 30.0  # a client that takes no output for this long is dropped, not waited for
+SEND_TIMEOUT = 30.0
+# How long a container's supervisor gives a waiting client to record the exit before it does.
+RECORD_GRACE = 1.0  # a client that takes no output for this long is dropped, not waited for
 
 
 def frame(stream: int, data: bytes) -> bytes:
@@ -396,18 +400,56 @@ class Session:
                         self.client_eof(client)
         return self.exit_code if self.exit_code is not None else 255
 
-    def close(self) -> None:
-        for client in list(self.clients.values()):
-            self.drop(client)
-        for client_fd in list(self.clients):
-            del self.clients[client_fd]
+    def _late(self, client: Client) -> None:
+        """A client that connected as the process ended: its hello, its replay, its end."""
+        try:
+            client.sock.settimeout(2)
+            while client.hello is None and client.sock.fileno() >= 0:
+                data = client.sock.recv(65536)
+                if not data:
+                    break
+                self.client_input(client, data)
+        except OSError:
+            pass
+        self.drop(client)
+
+    def stop_listening(self) -> None:
+        """No one connects from now on (before the exit is written: a restart's new supervisor
+        binds its own socket at the same path, which must not be unlinked by this one)."""
         try:
             os.unlink(socket_path(self.dir_fd))
         except FileNotFoundError:
             pass
+
+    def close(self) -> None:
+        self.stop_listening()  # (already, unless the start failed)
+        # Those who connected meanwhile (waiting in the listen backlog, or not greeted yet)
+        # still get what they asked for: the log from their offset.
+        self.listener.setblocking(False)
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                break
+            sock.setblocking(True)
+            self.clients[sock.fileno()] = Client(sock)
+        for client in list(self.clients.values()):
+            if client.hello is None:
+                self._late(client)
+            else:
+                self.drop(client)
+        self.clients.clear()
         self.listener.close()
         os.close(self.dir_fd)
         self.log.close()
+
+
+def supervisor_command(*args: str) -> list[str]:
+    """How to start a supervisor: this file run by path, not ``-m imagestore.supervisor``, so
+    that starting a container does not wait for the package's imports (Celery's app)."""
+    loader = ("import importlib.util as u, sys; s = u.spec_from_file_location('imagestore_supervisor', sys.argv[1]); "
+              "m = u.module_from_spec(s); s.loader.exec_module(m); sys.exit(m.main(sys.argv[2:]))")
+    return [sys.executable, "-c", loader, os.path.abspath(__file__), *args]
 
 
 def _become_subreaper() -> None:
@@ -415,30 +457,55 @@ def _become_subreaper() -> None:
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
+def _serve(session: Session, command: list[str], directory: Path, on_started: Callable[[], object]) -> tuple[int, str]:
+    pid, error = session.start(command, directory / "pid")
+    on_started()
+    if pid is None:
+        said = b""
+        for fd, stream in list(session.outputs.items()):  # what the runtime said before failing
+            while data := os.read(fd, 65536):
+                session.output(stream, data)
+                said += data
+            os.close(fd)
+        session.outputs = {}
+        error = said.decode("utf-8", "replace") or error
+        return runtime_failure_code(error), error.strip()
+    session.reap(pid)
+    return session.serve(), ""
+
+
 def run(directory: Path, command: list[str], io: dict[str, Any], log_path: Path,
-        on_started: Callable[[], object]) -> tuple[int, str]:
-    """Start the process, serve its I/O until it has exited; its exit code and any start error."""
+        on_started: Callable[[], object], on_ended: Callable[[int, str], object]) -> tuple[int, str]:
+    """Start the process, serve its I/O until it has exited; its exit code and any start error.
+    ``on_ended`` records them before the clients' output ends, so a client that asks for the
+    exit code once its output has ended (``docker exec`` inspects the exec) finds it."""
     _become_subreaper()
     session = Session(directory, tty=bool(io.get("tty")), open_stdin=bool(io.get("stdin")),
                       stdin_once=bool(io.get("stdin_once")), log_path=log_path,
                       console_size=io.get("console_size"))
     try:
-        pid, error = session.start(command, directory / "pid")
-        on_started()
-        if pid is None:
-            said = b""
-            for fd, stream in list(session.outputs.items()):  # what the runtime said before failing
-                while data := os.read(fd, 65536):
-                    session.output(stream, data)
-                    said += data
-                os.close(fd)
-            session.outputs = {}
-            error = said.decode("utf-8", "replace") or error
-            return runtime_failure_code(error), error.strip()
-        session.reap(pid)
-        return session.serve(), ""
+        try:
+            code, error = _serve(session, command, directory, on_started)
+        except Exception as exc:  # recorded, not lost with this process
+            code, error = 255, f"the supervisor failed: {exc!r}"
+        session.stop_listening()
+        on_ended(code, error)
+        return code, error
     finally:
         session.close()
+
+
+def _ended(directory: Path) -> Callable[[int, str], None]:
+    def record(code: int, error: str) -> None:
+        try:
+            (directory / "state").write_text("exited")
+            exit_file = directory / "exit.json"
+            exit_file.with_suffix(".tmp").write_text(json.dumps({"ExitCode": code, "Error": error}))
+            exit_file.with_suffix(".tmp").replace(exit_file)
+        except FileNotFoundError:  # removed meanwhile
+            pass
+
+    return record
 
 
 def _exec_main(container_id: str, exec_id: str) -> int:
@@ -448,12 +515,8 @@ def _exec_main(container_id: str, exec_id: str) -> int:
     binary = os.environ.get("CONTAINER_RUNTIME_BINARY") or "runc"
     command = [binary, "exec", "-d", "--pid-file", str(directory / "pid"), "--process",
                str(directory / "process.json"), container_id]
-    code, error = run(directory, command, spec["io"], directory / "output.log",
-                      on_started=lambda: (directory / "state").write_text("running"))
-    exit_file = directory / "exit.json"
-    exit_file.with_suffix(".tmp").write_text(json.dumps({"ExitCode": code, "Error": error}))
-    exit_file.with_suffix(".tmp").replace(exit_file)
-    (directory / "state").write_text("exited")
+    run(directory, command, spec["io"], directory / "output.log",
+        on_started=lambda: (directory / "state").write_text("running"), on_ended=_ended(directory))
     return 0
 
 
@@ -462,25 +525,31 @@ def _container_main(container_id: str) -> int:
     directory = root / "containers" / container_id
     io = json.loads((directory / "io.json").read_text()) if (directory / "io.json").exists() else {}
     binary = os.environ.get("CONTAINER_RUNTIME_BINARY") or "runc"
+    state = directory / "state"
+    if os.path.exists(f"/run/runc/{container_id}"):  # a stale one, if any (runc's default root)
+        subprocess.run([binary, "delete", "--force", container_id], capture_output=True)
+    command = [binary, "run", "-d", "--pid-file", str(directory / "pid"), "--bundle", str(directory), container_id]
+    # The exit is written first (exit.json: a wait answers from it at once; from then on a
+    # reconcile may remove the folder, --rm), then the runtime's and the database's work.
+    code, error = run(directory, command, io, directory / "container.log",
+                      on_started=lambda: state.write_text("running"), on_ended=_ended(directory))
+    subprocess.run([binary, "delete", "--force", container_id], capture_output=True)
+    # Whoever waits records the exit from exit.json (and with --rm removes the folder): then
+    # this process is done without setting Django up (a second of CPU on a small machine).
+    deadline = time.monotonic() + RECORD_GRACE
+    while time.monotonic() < deadline:
+        if not directory.exists() or (directory / "recorded").exists():
+            return 0
+        time.sleep(0.02)
+    # Nobody did: Django now, off the start's path, and record it here.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import django
 
-    # Django is only needed at the end: it is set up while the container runs.
-    ready = threading.Thread(target=django.setup, daemon=True)
-    ready.start()
-    state = directory / "state"
-    subprocess.run([binary, "delete", "--force", container_id], capture_output=True)  # a stale one, if any
-    command = [binary, "run", "-d", "--pid-file", str(directory / "pid"), "--bundle", str(directory), container_id]
-    try:
-        code, error = run(directory, command, io, directory / "container.log",
-                          on_started=lambda: state.write_text("running"))
-    except Exception as exc:  # recorded, not lost with this process
-        code, error = 255, f"the supervisor failed: {exc!r}"
-    subprocess.run([binary, "delete", "--force", container_id], capture_output=True)
-    ready.join()
+    django.setup()
     from imagestore.services.containers.lifecycle import record_exit
 
-    state.write_text("exited")
-    record_exit(container_id, code, error)  # with --rm this removes the folder
+    # Unless a reconcile did; with --rm this removes the folder.
+    record_exit(container_id, code, error, supervisor_pid=os.getpid())
     return 0
 
 

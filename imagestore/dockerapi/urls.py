@@ -3,7 +3,7 @@ Image names keep their slashes and ports, so the suffix (``/json``, ``/tag``) de
 
 from django.urls import re_path
 
-from . import views
+from . import interactive, views
 
 V = r"^(?:v(?P<version>[0-9]+\.[0-9]+)/)?"
 
@@ -29,6 +29,15 @@ urlpatterns = [
     re_path(V + r"containers/(?P<ref>[^/]+)/json$", views.container_inspect),
     re_path(V + r"containers/(?P<ref>[^/]+)/(?P<verb>start|stop|restart|kill|wait)$", views.container_action),
     re_path(V + r"containers/(?P<ref>[^/]+)/logs$", views.container_logs),
+    re_path(V + r"containers/(?P<ref>[^/]+)/attach$", interactive.container_attach),
+    re_path(V + r"containers/(?P<ref>[^/]+)/attach/ws$", interactive.container_attach_ws),
+    re_path(V + r"containers/(?P<ref>[^/]+)/resize$", interactive.container_resize),
+    re_path(V + r"containers/(?P<ref>[^/]+)/exec$", interactive.container_exec_create),
+    re_path(V + r"containers/(?P<ref>[^/]+)/rename$", interactive.container_rename),
+    re_path(V + r"containers/(?P<ref>[^/]+)/top$", interactive.container_top),
+    re_path(V + r"exec/(?P<exec_id>[^/]+)/start$", interactive.exec_start),
+    re_path(V + r"exec/(?P<exec_id>[^/]+)/resize$", interactive.exec_resize),
+    re_path(V + r"exec/(?P<exec_id>[^/]+)/json$", interactive.exec_inspect),
     re_path(V + r"containers/(?P<ref>[^/]+)/changes$", views.container_changes),
     re_path(V + r"containers/(?P<ref>[^/]+)/archive$", views.container_archive),
     re_path(V + r"containers/(?P<ref>[^/]+)$", views.container_delete),

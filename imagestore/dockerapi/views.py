@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import platform as host
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from ..services.search import SearchFilters, search
 from ..services.tag import tag_image
 from ..services.uploads import keep_stream
 from ..streams import JSON_KEEPALIVE, StreamGuard
+from ..supervisor import frame
 from .base import API_VERSION, MIN_API_VERSION, docker_view, error, filters, holds_nul, json_body, json_lines, watch_job
 
 SERVER_VERSION = "28.0.0-imagestore"
@@ -331,20 +333,39 @@ def _container_json(container: Container) -> dict[str, Any]:
                   else "0001-01-01T00:00:00Z"},
         "Config": {"Image": config.get("Image"), "Cmd": config.get("Cmd"), "Entrypoint": config.get("Entrypoint"),
                    "Env": config.get("Env") or [], "WorkingDir": config.get("WorkingDir") or "",
-                   "User": config.get("User") or "", "Tty": False, "OpenStdin": False, "Labels": {}},
-        "HostConfig": {"NetworkMode": "host"}, "Mounts": [], "NetworkSettings": {"Networks": {}},
+                   "User": config.get("User") or "", "Tty": bool(config.get("Tty")),
+                   "OpenStdin": bool(config.get("OpenStdin")), "StdinOnce": bool(config.get("StdinOnce")),
+                   "AttachStdin": bool(config.get("OpenStdin")), "AttachStdout": True, "AttachStderr": True,
+                   "Labels": {}},
+        "HostConfig": {"NetworkMode": "host", "AutoRemove": bool(config.get("AutoRemove")),
+                       "LogConfig": {"Type": "json-file", "Config": {}}},
+        "Mounts": [], "NetworkSettings": {"Networks": {}},
     }
+
+
+def _interactive_options(body: dict[str, Any], host_config: dict[str, Any]) -> dict[str, Any]:
+    """Create's terminal and stdin options (``-t``, ``-i``, ``--rm``), as ContainerConfig and HostConfig say."""
+    def boolean(holder: dict[str, Any], key: str) -> bool:
+        value = holder.get(key)
+        if value is not None and not isinstance(value, bool):
+            raise BadRequest(f"{key} must be a boolean")
+        return bool(value)
+
+    return {"tty": boolean(body, "Tty"), "open_stdin": boolean(body, "OpenStdin"),
+            "stdin_once": boolean(body, "StdinOnce"), "auto_remove": boolean(host_config, "AutoRemove"),
+            "console_size": host_config.get("ConsoleSize")}
 
 
 @docker_view(("POST",))
 def containers_create(request: HttpRequest) -> JsonResponse:
     body = _json_body(request)
-    if body.get("Tty") or body.get("OpenStdin"):
-        raise BadRequest("interactive terminals are not supported yet: run a non-interactive command")
+    host_config = body.get("HostConfig") or {}
+    if not isinstance(host_config, dict):
+        raise BadRequest("HostConfig must be an object")
     container = container_service.create_container(
         _string(body, "Image"), cmd=body.get("Cmd"), entrypoint=body.get("Entrypoint"),
         env=body.get("Env"), working_dir=_string(body, "WorkingDir"), user=_string(body, "User"),
-        name=request.GET.get("name", ""),
+        name=request.GET.get("name", ""), **_interactive_options(body, host_config),
     )
     return JsonResponse({"Id": container.id, "Warnings": []}, status=201)
 
@@ -411,40 +432,45 @@ def container_action(request: HttpRequest, ref: str, verb: str) -> HttpResponse 
 
 def _wait_stream(request: HttpRequest, container: Container) -> StreamingHttpResponse:
     """As moby's ``postContainersWait``: the status and headers at once, the JSON body when
-    the container has exited. Meanwhile a space now and then (whitespace before a JSON
-    value is allowed), and the wait ends when the client has gone."""
+    the ``condition`` holds (not-running, next-exit, removed). Meanwhile a space now and then
+    (whitespace before a JSON value is allowed), and the wait ends when the client has gone."""
+    waiter = container_service.Waiter(container, request.GET.get("condition") or "not-running")
     guard = StreamGuard(request)
 
     def body() -> Iterator[bytes]:
         yield b""  # the headers go now
-        waited = container
-        while True:
-            waited = container_service.wait_container(waited, timeout=guard.keepalive or None,
-                                                      keep_going=guard.listening)
-            if waited.state not in container_service.RUNNING_STATES or guard.client_gone():
-                break
-            guard.wrote()
-            yield JSON_KEEPALIVE
-        if waited.state in container_service.RUNNING_STATES:
-            return  # nobody listens
-        yield json.dumps({"StatusCode": waited.exit_code or 0, "Error": None}).encode() + b"\n"
+        while (code := waiter.poll()) is None:
+            if guard.client_gone():
+                return  # nobody listens
+            if guard.keepalive_due():
+                guard.wrote()
+                yield JSON_KEEPALIVE
+            time.sleep(0.02)
+        yield json.dumps({"StatusCode": code, "Error": None}).encode() + b"\n"
 
     return StreamingHttpResponse(body(), content_type="application/json")
 
 
 @docker_view(("GET",))
 def container_logs(request: HttpRequest, ref: str) -> StreamingHttpResponse:
-    """Logs in the multiplexed stream format of a non-TTY container (8-byte frame headers)."""
+    """Logs in the multiplexed stream format (8-byte frame headers); a terminal's raw."""
     container = _container(ref)
     follow = flag(request, "follow")
     guard = StreamGuard(request)  # no keep-alive: no byte of this format is free to invent
 
-    def frames() -> Iterator[bytes]:
-        for chunk in container_service.container_logs(container, follow=follow, keep_going=guard.go_on):
-            guard.output()
-            yield b"\x01\x00\x00\x00" + len(chunk).to_bytes(4, "big") + chunk
+    tty = bool(container.config.get("Tty"))
+    wanted = {n for n, key in ((1, "stdout"), (2, "stderr")) if flag(request, key)} or {1, 2}
 
-    return StreamingHttpResponse(frames(), content_type="application/vnd.docker.multiplexed-stream")
+    def frames() -> Iterator[bytes]:
+        for stream, chunk in container_service.container_log_frames(container, follow=follow,
+                                                                    keep_going=guard.go_on):
+            if stream not in wanted:
+                continue
+            guard.output()
+            yield chunk if tty else frame(stream, chunk)
+
+    return StreamingHttpResponse(frames(), content_type="application/vnd.docker.raw-stream" if tty
+                                 else "application/vnd.docker.multiplexed-stream")
 
 
 @docker_view(("DELETE",))

@@ -19,6 +19,7 @@ from .lifecycle import (
     MAX_PASSWD_SIZE,
     STOP_TIMEOUT_MAX,
     WAIT_CONDITIONS,
+    Waiter,
     _runc,
     _user_ids,
     bundle_config,
@@ -56,5 +57,6 @@ __all__ = [
     "ensure_snapshot", "get_container", "kill_container", "path_stat", "reconcile", "reconcile_all",
     "release_snapshot", "remove_container", "rootfs", "runtime_binary", "snapshot_dir", "start_container",
     "stop_container", "wait_container", "WAIT_CONDITIONS", "container_log_frames", "record_exit", "rename_container",
+    "Waiter",
     "wait_for",
 ]

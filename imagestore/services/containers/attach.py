@@ -164,10 +164,13 @@ def _replayed(log: Path, offset: int, streams: set[int], tty: bool) -> Attachmen
 
 def attach_process(directory: Path, log: Path, *, tty: bool, running: Callable[[], bool], stdin: bool = False,
                    stdout: bool = True, stderr: bool = True, logs: bool = False, detach_keys: str | None = None,
-                   keep_going: Callable[[], bool] | None = None, timeout: float | None = None) -> Attachment:
+                   keep_going: Callable[[], bool] | None = None, timeout: float | None = None,
+                   started: bool = False) -> Attachment:
     """Attach to the process whose supervisor serves ``directory/attach.sock``, waiting for it
     to start when it has not (until ``keep_going`` says no or ``timeout`` has passed: then an
-    attachment that has ended). ``logs``: its log first (``docker attach --logs``)."""
+    attachment that has ended). ``logs``: its log first (``docker attach --logs``).
+    ``started``: the run to attach to has been started already (an exec): if it has ended,
+    its output is replayed rather than the next run waited for."""
     keys = list(parse_detach_keys(detach_keys)) if tty else None
     streams = {n for n, wanted in ((1, stdout), (2, stderr)) if wanted}
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -189,7 +192,7 @@ def attach_process(directory: Path, log: Path, *, tty: bool, running: Callable[[
             sock.sendall(json.dumps(hello).encode() + b"\n")
             return Attachment(sock, tty=tty)
         state = _state(directory)
-        ended = state[0] == "exited" and (state != before or is_running)
+        ended = state[0] == "exited" and (state != before or is_running or started)
         if ended or not directory.exists():
             return _replayed(log, offset, streams, tty)
         if (keep_going is not None and not keep_going()) or (deadline is not None and time.monotonic() > deadline):

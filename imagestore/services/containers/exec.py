@@ -22,7 +22,6 @@ import re
 import secrets
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from django.conf import settings
 
 from ...errors import BadRequest, Conflict, NotFound
 from ...models import Container
+from ...supervisor import supervisor_command
 from .attach import Attachment, attach_process, parse_detach_keys, resize_process
 from .lifecycle import _user_ids, reconcile
 from .lookup import RUNNING_STATES, RuntimeUnavailable, _root, container_dir, rootfs, runtime_binary
@@ -151,7 +151,7 @@ def start_exec(instance: ExecInstance, *, console_size: list[int] | None = None,
     (instance.directory / "state").write_text("starting")
     with open(instance.directory / "supervisor.log", "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "imagestore.supervisor", instance.container_id, instance.id],
+            supervisor_command(instance.container_id, instance.id),
             cwd=settings.BASE_DIR, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
             env={**os.environ, "IMAGESTORE_ROOT": str(_root()), "CONTAINER_RUNTIME_BINARY": binary},
         )
@@ -170,7 +170,8 @@ def attach_exec(instance: ExecInstance, *, stdin: bool = False, stdout: bool = T
 
     return attach_process(instance.directory, instance.directory / "output.log", tty=instance.tty,
                           running=running, stdin=stdin, stdout=stdout, stderr=stderr, logs=True,
-                          detach_keys=instance.config.get("DetachKeys") or None, keep_going=keep_going)
+                          detach_keys=instance.config.get("DetachKeys") or None, keep_going=keep_going,
+                          started=True)
 
 
 def resize_exec(instance: ExecInstance, height: int, width: int) -> None:

@@ -10,7 +10,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from ...models import Container
 from ...oci.config import ImageConfig
 from ...oci.rootfs import RootFS
 from ...oci.runtime import runtime_config
+from ...supervisor import supervisor_command
 from ..images import resolve_image
 from ..names import generate_name
 from .lookup import (
@@ -229,9 +229,29 @@ def _supervisor_alive(container: Container) -> bool:
     return container.id.encode() in cmdline
 
 
+def _recorded_exit(container: Container) -> dict[str, Any] | None:
+    try:
+        return json.loads((container_dir(container) / "exit.json").read_text())  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        return None
+
+
 def reconcile(container: Container) -> Container:
-    """A container shown running whose supervisor is gone (the host stopped) is exited."""
-    if container.state in RUNNING_STATES and not _supervisor_alive(container):
+    """A container shown running whose process has ended is exited: with the exit code its
+    supervisor wrote (``exit.json``, the moment the process ended; the first to see it
+    records it), or, if its supervisor is gone (the host stopped), as lost."""
+    if container.state not in RUNNING_STATES:
+        return container
+    ended = _recorded_exit(container)
+    if ended is not None:
+        record_exit(container.pk, int(ended.get("ExitCode", 255)), str(ended.get("Error") or ""))
+        try:
+            container.refresh_from_db()
+        except Container.DoesNotExist:  # removed on exit (--rm)
+            container.state = Container.State.EXITED
+            container.exit_code = int(ended.get("ExitCode", 255))
+        return container
+    if not _supervisor_alive(container):
         Container.objects.filter(pk=container.pk, state__in=RUNNING_STATES).update(
             state=Container.State.EXITED, exit_code=container.exit_code if container.exit_code is not None else 255,
             finished_at=timezone.now(), supervisor_pid=None,
@@ -269,25 +289,36 @@ def start_container(container: Container, *, timeout: float = 15) -> Container:
         "stdin_once": bool(config.get("StdinOnce")), "console_size": config.get("ConsoleSize"),
     }))
     (directory / "state").unlink(missing_ok=True)  # the last run's "exited" is not this run's
-    Container.objects.filter(pk=container.pk).update(state=Container.State.RUNNING, started_at=timezone.now(),
-                                                     finished_at=None, exit_code=None, error="")
+    (directory / "exit.json").unlink(missing_ok=True)
+    (directory / "recorded").unlink(missing_ok=True)
+    Container.objects.filter(pk=container.pk).update(started_at=timezone.now(), finished_at=None, exit_code=None,
+                                                     error="")
     # The supervisor's own messages; the container's output is its log (container.log).
     log = open(directory / "supervisor.log", "ab")  # noqa: SIM115 - handed to the supervisor
     process = subprocess.Popen(
-        [sys.executable, "-m", "imagestore.supervisor", container.id], cwd=settings.BASE_DIR,
+        supervisor_command(container.id), cwd=settings.BASE_DIR,
         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
         env={**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "dashboard.settings"),
              "IMAGESTORE_ROOT": str(_root()), "CONTAINER_RUNTIME_BINARY": binary, "DATABASE_URL": database_url()},
     )
     log.close()
-    Container.objects.filter(pk=container.pk).update(supervisor_pid=process.pid)
+    # Running and its supervisor in one write: a reconcile never sees one without the other.
+    # Unless it has already ended (record_exit set finished_at): then that stays.
+    Container.objects.filter(pk=container.pk, finished_at__isnull=True).update(
+        state=Container.State.RUNNING, supervisor_pid=process.pid)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = (directory / "state").read_text() if (directory / "state").exists() else ""
+        try:
+            state = (directory / "state").read_text()
+        except FileNotFoundError:
+            state = ""
         if state in ("running", "exited") or process.poll() is not None:
             break
-        time.sleep(0.05)
-    container.refresh_from_db()
+        time.sleep(0.01)
+    try:
+        container.refresh_from_db()
+    except Container.DoesNotExist:  # it ran, ended and was removed (--rm) already
+        container.state = Container.State.EXITED
     return container
 
 
@@ -353,16 +384,28 @@ def stop_container(container: Container, *, timeout: float = 10) -> Container:
     return container
 
 
-def record_exit(container_id: str, code: int, error: str = "") -> None:
-    """Called by the supervisor when the container's process has exited. With ``AutoRemove``
-    (``docker run --rm``) the container is then removed, its exit code kept a while for a
-    ``wait?condition=removed`` that was waiting on it."""
-    Container.objects.filter(pk=container_id).update(
+def record_exit(container_id: str, code: int, error: str = "", *, supervisor_pid: int | None = None) -> None:
+    """The end of the container's run, recorded once: by its supervisor, or by whoever sees
+    its ``exit.json`` first (``reconcile``; a ``wait`` then answers without waiting for the
+    supervisor's own database set-up). With ``AutoRemove`` (``docker run --rm``) the one that
+    recorded it removes the container, its exit code kept a while for a
+    ``wait?condition=removed`` that was waiting on it. ``supervisor_pid``: the supervisor
+    records only the run it supervises (by then the container may have been started again)."""
+    this_run = Container.objects.filter(pk=container_id, finished_at__isnull=True)
+    if supervisor_pid is not None:
+        this_run = this_run.filter(supervisor_pid=supervisor_pid)
+    won = this_run.update(
         state=Container.State.EXITED, exit_code=code, finished_at=timezone.now(), supervisor_pid=None,
         error=error[:4000],
     )
-    container = Container.objects.filter(pk=container_id).first()
-    if container is None or not container.config.get("AutoRemove"):
+    container = Container.objects.filter(pk=container_id).first() if won else None
+    if container is None:
+        return
+    try:  # tells the supervisor it need not set Django up to record it
+        (container_dir(container) / "recorded").touch()
+    except OSError:
+        pass
+    if not container.config.get("AutoRemove"):
         return
     exits = _root() / "exits"
     exits.mkdir(exist_ok=True)
@@ -380,37 +423,49 @@ def record_exit(container_id: str, code: int, error: str = "") -> None:
 WAIT_CONDITIONS = ("not-running", "next-exit", "removed")
 
 
-def wait_for(container: Container, condition: str = "not-running", *,
-             keep_going: Callable[[], bool] | None = None, interval: float = 0.05) -> int | None:
+class Waiter:
     """``docker wait`` with moby's conditions: ``not-running`` (now, if it is not running),
     ``next-exit`` (the end of its next run, even if it has not started yet), ``removed`` (it
-    is gone). The exit code, or None when ``keep_going`` said no first."""
-    if condition not in WAIT_CONDITIONS:
-        raise BadRequest(f"invalid condition: {condition}")
-    first_finish = container.finished_at if container.state not in RUNNING_STATES else None
-    pk = container.pk
-    seen_running = container.state in RUNNING_STATES
-    code = container.exit_code
-    while True:
-        current = Container.objects.filter(pk=pk).first()
-        if current is None:
-            kept = _root() / "exits" / pk
+    is gone). ``poll()`` answers the exit code once the condition holds, else None."""
+
+    def __init__(self, container: Container, condition: str = "not-running") -> None:
+        if condition not in WAIT_CONDITIONS:
+            raise BadRequest(f"invalid condition: {condition}")
+        self.condition = condition
+        self.pk = container.pk
+        self.first_finish = container.finished_at if container.state not in RUNNING_STATES else None
+        self.seen_running = container.state in RUNNING_STATES
+        self.code = container.exit_code
+
+    def poll(self) -> int | None:
+        current = Container.objects.filter(pk=self.pk).first()
+        if current is None:  # removed: its exit code, kept by record_exit for --rm
+            kept = _root() / "exits" / self.pk
             if kept.exists():
-                code = int(kept.read_text() or 0)
-            return code or 0
+                self.code = int(kept.read_text() or 0)
+            return self.code or 0
         current = reconcile(current)
         if current.state in RUNNING_STATES:
-            seen_running = True
-        else:
-            code = current.exit_code
-            if condition == "not-running":
-                return code or 0
-            if condition == "next-exit" and current.finished_at is not None and (
-                    seen_running or current.finished_at != first_finish):
-                return code or 0
+            self.seen_running = True
+            return None
+        self.code = current.exit_code
+        if self.condition == "not-running":
+            return self.code or 0
+        if self.condition == "next-exit" and current.finished_at is not None and (
+                self.seen_running or current.finished_at != self.first_finish):
+            return self.code or 0
+        return None
+
+
+def wait_for(container: Container, condition: str = "not-running", *,
+             keep_going: Callable[[], bool] | None = None, interval: float = 0.02) -> int | None:
+    """As ``Waiter``, blocking: the exit code, or None when ``keep_going`` said no first."""
+    waiter = Waiter(container, condition)
+    while (code := waiter.poll()) is None:
         if keep_going is not None and not keep_going():
             return None
         time.sleep(interval)
+    return code
 
 
 def rename_container(container: Container, new_name: str) -> Container:

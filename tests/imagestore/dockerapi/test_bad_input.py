@@ -91,7 +91,7 @@ def test_a_body_over_the_upload_limit_is_a_413(docker, settings) -> None:  # typ
     assert _is_dockers_error(response, 413)
 
 
-@pytest.mark.parametrize("path", ["/docker/v1.47/networks", "/docker/networks/create", "/docker/v1.47/containers/x/attach",
+@pytest.mark.parametrize("path", ["/docker/v1.47/networks", "/docker/networks/create", "/docker/v1.47/containers/x/attach/tcp",
                                   "/docker/v1.47/containers/a/b/json", "/docker/v9/anything", "/docker/"])
 def test_an_unknown_path_is_dockers_json_404(path: str, docker) -> None:  # type: ignore[no-untyped-def]
     for client in (docker, Client()):  # signed in or not, and whatever the method (no CSRF page either)
