@@ -69,12 +69,15 @@ def handshake(url: str, **headers: str) -> requests.Response:
 
 
 class BrowserLikeWebSocket(WebSocket):
-    """simple_websocket's client leaves the port out of Host; browsers (RFC 6455 section 4.1,
-    RFC 9110 section 7.2) send it, and the Origin check compares it."""
+    """simple_websocket's client, with two things browsers do that it does not: the port in
+    Host (RFC 6455 section 4.1, RFC 9110 section 7.2), which the Origin check compares; and
+    the messages that came in the same read as the 101 answer (the shell's first prompt often
+    does), which its handshake leaves in the parser until more data arrives."""
 
     def handshake(self) -> None:
         self.host = f"{self.host}:{self.port}"
         super().handshake()
+        self._handle_events()
 
 
 def connect(dashboard: Dashboard, container: Container, cookie: str, mode: str = "exec") -> WebSocket:

@@ -132,3 +132,14 @@ def test_a_stopped_container_gets_no_terminal(running: Container) -> None:
         exec_terminal(running)
     with pytest.raises(Conflict):
         attach_terminal(running)
+
+
+def test_one_shell_after_another(running: Container) -> None:
+    for _ in range(5):
+        terminal = exec_terminal(running)
+        try:
+            read_until(terminal, b"# ")
+            terminal.write(b"echo $((6*7))\r")
+            read_until(terminal, b"42")
+        finally:
+            terminal.close()
