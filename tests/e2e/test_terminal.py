@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,14 @@ from tests.builders import busybox_rootfs, tar_directory
 from tests.conftest import require_tool
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _no_container_left_running() -> Iterator[None]:
+    """What the tests (and their Run forms) started is stopped and removed after them."""
+    yield
+    for container in Container.objects.all():
+        service.remove_container(container, force=True)
 
 
 @pytest.fixture

@@ -124,8 +124,6 @@ def _gunicorn_workers(port: str) -> list[int]:
     return [pid for pid, parent in processes.items() if parent in masters]
 
 
-@pytest.mark.xfail(strict=True, reason="an exec runs under the engine's own supervisor, which outlives the web "
-                   "process by design and does not yet hang up a terminal whose last client went away")
 def test_a_killed_web_process_leaves_no_shell_behind(dashboard: Dashboard, running_container: Container,
                                                      operator: User) -> None:
     """gunicorn kills a stuck worker (SIGKILL): the shells it served end with it."""

@@ -9,7 +9,10 @@ as a closed terminal does, then SIGKILL); an attached container goes on running.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -90,13 +93,15 @@ def exec_terminal(container: Container, args: list[str] | None = None, *, rows: 
                            env=[TERMINAL_ENV, *(env or [])], console_size=size)
     start_exec(instance, console_size=size)
     attachment = attach_exec(instance, stdin=True)
+    watchdog = _Watchdog(container, instance.pid())
 
     def hang_up() -> None:
         for sig in (signal.SIGHUP, signal.SIGKILL):
             if _exec_ended(instance, HANGUP_GRACE if sig == signal.SIGKILL else 0):
-                return
+                break
             kill_exec(instance, sig)
         _exec_ended(instance, 10)
+        watchdog.stand_down()
 
     def exit_code() -> int | None:
         ended = instance.exit()
@@ -104,6 +109,43 @@ def exec_terminal(container: Container, args: list[str] | None = None, *, rows: 
 
     return TerminalSession(attachment, resize=lambda r, c: resize_exec(instance, r, c), hang_up=hang_up,
                            exit_code=exit_code)
+
+
+class _Watchdog:
+    """Hangs up a browser's shell if the web process holding it dies (killed by gunicorn's
+    timeout, the OOM killer): the exec runs under its own supervisor, which outlives web
+    processes by design, so nothing else would end it. A small ``sh`` waits on a pipe whose
+    only writer is this process; end-of-file means we are gone, and it sends SIGHUP, then
+    SIGKILL, to the shell, if that pid is still a process of this container (no stranger
+    that reused the number)."""
+
+    SCRIPT = ('read _; for sig in HUP KILL; do grep -qs "$1" "/proc/$2/cgroup" || exit 0; '
+              'kill -s "$sig" "$2" 2>/dev/null; sleep 1; done')
+
+    def __init__(self, container: Container, pid: int) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+        self._pipe = -1
+        if pid <= 0:
+            return
+        read_end, self._pipe = os.pipe()  # not inherited by anything else we start (O_CLOEXEC)
+        try:
+            self._process = subprocess.Popen(
+                ["sh", "-c", self.SCRIPT, "terminal-watchdog", container.id, str(pid)], stdin=read_end,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            )
+        finally:
+            os.close(read_end)
+
+    def stand_down(self) -> None:
+        """The shell was ended here: the watchdog goes without a word."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+        if self._pipe >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._pipe)
+            self._pipe = -1
 
 
 def _exec_ended(instance: ExecInstance, timeout: float) -> bool:
