@@ -237,7 +237,10 @@ class Session:
 
     def resize(self, height: int, width: int) -> None:
         if self.master is not None:
-            fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+            try:
+                fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+            except OSError:
+                pass
 
     def drop(self, client: Client) -> None:
         fd = client.sock.fileno()
@@ -268,7 +271,11 @@ class Session:
 
     def greet(self, client: Client, hello: dict[str, Any]) -> None:
         if "resize" in hello:
-            height, width = (int(v) for v in hello["resize"])
+            try:
+                height, width = (int(v) & 0xFFFF for v in hello["resize"])
+            except (TypeError, ValueError):
+                self.drop(client)
+                return
             self.resize(height, width)
             client.send(b"ok\n")
             self.drop(client)
@@ -381,11 +388,13 @@ class Session:
                     if data:
                         self.output(self.outputs[fd], data)
                         continue
-                    sel.unregister(fd)
-                    stream = self.outputs.pop(fd)
-                    if fd != self.master or not self.outputs:
-                        os.close(fd)
-                    del stream
+                    sel.unregister(fd)  # its end: EOF, or EIO once a terminal's last user has gone
+                    del self.outputs[fd]
+                    if fd == self.stdin_fd:  # the terminal's master was the stdin too
+                        self.stdin_fd = None
+                    if fd == self.master:
+                        self.master = None
+                    os.close(fd)
                 else:
                     client = self.clients.get(key.fd)
                     if client is None:
@@ -395,7 +404,10 @@ class Session:
                     except OSError:
                         data = b""
                     if data:
-                        self.client_input(client, data)
+                        try:
+                            self.client_input(client, data)
+                        except (ValueError, TypeError, AttributeError, KeyError):  # a malformed hello
+                            self.drop(client)
                     else:
                         self.client_eof(client)
         return self.exit_code if self.exit_code is not None else 255
