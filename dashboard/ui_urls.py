@@ -1,7 +1,7 @@
 from django.urls import path, re_path
 from django.views.generic import RedirectView
 
-from . import views
+from . import terminal, views
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="ui-images", permanent=False), name="home"),
@@ -14,6 +14,8 @@ urlpatterns = [
     path("load/", views.load_page, name="ui-load"),
     path("registries/", views.registries, name="ui-registries"),
     path("containers/", views.containers, name="ui-containers"),
+    path("containers/<str:ref>/", views.container_detail, name="ui-container"),
+    path("containers/<str:ref>/terminal/", terminal.terminal_socket, name="ui-container-terminal"),
     path("images/selection/", views.images_bulk, name="ui-images-bulk"),
     re_path(r"^images/(?P<ref>.+)/push/$", views.push, name="ui-push"),
     re_path(r"^images/(?P<ref>.+)/$", views.image_detail, name="ui-image"),

@@ -4,6 +4,7 @@ parts (job progress) poll the REST API from small plain JavaScript."""
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any
 
 from django import forms
@@ -23,6 +24,7 @@ from imagestore.models import Container, Image, ImageLayer, Job, RegistryCredent
 from imagestore.oci.redact import redact_text
 from imagestore.permissions import is_operator
 from imagestore.services import containers as container_service
+from imagestore.services.containers.console import run_container
 from imagestore.services.history import image_history
 from imagestore.services.images import ImageFilters, image_sizes, list_image_rows, resolve_image, store_totals
 from imagestore.services.import_ import start_import_from
@@ -95,10 +97,16 @@ def image_detail(request: HttpRequest, ref: str) -> HttpResponse:
     except Errors as exc:
         return render(request, "ui/error.html", {"message": str(exc)}, status=getattr(exc, "status", 400) or 400)
     tag_form = TagForm()
+    run_form = RunForm()
     if request.method == "POST":
         _operator_only(request)
         action = request.POST.get("action")
-        if action == "tag":
+        if action == "run":
+            run_form = RunForm(request.POST)
+            ran = _run_from_image(request, image, run_form)
+            if ran is not None:
+                return ran
+        elif action == "tag":
             tag_form = TagForm(request.POST)
             if tag_form.is_valid():
                 try:
@@ -143,7 +151,7 @@ def image_detail(request: HttpRequest, ref: str) -> HttpResponse:
         "image": image, "inspect": data, "inspect_json": json.dumps(data, indent=2),
         "layers": [{"link": link, "shared_with": shared.get(link.layer_id, 1) - 1,
                     "made_by": made_by.get(link.layer.diff_id, "")} for link in links],
-        "history": history, "containers": list(image.containers.all()), "tag_form": tag_form,
+        "history": history, "containers": list(image.containers.all()), "tag_form": tag_form, "run_form": run_form,
         "format": template, "formatted": formatted, "format_error": error, "can_change": is_operator(request.user),
         "confirm": confirm, "steps": steps,
         "push_as": {tag: _push_identity(request, tag) for tag in data["RepoTags"]},
@@ -402,3 +410,68 @@ def containers(request: HttpRequest) -> HttpResponse:
     container_service.reconcile_all()
     rows = Container.objects.select_related("image").order_by("-created_at")
     return render(request, "ui/containers.html", {"containers": rows, "can_change": is_operator(request.user)})
+
+
+# The end of a container's log shown on its page.
+LOG_TAIL_BYTES = 64 * 1024
+
+
+@login_required
+def container_detail(request: HttpRequest, ref: str) -> HttpResponse:
+    """A container's state and log tail; operators get its terminal (dashboard/terminal.py)."""
+    try:
+        container = container_service.reconcile(container_service.get_container(ref))
+    except Errors as exc:
+        return render(request, "ui/error.html", {"message": str(exc)}, status=getattr(exc, "status", 400) or 400)
+    log_path = container_service.container_dir(container) / "container.log"
+    log = ""
+    if log_path.is_file():
+        with open(log_path, "rb") as handle:
+            handle.seek(max(0, log_path.stat().st_size - LOG_TAIL_BYTES))
+            log = handle.read().decode("utf-8", "replace")
+    return render(request, "ui/container_detail.html", {
+        "container": container, "log": log, "can_change": is_operator(request.user),
+        "running": container.state in container_service.RUNNING_STATES,
+        "open": request.GET.get("terminal", "") if request.GET.get("terminal") in ("exec", "attach") else "",
+    })
+
+
+class RunForm(forms.Form):
+    """``docker run`` from an image's page: what the container runs, its name and environment."""
+
+    command = forms.CharField(required=False, max_length=4096, label="Command",
+                              widget=forms.TextInput(attrs={"placeholder": "the image's own (e.g. /bin/sh)"}))
+    name = forms.CharField(required=False, max_length=255, label="Name")
+    env = forms.CharField(required=False, max_length=65536, label="Environment (KEY=value, one a line)",
+                          widget=forms.Textarea(attrs={"rows": 2}))
+    tty = forms.BooleanField(required=False, initial=True, label="Terminal (-it)")
+
+    def clean_command(self) -> list[str] | None:
+        raw = self.cleaned_data["command"].strip()
+        if not raw:
+            return None
+        try:
+            return shlex.split(raw)
+        except ValueError as exc:
+            raise forms.ValidationError(f"cannot split the command: {exc}") from None
+
+    def clean_env(self) -> list[str]:
+        lines = [line.strip() for line in self.cleaned_data["env"].splitlines() if line.strip()]
+        for line in lines:
+            if "=" not in line or line.startswith("="):
+                raise forms.ValidationError(f"{line!r} is not KEY=value")
+        return lines
+
+
+def _run_from_image(request: HttpRequest, image: Image, form: RunForm) -> HttpResponse | None:
+    """Create and start a container; its page then opens its terminal."""
+    if not form.is_valid():
+        return None
+    data = form.cleaned_data
+    try:
+        container = run_container(image.id, cmd=data["command"], env=data["env"], name=data["name"], tty=data["tty"])
+    except Errors as exc:
+        form.add_error(None, str(exc))
+        return None
+    url = reverse("ui-container", args=[container.id])
+    return HttpResponseRedirect(f"{url}?terminal={'attach' if data['tty'] else 'exec'}")

@@ -5,45 +5,14 @@ then forced, search. A failing step leaves a screenshot in var/test-artifacts/."
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from imagestore.models import Container, Image
 from tests.builders import busybox_rootfs, tar_directory
-from tests.conftest import require_tool
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
-
-
-@pytest.fixture
-def browser_page(request: pytest.FixtureRequest) -> Iterator:  # type: ignore[type-arg]
-    from playwright.sync_api import sync_playwright
-
-    chromium = require_tool("chromium")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        page = browser.new_page(viewport={"width": 1200, "height": 800})
-        page.set_default_timeout(20000)
-        try:
-            yield page
-        finally:
-            report = getattr(request.node, "rep_call", None)
-            if report is None or report.failed:
-                ARTIFACTS.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
-            browser.close()
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
-    outcome = yield
-    report = outcome.get_result()
-    setattr(item, f"rep_{report.when}", report)
 
 
 def test_sign_in_import_watch_tag_inspect_remove_search(browser_page, start_dashboard, operator,  # type: ignore[no-untyped-def]
