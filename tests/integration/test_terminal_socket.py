@@ -122,10 +122,12 @@ def _gunicorn_workers(port: str) -> list[int]:
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes().split(b"\0")
             parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError):
             continue
-        if b"gunicorn" in cmdline and f"127.0.0.1:{port}".encode() in cmdline:
+        # start_gunicorn gives the port in the environment (scripts/gunicorn.conf.py binds to it).
+        if b"gunicorn" in cmdline and f"PORT={port}".encode() in environ:
             processes[int(entry.name)] = parent
     masters = {pid for pid, parent in processes.items() if parent not in processes}
     return [pid for pid, parent in processes.items() if parent in masters]
