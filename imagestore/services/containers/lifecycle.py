@@ -418,17 +418,6 @@ def start_container(container: Container, *, timeout: float = 15) -> Container:
     return container
 
 
-def _runtime_status(container: Container) -> str:
-    """runc's own word on the container (``runc state``): created, running, paused, stopped, or ""."""
-    result = _runc(container, "state", container.id)
-    if result.returncode != 0:
-        return ""
-    try:
-        return str(json.loads(result.stdout).get("status") or "")
-    except ValueError:
-        return ""
-
-
 def _runc(container: Container, *args: str) -> subprocess.CompletedProcess[str]:
     binary = runtime_binary()
     if binary is None:
