@@ -102,9 +102,17 @@ def check(*, repair: bool = False, grace_seconds: float | None = None,
               for pk, digest, size, diff_id in Layer.objects.values_list("id", "digest", "size", "diff_id").iterator()}
     images = dict(Image.objects.values_list("id", "config_size").iterator())
     image_layers: dict[str, list[int]] = defaultdict(list)
+    newer: set[str] = set()
     for image_id, layer_id in ImageLayer.objects.order_by("image_id", "position").values_list(
             "image_id", "layer_id").iterator():
         image_layers[image_id].append(layer_id)
+        if image_id not in images or layer_id not in layers:
+            newer.add(image_id)
+    # Registered while these reads ran (the three queries are not one snapshot): the next fsck
+    # checks them; this one must neither crash on them nor call their blobs orphans.
+    for image_id in newer:
+        image_layers.pop(image_id, None)
+        images.pop(image_id, None)
     expected: dict[str, int] = {}
     users: dict[str, set[str]] = defaultdict(set)
     for image_id, config_size in images.items():

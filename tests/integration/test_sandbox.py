@@ -337,3 +337,17 @@ def test_resolv_conf_and_hosts_are_the_containers_own_and_stay_out_of_its_diff(s
     paths = {change["Path"] for change in service.container_changes(container)}
     assert not paths & {"/etc/hosts", "/etc/resolv.conf"}, paths  # empty mount points, left out
     assert "10.1.2.3 extra" in (service.container_dir(container) / "hosts").read_text()
+
+
+def test_a_pause_left_by_a_holder_that_died_ends_with_the_next_copy(sandbox_image: Image, runc: str) -> None:
+    """A worker killed mid-commit leaves the container paused with nobody to resume it; before,
+    every later cp or commit failed ("cannot pause") and it stayed frozen for good."""
+    container = service.create_container("sandbox:test", cmd=["/bin/busybox", "sleep", "60"])
+    service.start_container(container)
+    try:
+        subprocess.run([runc, "pause", container.id], check=True, capture_output=True)  # the dead holder's pause
+        assert b"".join(service.archive_of(container, "/etc/hostname"))
+        state = subprocess.run([runc, "state", container.id], capture_output=True, text=True, check=True)
+        assert json.loads(state.stdout)["status"] == "running"
+    finally:
+        service.remove_container(container, force=True)

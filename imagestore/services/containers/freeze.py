@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ from contextlib import contextmanager
 from ...errors import Conflict
 from ...models import Container
 from .lookup import RUNNING_STATES, container_dir, runtime_binary
+
+log = logging.getLogger(__name__)
 
 
 def _runc(*args: str) -> subprocess.CompletedProcess[str]:
@@ -33,12 +36,18 @@ def frozen(container: Container) -> Iterator[None]:
         return
     with open(container_dir(container) / "freeze.lock", "a+b") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        was_paused = _pause(container)
+        # Paused while nobody holds the lock: a holder that died (a worker killed mid-commit)
+        # left it so. Take that pause as ours, so it ends with this block instead of never.
+        was_paused = (container.state != Container.State.PAUSED and _status(container.id) == "paused") \
+            or _pause(container)
         try:
             yield
         finally:
             if was_paused:
-                _runc("resume", container.id)
+                resumed = _runc("resume", container.id)
+                if resumed.returncode != 0 and _status(container.id) == "paused":
+                    log.error("container %s stays paused: runc resume failed: %s", container.short_id,
+                              resumed.stderr.strip()[:300])
 
 
 # How long a container the runtime has created but not yet started may take to start.

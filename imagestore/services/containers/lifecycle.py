@@ -3,6 +3,7 @@ and the states a container goes through (start, kill, wait, stop, logs)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -361,6 +362,16 @@ def reconcile_all() -> int:
 
 
 def start_container(container: Container, *, timeout: float = 15) -> Container:
+    """Start it under its supervisor. Starts of one container take turns (a lock file in its
+    folder, held until it is recorded running): a second start must not tear down the first
+    one's network nor run a second supervisor."""
+    with open(container_dir(container) / "start.lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        container.refresh_from_db()
+        return _start(container, timeout=timeout)
+
+
+def _start(container: Container, *, timeout: float) -> Container:
     reconcile(container)
     if container.state in RUNNING_STATES:
         return container
@@ -374,10 +385,33 @@ def start_container(container: Container, *, timeout: float = 15) -> Container:
     ensure_rootfs(container)
     netns = prepare_network(directory, network_mode(container))
     try:
-        (directory / "config.json").write_text(json.dumps(bundle_config(container, netns=netns)))
+        process = _launch(container, directory, binary, netns)
     except BaseException:
-        teardown_network(directory)
+        teardown_network(directory)  # nothing runs in it: no pasta or netns left behind
         raise
+    # Running and its supervisor in one write: a reconcile never sees one without the other.
+    # Unless it has already ended (record_exit set finished_at): then that stays.
+    Container.objects.filter(pk=container.pk, finished_at__isnull=True).update(
+        state=Container.State.RUNNING, supervisor_pid=process.pid)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = (directory / "state").read_text()
+        except FileNotFoundError:
+            state = ""
+        if state in ("running", "exited") or process.poll() is not None:
+            break
+        time.sleep(0.01)
+    try:
+        container.refresh_from_db()
+    except Container.DoesNotExist:  # it ran, ended and was removed (--rm) already
+        container.state = Container.State.EXITED
+    return container
+
+
+def _launch(container: Container, directory: Path, binary: str, netns: str | None) -> subprocess.Popen[bytes]:
+    """The bundle written and the supervisor started (detached: it outlives this process)."""
+    (directory / "config.json").write_text(json.dumps(bundle_config(container, netns=netns)))
     config = container.config
     # How the supervisor gives the process its I/O (imagestore/supervisor.py).
     (directory / "io.json").write_text(json.dumps({
@@ -398,24 +432,7 @@ def start_container(container: Container, *, timeout: float = 15) -> Container:
              "IMAGESTORE_ROOT": str(_root()), "CONTAINER_RUNTIME_BINARY": binary, "DATABASE_URL": database_url()},
     )
     log.close()
-    # Running and its supervisor in one write: a reconcile never sees one without the other.
-    # Unless it has already ended (record_exit set finished_at): then that stays.
-    Container.objects.filter(pk=container.pk, finished_at__isnull=True).update(
-        state=Container.State.RUNNING, supervisor_pid=process.pid)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            state = (directory / "state").read_text()
-        except FileNotFoundError:
-            state = ""
-        if state in ("running", "exited") or process.poll() is not None:
-            break
-        time.sleep(0.01)
-    try:
-        container.refresh_from_db()
-    except Container.DoesNotExist:  # it ran, ended and was removed (--rm) already
-        container.state = Container.State.EXITED
-    return container
+    return process
 
 
 def _runc(container: Container, *args: str) -> subprocess.CompletedProcess[str]:

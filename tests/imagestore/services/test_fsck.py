@@ -121,3 +121,23 @@ def test_a_container_row_without_its_folder_is_broken(make_image, settings) -> N
     report = check(grace_seconds=0)
     assert report.broken == 1
     assert [f.kind for f in report.findings if f.broken] == ["container without its folder"]
+
+
+def test_an_image_registered_while_fsck_reads_the_rows_is_left_for_the_next_run(make_image, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The three reads (layers, images, their links) are not one snapshot: an image whose layer
+    committed after the first read was a KeyError (the fsck job failed as an internal error)."""
+    from imagestore.models import Layer
+    from imagestore.services import fsck as fsck_module
+
+    make_image("busybox:latest")
+    real = Layer.objects
+
+    class LayersReadEarlier:
+        """The layer rows as the first read saw them: before this image's layer committed."""
+
+        def values_list(self, *fields: str):  # type: ignore[no-untyped-def]
+            return real.none().values_list(*fields)
+
+    monkeypatch.setattr(fsck_module.Layer, "objects", LayersReadEarlier())
+    report = check()
+    assert not report.broken
