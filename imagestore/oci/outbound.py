@@ -31,6 +31,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NameResolutionError
 
 from . import jsonbounds
 from .errors import OCIError
@@ -294,8 +295,10 @@ def _checked_connection(base: type[HTTPConnection], policy: OutboundPolicy) -> t
             scheme = "https" if isinstance(self, HTTPSConnection) else "http"
             shown = f"{scheme}://{host if ':' not in host else f'[{host}]'}:{self.port}"
             permitted = policy.check_host(host, int(self.port), shown, resolve=True)
-            if not permitted:  # the name does not resolve: let urllib3 say so
-                return super()._new_conn()  # type: ignore[no-any-return]
+            if not permitted:
+                # The name did not resolve. Never let urllib3 look it up again: a second answer
+                # (127.0.0.1, a metadata address) would be connected to unchecked.
+                raise NameResolutionError(host, self, socket.gaierror(socket.EAI_NONAME, "the name does not resolve"))
             last: Exception | None = None
             for ip in permitted:
                 self._dns_host = str(ip)  # connect to exactly this address...

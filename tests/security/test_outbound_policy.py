@@ -136,3 +136,27 @@ def test_refusals_never_show_credentials() -> None:
     with pytest.raises(OutboundRefused) as info:
         OutboundPolicy().check_url(f"http://user:s3cret@127.0.0.1:{unused_port()}/x?token=abc")
     assert "s3cret" not in str(info.value) and "abc" not in str(info.value)
+
+
+def test_a_name_whose_first_lookup_fails_is_never_looked_up_again_unchecked(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """DNS rebinding by failure: the policy's own lookup fails (EAI_AGAIN), then a second lookup
+    answers 127.0.0.1. Before, urllib3 looked the name up again itself and connected to that
+    answer unchecked (a 200 from loopback); now the request fails and nothing is reached."""
+    import socket
+
+    real = socket.getaddrinfo
+    calls: list[str] = []
+
+    def rebinding(host, port, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host == "rebind.example":
+            calls.append(host)
+            if len(calls) == 1:
+                raise socket.gaierror(socket.EAI_AGAIN, "temporary failure")
+            return real("127.0.0.1", port, *args, **kwargs)
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    with fake_server({"*": body(b"secret")}) as target:
+        with pytest.raises(requests.ConnectionError):
+            OutboundPolicy().session().get(f"http://rebind.example:{target.port}/", timeout=5)
+        assert target.connections == 0
