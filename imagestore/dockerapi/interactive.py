@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from ..errors import BadRequest, Conflict
@@ -128,8 +129,13 @@ def container_attach(request: HttpRequest, ref: str) -> HttpResponse:
         return _hijacked_response()
     # No client-gone check while waiting for the start: a client sending no stdin half-closes
     # at once (the CLI does), which reads the same as gone; the wait is bounded instead.
-    stream = attach(container, stdin=stdin, stdout=stdout, stderr=stderr, logs=logs, detach_keys=detach_keys,
-                    timeout=settings.STREAM_IDLE_TIMEOUT or None)
+    try:
+        stream = attach(container, stdin=stdin, stdout=stdout, stderr=stderr, logs=logs, detach_keys=detach_keys,
+                        timeout=settings.STREAM_IDLE_TIMEOUT or None)
+    except Exception as exc:  # after the 101 the only way to say it is on the stream
+        client.sendall(frame(STDERR, f"{exc}\n".encode()) if not tty else f"{exc}\r\n".encode())
+        return _hijacked_response()
+    connections.close_all()  # a session may last hours: it holds no database connection meanwhile
     _relay(client, stream, tty=tty, stdin=stdin)
     return _hijacked_response()
 
@@ -147,9 +153,15 @@ def container_attach_ws(request: HttpRequest, ref: str) -> HttpResponse:
         parse_detach_keys(detach_keys)
     stdin, stdout, stderr = (flag(request, key) for key in ("stdin", "stdout", "stderr"))
     hijack(request)
-    ws = simple_websocket.Server(request.META)
-    stream = attach(container, stdin=stdin, stdout=stdout, stderr=stderr, logs=flag(request, "logs"),
-                    detach_keys=detach_keys, timeout=settings.STREAM_IDLE_TIMEOUT or None)
+    # Pings notice a client whose network went away; a message is stdin, never megabytes.
+    ws = simple_websocket.Server(request.META, ping_interval=25, max_message_size=1 << 20)
+    try:
+        stream = attach(container, stdin=stdin, stdout=stdout, stderr=stderr, logs=flag(request, "logs"),
+                        detach_keys=detach_keys, timeout=settings.STREAM_IDLE_TIMEOUT or None)
+    except Exception as exc:  # after the handshake the only way to say it is the close frame
+        ws.close(1011, str(exc)[:120])
+        return _hijacked_response()
+    connections.close_all()
     try:
         while ws.connected:
             ready, _, _ = select.select([stream], [], [], 0.05)
@@ -259,6 +271,7 @@ def exec_start(request: HttpRequest, exec_id: str) -> HttpResponse:
     stream = exec_service.attach_exec(instance, stdin=bool(config.get("AttachStdin")),
                                       stdout=bool(config.get("AttachStdout")),
                                       stderr=bool(config.get("AttachStderr")))
+    connections.close_all()
     _relay(client, stream, tty=instance.tty, stdin=bool(config.get("AttachStdin")))
     return _hijacked_response()
 
