@@ -238,3 +238,37 @@ def build_busybox_layout(workdir: Path, tag: str = "busybox", marker: str = "") 
     subprocess.run([umoci, "config", "--image", f"{layout}:{tag}", "--config.cmd", "/bin/sh"], check=True,
                    capture_output=True)
     return layout
+
+
+class RegistryProxy:
+    """A loopback HTTP/1.1 proxy in front of a registry (``upstream`` is its host:port), allowed by
+    the outbound policy; subclasses say how each GET and HEAD is answered (``forward``)."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                proxy.forward(self, "GET")
+
+            def do_HEAD(self) -> None:  # noqa: N802
+                proxy.forward(self, "HEAD")
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        allow_outbound(self.host)
+
+    def forward(self, handler: http.server.BaseHTTPRequestHandler, method: str) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -20,7 +20,6 @@ import http.server
 import io
 import os
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,7 +37,7 @@ from imagestore.services.gc import collect_garbage
 from tests.builders import COMPRESSORS, simple_rootfs_tar
 from tests.integration.conftest import Worker
 from tests.integration.registry import (
-    allow_outbound,
+    RegistryProxy,
     build_busybox_layout,
     free_port,
     require_tool,
@@ -87,31 +86,13 @@ class OwnRedis:
             self.process.wait(10)
 
 
-class SlowProxy:
+class SlowProxy(RegistryProxy):
     """Forwards to the registry; layer blobs (over 10 kB) go out 16 KiB at a time with
     ``pause`` seconds between pieces, so a pull through it can be caught in the middle."""
 
     def __init__(self, upstream: str, pause: float) -> None:
-        self.upstream, self.pause = upstream, pause
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                proxy.forward(self, "GET")
-
-            def do_HEAD(self) -> None:  # noqa: N802
-                proxy.forward(self, "HEAD")
-
-            def log_message(self, *args: object) -> None:
-                return
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        allow_outbound(self.host)
+        self.pause = pause
+        super().__init__(upstream)
 
     def forward(self, handler: http.server.BaseHTTPRequestHandler, method: str) -> None:
         connection = http.client.HTTPConnection(self.upstream, timeout=30)
@@ -136,10 +117,6 @@ class SlowProxy:
                     time.sleep(self.pause)
         except (BrokenPipeError, ConnectionResetError):
             handler.close_connection = True
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def _point_celery_at(url: str) -> None:

@@ -23,6 +23,7 @@ from imagestore.services.progress import RecordingProgress
 from imagestore.services.pull import pull_image
 from tests.integration.registry import (
     USERS,
+    RegistryProxy,
     allow_outbound,
     build_busybox_layout,
     free_port,
@@ -227,33 +228,15 @@ def _arm_image(make_image) -> Image:  # type: ignore[no-untyped-def]
 
 # --- faults, through a proxy in front of the registry --------------------------------------------
 
-class FaultProxy:
+class FaultProxy(RegistryProxy):
     """Forwards to the registry; for blob GETs, cuts the first answer halfway or flips a byte."""
 
     def __init__(self, upstream: str, mode: str) -> None:
-        self.upstream, self.mode = upstream, mode
+        self.mode = mode
         self.cut: set[str] = set()
         self.ranges: list[str] = []
         self.blob_gets: list[str] = []
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:  # noqa: N802
-                proxy.forward(self, "GET")
-
-            def do_HEAD(self) -> None:  # noqa: N802
-                proxy.forward(self, "HEAD")
-
-            def log_message(self, *args: object) -> None:
-                return
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        allow_outbound(self.host)
+        super().__init__(upstream)
 
     def forward(self, handler: http.server.BaseHTTPRequestHandler, method: str) -> None:
         connection = http.client.HTTPConnection(self.upstream, timeout=30)
@@ -284,10 +267,6 @@ class FaultProxy:
         if is_layer and self.mode == "corrupt":
             body = body[:5000] + bytes([body[5000] ^ 0xFF]) + body[5001:]
         handler.wfile.write(body)
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def test_cut_download_resumes_with_range(layout: Path, registry) -> None:  # type: ignore[no-untyped-def]
