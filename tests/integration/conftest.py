@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -182,3 +183,17 @@ def paced_source() -> Iterator[Callable[..., str]]:
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def busybox(tmp_path: Path) -> Any:
+    """An image of busybox-static's root filesystem (``busybox:static``), for containers run by runc."""
+    import io
+
+    from imagestore.services.import_ import import_image
+    from tests.builders import busybox_rootfs, tar_directory
+    from tests.conftest import require_tool
+
+    require_tool("runc")
+    rootfs = busybox_rootfs(tmp_path / "rootfs")
+    return import_image(io.BytesIO(tar_directory(rootfs, "gzip")), repository="busybox:static")

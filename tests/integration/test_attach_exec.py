@@ -3,9 +3,7 @@ process and its pseudo-terminal, any number of attached clients, resize, detach 
 
 from __future__ import annotations
 
-import io
 import time
-from pathlib import Path
 
 import pytest
 
@@ -13,18 +11,8 @@ from imagestore.models import Container, Image
 from imagestore.services import containers as service
 from imagestore.services.containers.attach import attach, parse_detach_keys, resize
 from imagestore.services.containers.exec import attach_exec, create_exec, exec_inspect, start_exec
-from imagestore.services.import_ import import_image
-from tests.builders import busybox_rootfs, tar_directory
-from tests.conftest import require_tool
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def busybox(tmp_path: Path) -> Image:
-    require_tool("runc")
-    rootfs = busybox_rootfs(tmp_path / "rootfs")
-    return import_image(io.BytesIO(tar_directory(rootfs, "gzip")), repository="busybox:static")
 
 
 def _attach_then_start(container: Container, **streams: bool):  # type: ignore[no-untyped-def]

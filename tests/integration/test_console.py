@@ -5,7 +5,6 @@ start, and closing that attachment leaves the container running."""
 
 from __future__ import annotations
 
-import io
 import select
 import time
 from pathlib import Path
@@ -16,18 +15,8 @@ from imagestore.errors import Conflict
 from imagestore.models import Container, Image
 from imagestore.services import containers as service
 from imagestore.services.containers.console import TerminalSession, attach_terminal, exec_terminal, run_container
-from imagestore.services.import_ import import_image
-from tests.builders import busybox_rootfs, tar_directory
-from tests.conftest import require_tool
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def busybox(tmp_path: Path) -> Image:
-    require_tool("runc")
-    rootfs = busybox_rootfs(tmp_path / "rootfs")
-    return import_image(io.BytesIO(tar_directory(rootfs, "gzip")), repository="busybox:static")
 
 
 @pytest.fixture

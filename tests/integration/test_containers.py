@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import tarfile
-from pathlib import Path
 
 import pytest
 from rest_framework.test import APIClient
@@ -15,18 +14,11 @@ from imagestore.oci.errors import UnsafeArchive
 from imagestore.services import containers as service
 from imagestore.services import jobs
 from imagestore.services.commit import commit_container
-from imagestore.services.import_ import import_image
 from imagestore.services.remove import remove_image
-from tests.builders import busybox_rootfs, link, tar_bytes, tar_directory
+from tests.builders import link, tar_bytes
 from tests.conftest import require_tool
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def busybox(tmp_path: Path) -> Image:
-    rootfs = busybox_rootfs(tmp_path / "rootfs")
-    return import_image(io.BytesIO(tar_directory(rootfs, "gzip")), repository="busybox:static")
 
 
 @pytest.fixture
