@@ -8,8 +8,13 @@ os.environ.setdefault("VAR_DIR", str(_BASE / "var" / "test"))
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("JOB_PROGRESS_INTERVAL_MS", "100")
 # A queue of this test run's own (its workers inherit the name), so two runs sharing one
-# Redis, a developer's and CI's, never take each other's tasks.
-os.environ.setdefault("CELERY_TEST_QUEUE", f"imagestore-tests-{os.getpid()}")
+# Redis, a developer's and CI's, never take each other's tasks. Under pytest-xdist each test
+# process has its own: xdist's processes inherit the controller's environment, so the name is
+# made again wherever the process's xdist worker id differs from the one it was made for.
+_XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if "CELERY_TEST_QUEUE" not in os.environ or os.environ.get("CELERY_TEST_QUEUE_WORKER", _XDIST_WORKER) != _XDIST_WORKER:
+    os.environ["CELERY_TEST_QUEUE"] = f"imagestore-tests-{os.getpid()}{'-' + _XDIST_WORKER if _XDIST_WORKER else ''}"
+    os.environ["CELERY_TEST_QUEUE_WORKER"] = _XDIST_WORKER
 
 from .settings import *  # noqa: E402,F403
 
