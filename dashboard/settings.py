@@ -55,6 +55,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "imagestore",
+    # The browser pages: views, forms, URLs, templates and static files of their own.
+    "ui",
 ]
 
 MIDDLEWARE = [

@@ -18,7 +18,7 @@ urlpatterns = [
     # The sign-in page with the failed sign-in limit's message (imagestore.login_limit).
     path("accounts/login/", LoginView.as_view(authentication_form=LimitedAuthenticationForm), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
-    path("", include("dashboard.ui_urls")),
+    path("", include("ui.urls")),
 ]
 
 handler404 = "dashboard.error_views.not_found"

@@ -6,13 +6,30 @@ unchanged and are mapped the same way (see ``status_for``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 
 from .oci.errors import CorruptArchive, DigestMismatch, InvalidDigest, InvalidReference, OCIError, UnsafeArchive
 
 
 class ServiceError(Exception):
+    """An operation refused or failed for a reason a person can act on.
+
+    ``field`` names the input it is about (the service's parameter, which the API and the
+    pages' forms name alike: ``reference``, ``platform``, ``repository``, ``registry``,
+    ``password``...), or None when it is about the request as a whole. Forms put the message
+    beside that field (ui.forms.add_service_error) instead of reading the message's words.
+    """
+
     status = 500
+    field: str | None = None
+
+    def __init__(self, *args: object, field: str | None = None) -> None:
+        super().__init__(*args)
+        if field is not None:
+            self.field = field
 
 
 class NotFound(ServiceError):
@@ -71,6 +88,19 @@ class JobCancelled(ServiceError):
 USER_ERRORS: tuple[type[Exception], ...] = (ServiceError, OCIError)
 # ...and, from the command line, a file that cannot be read or written.
 COMMAND_ERRORS: tuple[type[Exception], ...] = (*USER_ERRORS, OSError)
+
+
+@contextmanager
+def about(field: str) -> Iterator[None]:
+    """Errors raised inside are about the input ``field``, unless they already name another:
+    ``with about("reference"): parse_normalized(reference)`` marks the OCI layer's
+    InvalidReference (whose messages know nothing of forms) as the reference's."""
+    try:
+        yield
+    except USER_ERRORS as exc:
+        if getattr(exc, "field", None) is None:
+            exc.field = field  # type: ignore[attr-defined]
+        raise
 
 
 def status_for(exc: BaseException) -> int | None:

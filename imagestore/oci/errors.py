@@ -6,6 +6,9 @@ from __future__ import annotations
 class OCIError(Exception):
     """Base of every error raised by imagestore.oci."""
 
+    # The input it is about, when the caller knows (imagestore.errors.about); None here.
+    field: str | None = None
+
 
 class InvalidReference(OCIError, ValueError):
     """A string is not a valid image reference (distribution's grammar)."""

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from ..blobs import BlobStore, Pins, get_store
-from ..errors import BadRequest
+from ..errors import BadRequest, about
 from ..models import Image, Job
 from ..oci import mediatypes
 from ..oci.changes import InvalidChange, apply_changes
@@ -225,14 +225,15 @@ def import_target(repository: str | None, tag: str | None) -> str | None:
     """``repository`` and ``tag`` as the API takes them, joined into one checked name."""
     if not repository:
         if tag:
-            raise BadRequest("a tag needs a repository")
+            raise BadRequest("a tag needs a repository", field="repository")
         return None
-    if tag:
-        ref = parse_target(repository)
-        if ":" in repository.rsplit("/", 1)[-1]:
-            raise BadRequest("give the tag either in the repository name or as tag, not both")
-        return ref.with_tag(tag).familiar
-    return parse_target(repository).familiar
+    with about("repository"):
+        if tag:
+            ref = parse_target(repository)
+            if ":" in repository.rsplit("/", 1)[-1]:
+                raise BadRequest("give the tag either in the repository name or as tag, not both", field="tag")
+            return ref.with_tag(tag).familiar
+        return parse_target(repository).familiar
 
 
 def start_import(

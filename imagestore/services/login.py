@@ -26,7 +26,8 @@ def normalize_registry(value: str) -> str:
     if host.lower() in _HUB_ALIASES:
         return DOCKER_HUB
     if not _HOST_RE.match(host):
-        raise BadRequest(f"invalid registry {value!r}: give a host[:port], e.g. registry.example.com:5000")
+        raise BadRequest(f"invalid registry {value!r}: give a host[:port], e.g. registry.example.com:5000",
+                         field="registry")
     return host
 
 
@@ -34,16 +35,18 @@ def login(owner: Any, registry: str, username: str, secret: str) -> RegistryCred
     """Check the credentials with the registry (``/v2/`` and its challenge), then keep them."""
     host = normalize_registry(registry)
     if not username or not secret:
-        raise BadRequest("a username and a password (or token) are needed to log in")
+        raise BadRequest("a username and a password (or token) are needed to log in",
+                         field="password" if username else "username")
     check_reachable(host)
     client = RegistryClient(Endpoint.for_host(host, insecure_registries()), Credentials(username, secret),
                             policy=outbound_policy())
     try:
         client.ping()
     except AuthenticationRequired:
-        raise BadRequest(f"login to {host} failed: the registry refused that username and password") from None
+        raise BadRequest(f"login to {host} failed: the registry refused that username and password",
+                         field="password") from None
     except RegistryError as exc:
-        raise BadRequest(f"login to {host} failed: {exc}") from None
+        raise BadRequest(f"login to {host} failed: {exc}", field="registry") from None
     credential, _ = RegistryCredential.objects.update_or_create(
         registry=host, owner=owner, defaults={"username": username, "secret_encrypted": encrypt(secret)}
     )

@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db import transaction
 
 from ..blobs import BlobStore, Pins, get_store, hold_lock_file
-from ..errors import BadRequest
+from ..errors import BadRequest, about
 from ..models import Image, Job, Layer, RepoDigest, Tag
 from ..oci import jsonbounds, mediatypes
 from ..oci.config import ImageConfig, InvalidConfig
@@ -59,7 +59,8 @@ def parse_platform(text: str | None) -> Platform:
         return host_platform()
     parts = text.strip().lower().split("/")
     if len(parts) not in (2, 3) or not all(parts):
-        raise BadRequest(f"invalid platform {text!r}: use os/architecture[/variant], e.g. linux/amd64")
+        raise BadRequest(f"invalid platform {text!r}: use os/architecture[/variant], e.g. linux/amd64",
+                         field="platform")
     return Platform(parts[0], parts[1], parts[2] if len(parts) == 3 else "")
 
 
@@ -373,7 +374,8 @@ def _in_thread(fn: Any, *args: Any) -> Any:
 
 
 def start_pull(reference: str, platform: str | None = None, owner: Any = None) -> Job:
-    ref = parse_normalized(reference).with_default_tag()  # a bad name is said now, not by the job
+    with about("reference"):
+        ref = parse_normalized(reference).with_default_tag()  # a bad name is said now, not by the job
     parse_platform(platform)
     check_reachable(ref.domain)  # and a registry the outbound policy refuses
     return create_job(Job.Kind.PULL, {"reference": ref.familiar, "platform": platform or ""}, owner=owner)

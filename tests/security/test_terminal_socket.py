@@ -1,4 +1,4 @@
-"""Who may open a container's terminal (dashboard/terminal.py), against a real gunicorn: a
+"""Who may open a container's terminal (ui/terminal.py), against a real gunicorn: a
 signed-in operator, from a page of this dashboard. Anyone else is refused before the
 WebSocket upgrade, so no process is started for them."""
 

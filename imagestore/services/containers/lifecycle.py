@@ -89,10 +89,11 @@ def create_container(image_ref: str, *, cmd: Any = None, entrypoint: Any = None,
     image = resolve_image(image_ref)
     if name:
         if not _NAME_RE.match(name):
-            raise BadRequest(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+            raise BadRequest(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+                             field="name")
         name = name.lstrip("/")
         if Container.objects.filter(name=name).exists():
-            raise Conflict(f'Conflict. The container name "/{name}" is already in use.')
+            raise Conflict(f'Conflict. The container name "/{name}" is already in use.', field="name")
     config = {
         "Image": image_ref,
         "Cmd": _list(cmd, "cmd"),
@@ -134,7 +135,7 @@ def create_container(image_ref: str, *, cmd: Any = None, entrypoint: Any = None,
             subprocess.run(["umount", "-l", str(directory / "rootfs")], capture_output=True)
         shutil.rmtree(directory, ignore_errors=True)
         if isinstance(exc, IntegrityError):
-            raise Conflict(f'Conflict. The container name "/{name}" is already in use.') from None
+            raise Conflict(f'Conflict. The container name "/{name}" is already in use.', field="name") from None
         raise
     return container
 

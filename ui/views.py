@@ -1,13 +1,11 @@
-"""The browser pages. Each view reads a form, calls one service, and renders; the live
-parts (job progress) poll the REST API from small plain JavaScript."""
+"""The browser pages. Each view reads a form (ui/forms.py), calls one service, and renders;
+the live parts (job progress) poll the REST API from small plain JavaScript."""
 
 from __future__ import annotations
 
 import json
-import shlex
 from typing import Any
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -39,23 +37,24 @@ from imagestore.services.remove import preview_removal, remove_image, remove_ima
 from imagestore.services.search import LOCAL, SearchFilters, search
 from imagestore.services.tag import tag_image
 
+from .forms import (
+    ImageFilterForm,
+    ImportForm,
+    LoadForm,
+    PullForm,
+    RegistryLoginForm,
+    RunForm,
+    SearchForm,
+    TagForm,
+    add_service_error,
+)
+
 Errors = USER_ERRORS
 
 
 def _operator_only(request: HttpRequest) -> None:
     if not is_operator(request.user):
         raise PermissionDenied("changing images needs staff or the operators group")
-
-
-class ImageFilterForm(forms.Form):
-    reference = forms.CharField(required=False, label="Reference", max_length=512,
-                                widget=forms.TextInput(attrs={"placeholder": "centos:*", "type": "search"}))
-    dangling = forms.ChoiceField(required=False, choices=[("", "all"), ("true", "dangling only"),
-                                                          ("false", "tagged only")])
-    registry = forms.CharField(required=False, max_length=255,
-                               widget=forms.TextInput(attrs={"placeholder": "docker.io", "type": "search"}))
-    order = forms.ChoiceField(required=False, choices=[(o, o) for o in (
-        "-created", "created", "-size", "size", "repository", "-repository")])
 
 
 @login_required
@@ -73,7 +72,7 @@ def images(request: HttpRequest) -> HttpResponse:
             page = Paginator(queryset, 50).get_page(request.GET.get("page"))
             rows = list(page.object_list)
         except Errors as exc:
-            form.add_error("reference", str(exc))
+            add_service_error(form, exc, "reference")
     ids = [r["row_image"] for r in rows]
     in_use = set(Container.objects.filter(image_id__in=ids).values_list("image_id", flat=True))
     sizes = image_sizes(ids)
@@ -83,10 +82,6 @@ def images(request: HttpRequest) -> HttpResponse:
         row.update(sizes.get(row["row_image"], {}))
     return render(request, "ui/images.html", {"form": form, "rows": rows, "page": page, "totals": store_totals(),
                                               "can_change": is_operator(request.user)})
-
-
-class TagForm(forms.Form):
-    repository = forms.CharField(max_length=512, widget=forms.TextInput(attrs={"placeholder": "repo/name:tag"}))
 
 
 @login_required
@@ -114,7 +109,7 @@ def image_detail(request: HttpRequest, ref: str) -> HttpResponse:
                     messages.success(request, f"Tagged {tag}")
                     return HttpResponseRedirect(request.path)
                 except Errors as exc:
-                    tag_form.add_error("repository", str(exc))
+                    add_service_error(tag_form, exc, "repository")
         elif action == "remove":
             try:
                 records = remove_image(request.POST.get("name") or image.id, force=request.POST.get("force") == "1")
@@ -171,12 +166,6 @@ def dockerfile_step(row: dict[str, Any]) -> str:
     return f"# {row.get('Comment') or 'layer'}"
 
 
-class PullForm(forms.Form):
-    reference = forms.CharField(max_length=512, widget=forms.TextInput(attrs={"placeholder": "centos:6.6"}))
-    platform = forms.CharField(max_length=64, required=False,
-                               widget=forms.TextInput(attrs={"placeholder": "linux/amd64 (default: this server's)"}))
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def pull(request: HttpRequest) -> HttpResponse:
@@ -190,8 +179,7 @@ def pull(request: HttpRequest) -> HttpResponse:
                                  owner=request.user)
                 return HttpResponseRedirect(reverse("ui-job", args=[job.id]))
             except Errors as exc:
-                field = "platform" if "platform" in str(exc) else "reference"
-                form.add_error(field, str(exc))
+                add_service_error(form, exc, "reference")
     return render(request, "ui/pull.html", {"form": form, "can_change": is_operator(request.user)})
 
 
@@ -222,16 +210,6 @@ def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
     return render(request, "ui/job.html", {"job": job, "can_change": is_operator(request.user)})
 
 
-class SearchForm(forms.Form):
-    term = forms.CharField(max_length=256, widget=forms.TextInput(attrs={"type": "search", "placeholder": "mysql"}))
-    registry = forms.CharField(required=False, max_length=255,
-                               widget=forms.TextInput(attrs={"placeholder": "Docker Hub, a host:port, or local"}))
-    stars = forms.IntegerField(required=False, min_value=0)
-    is_official = forms.BooleanField(required=False, label="official only")
-    is_automated = forms.BooleanField(required=False, label="automated only")
-    no_trunc = forms.BooleanField(required=False, label="full descriptions")
-
-
 @login_required
 def search_page(request: HttpRequest) -> HttpResponse:
     form = SearchForm(request.GET or None)
@@ -245,25 +223,12 @@ def search_page(request: HttpRequest) -> HttpResponse:
                                       True if data["is_automated"] else None),
             )
         except Errors as exc:
-            form.add_error("registry" if data.get("registry") else "term", str(exc))
+            add_service_error(form, exc, "registry" if data.get("registry") else "term")
     return render(request, "ui/search.html", {"form": form, "results": results, "local": LOCAL,
                                               "can_change": is_operator(request.user)})
 
 
 # --- import, load, save ---------------------------------------------------------------------------
-
-class ImportForm(forms.Form):
-    file = forms.FileField(required=False, help_text="a root filesystem tarball (.tar, .tar.gz, .tar.xz, zstd)")
-    url = forms.URLField(required=False, assume_scheme="https", help_text="or an http(s) URL to fetch it from")
-    repository = forms.CharField(required=False, max_length=512, help_text="repository[:tag], optional")
-    message = forms.CharField(required=False, max_length=4096)
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        if bool(data.get("file")) == bool(data.get("url")):
-            raise forms.ValidationError("Give either a file or a URL.")
-        return data
-
 
 @login_required
 @require_http_methods(["GET", "POST"])
@@ -280,13 +245,9 @@ def import_page(request: HttpRequest) -> HttpResponse:
                                         owner=request.user)
                 return HttpResponseRedirect(reverse("ui-job", args=[job.id]))
             except Errors as exc:
-                form.add_error("repository" if "reference" in str(exc) else None, str(exc))
+                add_service_error(form, exc)
     return render(request, "ui/upload.html", {"form": form, "title": "Import a root filesystem",
                                               "button": "Import", "can_change": is_operator(request.user)})
-
-
-class LoadForm(forms.Form):
-    file = forms.FileField(help_text="an archive from docker save, skopeo or podman")
 
 
 @login_required
@@ -301,7 +262,7 @@ def load_page(request: HttpRequest) -> HttpResponse:
                 job = start_load_from(form.cleaned_data["file"], owner=request.user)
                 return HttpResponseRedirect(reverse("ui-job", args=[job.id]))
             except Errors as exc:
-                form.add_error(None, str(exc))
+                add_service_error(form, exc)
     return render(request, "ui/upload.html", {"form": form, "title": "Load images from an archive",
                                               "button": "Load", "can_change": is_operator(request.user)})
 
@@ -332,16 +293,10 @@ def images_bulk(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
 
 # --- registries ---------------------------------------------------------------------------------------
 
-class LoginForm(forms.Form):
-    registry = forms.CharField(max_length=255, initial="docker.io")
-    username = forms.CharField(max_length=255)
-    password = forms.CharField(widget=forms.PasswordInput, max_length=4096)
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def registries(request: HttpRequest) -> HttpResponse:
-    form = LoginForm(request.POST if request.method == "POST" and not request.POST.get("logout") else None)
+    form = RegistryLoginForm(request.POST if request.method == "POST" and not request.POST.get("logout") else None)
     if request.method == "POST":
         _operator_only(request)
         if request.POST.get("logout"):
@@ -359,7 +314,7 @@ def registries(request: HttpRequest) -> HttpResponse:
                 messages.success(request, f"Logged in to {credential.registry} as {credential.username}")
                 return HttpResponseRedirect(request.path)
             except Errors as exc:
-                form.add_error("password" if "refused" in str(exc) else "registry", str(exc))
+                add_service_error(form, exc, "registry")
     credentials = RegistryCredential.objects.filter(owner_id=request.user.pk).order_by("registry")
     return render(request, "ui/registries.html", {"form": form, "credentials": credentials,
                                                   "settings": registry_settings(),
@@ -418,7 +373,7 @@ LOG_TAIL_BYTES = 64 * 1024
 
 @login_required
 def container_detail(request: HttpRequest, ref: str) -> HttpResponse:
-    """A container's state and log tail; operators get its terminal (dashboard/terminal.py)."""
+    """A container's state and log tail; operators get its terminal (ui/terminal.py)."""
     try:
         container = container_service.reconcile(container_service.get_container(ref))
     except Errors as exc:
@@ -436,33 +391,6 @@ def container_detail(request: HttpRequest, ref: str) -> HttpResponse:
     })
 
 
-class RunForm(forms.Form):
-    """``docker run`` from an image's page: what the container runs, its name and environment."""
-
-    command = forms.CharField(required=False, max_length=4096, label="Command",
-                              widget=forms.TextInput(attrs={"placeholder": "the image's own (e.g. /bin/sh)"}))
-    name = forms.CharField(required=False, max_length=255, label="Name")
-    env = forms.CharField(required=False, max_length=65536, label="Environment (KEY=value, one a line)",
-                          widget=forms.Textarea(attrs={"rows": 2}))
-    tty = forms.BooleanField(required=False, initial=True, label="Terminal (-it)")
-
-    def clean_command(self) -> list[str] | None:
-        raw = self.cleaned_data["command"].strip()
-        if not raw:
-            return None
-        try:
-            return shlex.split(raw)
-        except ValueError as exc:
-            raise forms.ValidationError(f"cannot split the command: {exc}") from None
-
-    def clean_env(self) -> list[str]:
-        lines = [line.strip() for line in self.cleaned_data["env"].splitlines() if line.strip()]
-        for line in lines:
-            if "=" not in line or line.startswith("="):
-                raise forms.ValidationError(f"{line!r} is not KEY=value")
-        return lines
-
-
 def _run_from_image(request: HttpRequest, image: Image, form: RunForm) -> HttpResponse | None:
     """Create and start a container; its page then opens its terminal."""
     if not form.is_valid():
@@ -471,7 +399,7 @@ def _run_from_image(request: HttpRequest, image: Image, form: RunForm) -> HttpRe
     try:
         container = run_container(image.id, cmd=data["command"], env=data["env"], name=data["name"], tty=data["tty"])
     except Errors as exc:
-        form.add_error(None, str(exc))
+        add_service_error(form, exc)
         return None
     url = reverse("ui-container", args=[container.id])
     return HttpResponseRedirect(f"{url}?terminal={'attach' if data['tty'] else 'exec'}")

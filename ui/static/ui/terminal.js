@@ -1,5 +1,5 @@
 // A container's terminal (xterm.js, vendored in static/vendor/xterm/) over the dashboard's
-// WebSocket (dashboard/terminal.py): typed keys go out as binary messages, resizes as
+// WebSocket (ui/terminal.py): typed keys go out as binary messages, resizes as
 // {"resize": [rows, cols]}; output comes back as binary, and {"exit": code} when the process ends.
 // Closing the panel or the tab closes the socket, which ends a new shell (not the container).
 (function () {

@@ -1,3 +1,5 @@
+"""The pages' URLs (included at the root by dashboard/urls.py). The names are ``ui-*``."""
+
 from django.urls import path, re_path
 from django.views.generic import RedirectView
 

@@ -250,7 +250,7 @@ def test_images_sort_and_registry_filter(make_image, member, as_user) -> None:  
 
 
 def test_image_detail_reads_history_as_dockerfile_steps(make_image, operator, as_user) -> None:  # type: ignore[no-untyped-def]
-    from dashboard.views import dockerfile_step
+    from ui.views import dockerfile_step
 
     assert dockerfile_step({"CreatedBy": '/bin/sh -c #(nop)  CMD ["sh"]'}) == 'CMD ["sh"]'
     assert dockerfile_step({"CreatedBy": "/bin/sh -c apt-get update"}) == "RUN apt-get update"
