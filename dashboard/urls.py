@@ -18,6 +18,8 @@ urlpatterns = [
     # The sign-in page with the failed sign-in limit's message (imagestore.login_limit).
     path("accounts/login/", LoginView.as_view(authentication_form=LimitedAuthenticationForm), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
+    # The language switch (Django's set_language: a POST that sets the language cookie).
+    path("i18n/", include("django.conf.urls.i18n")),
     path("", include("ui.urls")),
 ]
 

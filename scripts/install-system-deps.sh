@@ -14,12 +14,17 @@ declare -A wanted=(
   [zstd]=zstd
   [chromium]=chromium
   [podman]=podman
+  [msgfmt]=gettext  # compilemessages: the Chinese catalogue (locale/) for `make run` and `make test`
 )
 missing=()
 for cmd in "${!wanted[@]}"; do
   if [ "$cmd" = busybox ]; then
     # busybox-static, not the dynamic busybox: tests copy it into image root filesystems.
     dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
+  elif [ "$cmd" = chromium ]; then
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    # Chinese glyphs, so the browser tests' screenshots of the Chinese pages show text, not boxes.
+    dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || missing+=(fonts-wqy-microhei)
   elif ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
     missing+=("${wanted[$cmd]}")
   fi

@@ -10,6 +10,7 @@ import shlex
 from typing import Any
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 
 def add_service_error(form: forms.Form, exc: Exception, default: str | None = None) -> None:
@@ -19,69 +20,105 @@ def add_service_error(form: forms.Form, exc: Exception, default: str | None = No
     form.add_error(field if field in form.fields else default, str(exc))
 
 
-class ImageFilterForm(forms.Form):
-    reference = forms.CharField(required=False, label="Reference", max_length=512,
+class StyledForm(forms.Form):
+    """Bootstrap's classes on every widget, and ``is-invalid`` on those with an error."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            widget = field.widget
+            if isinstance(widget, forms.CheckboxInput):
+                css = "form-check-input"
+            elif isinstance(widget, forms.Select):
+                css = "form-select"
+            else:
+                css = "form-control"
+            widget.attrs["class"] = f"{widget.attrs.get('class', '')} {css}".strip()
+
+    def full_clean(self) -> None:
+        super().full_clean()
+        self._mark_invalid()
+
+    def add_error(self, field: str | None, error: Any) -> None:
+        super().add_error(field, error)
+        self._mark_invalid()
+
+    def _mark_invalid(self) -> None:
+        for name in getattr(self, "_errors", None) or {}:
+            if name in self.fields and "is-invalid" not in self.fields[name].widget.attrs["class"]:
+                self.fields[name].widget.attrs["class"] += " is-invalid"
+
+
+class ImageFilterForm(StyledForm):
+    reference = forms.CharField(required=False, label=_("Reference"), max_length=512,
                                 widget=forms.TextInput(attrs={"placeholder": "centos:*", "type": "search"}))
-    dangling = forms.ChoiceField(required=False, choices=[("", "all"), ("true", "dangling only"),
-                                                          ("false", "tagged only")])
-    registry = forms.CharField(required=False, max_length=255,
+    dangling = forms.ChoiceField(required=False, label=_("Show"), choices=[
+        ("", _("all")), ("true", _("dangling only")), ("false", _("tagged only"))])
+    registry = forms.CharField(required=False, max_length=255, label=_("Registry"),
                                widget=forms.TextInput(attrs={"placeholder": "docker.io", "type": "search"}))
     order = forms.ChoiceField(required=False, choices=[(o, o) for o in (
         "-created", "created", "-size", "size", "repository", "-repository")])
 
 
-class TagForm(forms.Form):
-    repository = forms.CharField(max_length=512, widget=forms.TextInput(attrs={"placeholder": "repo/name:tag"}))
+class TagForm(StyledForm):
+    repository = forms.CharField(max_length=512, label=_("Add a tag"),
+                                 widget=forms.TextInput(attrs={"placeholder": "repo/name:tag"}))
 
 
-class PullForm(forms.Form):
-    reference = forms.CharField(max_length=512, widget=forms.TextInput(attrs={"placeholder": "centos:6.6"}))
-    platform = forms.CharField(max_length=64, required=False,
-                               widget=forms.TextInput(attrs={"placeholder": "linux/amd64 (default: this server's)"}))
+class PullForm(StyledForm):
+    reference = forms.CharField(max_length=512, label=_("Reference"),
+                                widget=forms.TextInput(attrs={"placeholder": "centos:6.6"}))
+    platform = forms.CharField(max_length=64, required=False, label=_("Platform"),
+                               help_text=_("os/architecture, e.g. linux/arm64; empty: this server's"),
+                               widget=forms.TextInput(attrs={"placeholder": "linux/amd64"}))
 
 
-class SearchForm(forms.Form):
-    term = forms.CharField(max_length=256, widget=forms.TextInput(attrs={"type": "search", "placeholder": "mysql"}))
-    registry = forms.CharField(required=False, max_length=255,
-                               widget=forms.TextInput(attrs={"placeholder": "Docker Hub, a host:port, or local"}))
-    stars = forms.IntegerField(required=False, min_value=0)
-    is_official = forms.BooleanField(required=False, label="official only")
-    is_automated = forms.BooleanField(required=False, label="automated only")
-    no_trunc = forms.BooleanField(required=False, label="full descriptions")
+class SearchForm(StyledForm):
+    term = forms.CharField(max_length=256, label=_("Term"),
+                           widget=forms.TextInput(attrs={"type": "search", "placeholder": "mysql"}))
+    registry = forms.CharField(required=False, max_length=255, label=_("Registry"),
+                               widget=forms.TextInput(attrs={"placeholder": _("Docker Hub, a host:port, or local")}))
+    stars = forms.IntegerField(required=False, min_value=0, label=_("Stars at least"))
+    is_official = forms.BooleanField(required=False, label=_("official only"))
+    is_automated = forms.BooleanField(required=False, label=_("automated only"))
+    no_trunc = forms.BooleanField(required=False, label=_("full descriptions"))
 
 
-class ImportForm(forms.Form):
-    file = forms.FileField(required=False, help_text="a root filesystem tarball (.tar, .tar.gz, .tar.xz, zstd)")
-    url = forms.URLField(required=False, assume_scheme="https", help_text="or an http(s) URL to fetch it from")
-    repository = forms.CharField(required=False, max_length=512, help_text="repository[:tag], optional")
-    message = forms.CharField(required=False, max_length=4096)
+class ImportForm(StyledForm):
+    file = forms.FileField(required=False, label=_("File"),
+                           help_text=_("a root filesystem tarball (.tar, .tar.gz, .tar.xz, zstd)"))
+    url = forms.URLField(required=False, assume_scheme="https", label=_("URL"),
+                         help_text=_("or an http(s) URL to fetch it from"))
+    repository = forms.CharField(required=False, max_length=512, label=_("Repository"),
+                                 help_text=_("repository[:tag], optional"))
+    message = forms.CharField(required=False, max_length=4096, label=_("Message"))
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if bool(data.get("file")) == bool(data.get("url")):
-            raise forms.ValidationError("Give either a file or a URL.")
+            raise forms.ValidationError(_("Give either a file or a URL."))
         return data
 
 
-class LoadForm(forms.Form):
-    file = forms.FileField(help_text="an archive from docker save, skopeo or podman")
+class LoadForm(StyledForm):
+    file = forms.FileField(label=_("File"), help_text=_("an archive from docker save, skopeo or podman"))
 
 
-class RegistryLoginForm(forms.Form):
-    registry = forms.CharField(max_length=255, initial="docker.io")
-    username = forms.CharField(max_length=255)
-    password = forms.CharField(widget=forms.PasswordInput, max_length=4096)
+class RegistryLoginForm(StyledForm):
+    registry = forms.CharField(max_length=255, initial="docker.io", label=_("Registry"))
+    username = forms.CharField(max_length=255, label=_("Username"))
+    password = forms.CharField(widget=forms.PasswordInput, max_length=4096, label=_("Password"))
 
 
-class RunForm(forms.Form):
+class RunForm(StyledForm):
     """``docker run`` from an image's page: what the container runs, its name and environment."""
 
-    command = forms.CharField(required=False, max_length=4096, label="Command",
-                              widget=forms.TextInput(attrs={"placeholder": "the image's own (e.g. /bin/sh)"}))
-    name = forms.CharField(required=False, max_length=255, label="Name")
-    env = forms.CharField(required=False, max_length=65536, label="Environment (KEY=value, one a line)",
+    command = forms.CharField(required=False, max_length=4096, label=_("Command"),
+                              widget=forms.TextInput(attrs={"placeholder": _("the image's own (e.g. /bin/sh)")}))
+    name = forms.CharField(required=False, max_length=255, label=_("Name"))
+    env = forms.CharField(required=False, max_length=65536, label=_("Environment (KEY=value, one a line)"),
                           widget=forms.Textarea(attrs={"rows": 2}))
-    tty = forms.BooleanField(required=False, initial=True, label="Terminal (-it)")
+    tty = forms.BooleanField(required=False, initial=True, label=_("Terminal (-it)"))
 
     def clean_command(self) -> list[str] | None:
         raw = self.cleaned_data["command"].strip()
@@ -90,11 +127,11 @@ class RunForm(forms.Form):
         try:
             return shlex.split(raw)
         except ValueError as exc:
-            raise forms.ValidationError(f"cannot split the command: {exc}") from None
+            raise forms.ValidationError(_("cannot split the command: %(reason)s") % {"reason": exc}) from None
 
     def clean_env(self) -> list[str]:
         lines = [line.strip() for line in self.cleaned_data["env"].splitlines() if line.strip()]
         for line in lines:
             if "=" not in line or line.startswith("="):
-                raise forms.ValidationError(f"{line!r} is not KEY=value")
+                raise forms.ValidationError(_("%(line)s is not KEY=value") % {"line": repr(line)})
         return lines

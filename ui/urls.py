@@ -6,10 +6,11 @@ from django.views.generic import RedirectView
 from . import terminal, views
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="ui-images", permanent=False), name="home"),
+    path("", RedirectView.as_view(pattern_name="ui-images", permanent=False), name="ui-overview"),
     path("images/", views.images, name="ui-images"),
     path("pull/", views.pull, name="ui-pull"),
     path("jobs/", views.jobs, name="ui-jobs"),
+    path("jobs/toasts/", views.job_toasts, name="ui-job-toasts"),
     path("jobs/<str:job_id>/", views.job_detail, name="ui-job"),
     path("search/", views.search_page, name="ui-search"),
     path("import/", views.import_page, name="ui-import"),

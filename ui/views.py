@@ -4,6 +4,7 @@ the live parts (job progress) poll the REST API from small plain JavaScript."""
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from django.contrib import messages
@@ -14,7 +15,11 @@ from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
+from django_htmx.middleware import HtmxDetails
 
 from imagestore.downloads import archive_response
 from imagestore.errors import USER_ERRORS
@@ -52,6 +57,12 @@ from .forms import (
 Errors = USER_ERRORS
 
 
+class HtmxHttpRequest(HttpRequest):
+    """A request through django-htmx's middleware (``request.htmx``: is it htmx asking, and what for)."""
+
+    htmx: HtmxDetails
+
+
 def _operator_only(request: HttpRequest) -> None:
     if not is_operator(request.user):
         raise PermissionDenied("changing images needs staff or the operators group")
@@ -81,6 +92,7 @@ def images(request: HttpRequest) -> HttpResponse:
         row["short_id"] = row["row_image"].split(":", 1)[1][:12]
         row.update(sizes.get(row["row_image"], {}))
     return render(request, "ui/images.html", {"form": form, "rows": rows, "page": page, "totals": store_totals(),
+                                              "max_size": max((r["row_size"] or 0 for r in rows), default=0),
                                               "can_change": is_operator(request.user)})
 
 
@@ -144,8 +156,9 @@ def image_detail(request: HttpRequest, ref: str) -> HttpResponse:
     made_by = {row["Layer"]: dockerfile_step(row) for row in history if row.get("Layer")}
     return render(request, "ui/image_detail.html", {
         "image": image, "inspect": data, "inspect_json": json.dumps(data, indent=2),
-        "layers": [{"link": link, "shared_with": shared.get(link.layer_id, 1) - 1,
-                    "made_by": made_by.get(link.layer.diff_id, "")} for link in links],
+        "layers": [{"link": link, "shared_with": shared.get(link.layer_id, 1) - 1, "colour": i % 6,
+                    "made_by": made_by.get(link.layer.diff_id, "")} for i, link in enumerate(links)],
+        "layers_total": sum(link.layer.uncompressed_size for link in links),
         "history": history, "containers": list(image.containers.all()), "tag_form": tag_form, "run_form": run_form,
         "format": template, "formatted": formatted, "format_error": error, "can_change": is_operator(request.user),
         "confirm": confirm, "steps": steps,
@@ -191,7 +204,7 @@ def jobs(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
+def job_detail(request: HtmxHttpRequest, job_id: str) -> HttpResponse:
     try:
         job = get_job(job_id)
     except Errors as exc:
@@ -207,7 +220,36 @@ def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
     # Shown, not saved: a URL's credentials in a line or the error are "***" (imagestore.oci.redact).
     job.log = [redact_text(str(line)) for line in job.log or []]
     job.error = redact_text(job.error or "")
-    return render(request, "ui/job.html", {"job": job, "can_change": is_operator(request.user)})
+    # htmx asks for the progress part alone every second while the job runs (ui/_job_progress.html).
+    template = "ui/_job_progress.html" if request.htmx else "ui/job.html"
+    return render(request, template, {"job": job, "can_change": is_operator(request.user), "watching": job.id})
+
+
+# Toasts say when a job of the user's own ends; this many at most per answer (the rest follow).
+TOASTS_AT_ONCE = 5
+
+
+@login_required
+def job_toasts(request: HttpRequest) -> HttpResponse:
+    """The user's jobs ended since ``since`` (ISO 8601), as toasts (ui/_job_watch.html)."""
+    since = parse_datetime(request.GET.get("since", "")) if len(request.GET.get("since", "")) < 64 else None
+    if since is None or timezone.is_naive(since):
+        since = timezone.now()
+    ended = (Job.objects.filter(owner_id=request.user.pk, finished_at__gt=since)
+             .exclude(pk=_uuid_or_none(request.GET.get("exclude"))).order_by("finished_at")[:TOASTS_AT_ONCE])
+    jobs = list(ended)
+    for job in jobs:
+        job.error = redact_text(job.error or "")
+    return render(request, "ui/_job_toasts.html", {
+        "jobs": jobs, "since": (jobs[-1].finished_at if jobs else since).isoformat(),
+        "watching": request.GET.get("exclude", "") if _uuid_or_none(request.GET.get("exclude")) else ""})
+
+
+def _uuid_or_none(text: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text or "")
+    except ValueError:
+        return None
 
 
 @login_required
@@ -246,8 +288,8 @@ def import_page(request: HttpRequest) -> HttpResponse:
                 return HttpResponseRedirect(reverse("ui-job", args=[job.id]))
             except Errors as exc:
                 add_service_error(form, exc)
-    return render(request, "ui/upload.html", {"form": form, "title": "Import a root filesystem",
-                                              "button": "Import", "can_change": is_operator(request.user)})
+    return render(request, "ui/upload.html", {"form": form, "title": _("Import a root filesystem"), "kind": "import",
+                                              "button": _("Import"), "can_change": is_operator(request.user)})
 
 
 @login_required
@@ -263,8 +305,8 @@ def load_page(request: HttpRequest) -> HttpResponse:
                 return HttpResponseRedirect(reverse("ui-job", args=[job.id]))
             except Errors as exc:
                 add_service_error(form, exc)
-    return render(request, "ui/upload.html", {"form": form, "title": "Load images from an archive",
-                                              "button": "Load", "can_change": is_operator(request.user)})
+    return render(request, "ui/upload.html", {"form": form, "title": _("Load images from an archive"), "kind": "load",
+                                              "button": _("Load"), "can_change": is_operator(request.user)})
 
 
 @login_required

@@ -27,14 +27,14 @@ def test_sign_in_import_watch_tag_inspect_remove_search(browser_page, start_dash
 
     archive = tmp_path / "rootfs.tar.gz"
     archive.write_bytes(tar_directory(busybox_rootfs(tmp_path / "rootfs"), "gzip"))
-    page.click("nav >> text=Import")
+    page.click("#sidebar >> text=Import/Load")
     page.set_input_files("#id_file", str(archive))
     page.fill("#id_repository", "e2e/busybox:1")
     page.click("main button[type=submit]")
     page.wait_for_url("**/jobs/*/")
     page.wait_for_selector("[data-state]:has-text('succeeded')")
-    bar = page.locator("tr[data-item=import] progress")
-    assert bar.get_attribute("value") == bar.get_attribute("max")  # 100%
+    bar = page.locator("tr[data-item=import] [role=progressbar]")
+    assert bar.get_attribute("aria-valuenow") == bar.get_attribute("aria-valuemax")  # 100%
     assert "Import complete" in page.inner_text("tr[data-item=import]")
 
     page.click("text=The image")

@@ -74,7 +74,7 @@ def test_run_form_starts_a_container_and_opens_its_terminal(browser_page, start_
     page = browser_page
     url = start_dashboard()
     _sign_in(page, url, f"/images/{busybox.id}/")
-    page.click("summary:has-text('Run a container')")
+    page.click("button:has-text('Run a container')")  # a dialog
     page.fill("#id_command", "sh")
     page.fill("#id_name", "e2e_shell")
     page.fill("#id_env", "GREETING=hello there")

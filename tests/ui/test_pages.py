@@ -69,7 +69,7 @@ def test_image_detail_and_operator_actions(make_image, member, operator, as_user
     assert "docker pull centos:6.6" in page and image.id in page and "Remove" not in page
     assert as_user(member).post(f"/images/{image.short_id}/", {"action": "tag", "repository": "x"}).status_code == 403
     formatted = as_user(member).get(f"/images/{image.short_id}/", {"format": "{{.Os}}"}).content.decode()
-    assert "<pre data-format-output>linux</pre>" in formatted
+    assert '<pre data-format-output class="bg-body-tertiary border rounded p-2">linux</pre>' in formatted
     broken = as_user(member).get(f"/images/{image.short_id}/", {"format": "{{nope}}"}).content.decode()
     assert "not defined" in broken
     client = as_user(operator)

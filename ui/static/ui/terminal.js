@@ -9,6 +9,9 @@
   const status = panel.querySelector("[data-terminal-status]");
   const closeButton = panel.querySelector("[data-terminal-close]");
   const encoder = new TextEncoder();
+  // The status words come from the page, in its language (data-status-*).
+  const say = (word) => panel.dataset["status" + word[0].toUpperCase() + word.slice(1)] || word;
+  let ended = false;
   let session = null;
 
   function close() {
@@ -40,24 +43,28 @@
     const observer = new ResizeObserver(() => fit.fit());
     observer.observe(box);
     session = { socket, term, observer };
-    status.textContent = "connecting…";
+    status.textContent = say("connecting");
+    ended = false;
     let opened = false;
     socket.onopen = () => {
       opened = true;
-      status.textContent = mode === "attach" ? "attached" : "connected";
+      status.textContent = say(mode === "attach" ? "attached" : "connected");
       term.focus();
     };
     socket.onmessage = (event) => {
       if (typeof event.data === "string") {
         const message = JSON.parse(event.data);
-        if ("exit" in message) status.textContent = message.exit === null ? "ended" : `exited (${message.exit})`;
+        if ("exit" in message) {
+          ended = true;
+          status.textContent = message.exit === null ? say("ended") : `${say("exited")} (${message.exit})`;
+        }
         return;
       }
       term.write(new Uint8Array(event.data));
     };
     socket.onclose = (event) => {
-      if (!/^(exited|ended)/.test(status.textContent)) {
-        status.textContent = opened ? "closed" : "refused (not running, not allowed, or not available)";
+      if (!ended) {
+        status.textContent = say(opened ? "closed" : "refused");
       }
     };
     term.onData((data) => { if (socket.readyState === WebSocket.OPEN) socket.send(encoder.encode(data)); });
