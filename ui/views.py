@@ -235,14 +235,16 @@ def job_toasts(request: HttpRequest) -> HttpResponse:
     since = parse_datetime(request.GET.get("since", "")) if len(request.GET.get("since", "")) < 64 else None
     if since is None or timezone.is_naive(since):
         since = timezone.now()
-    ended = (Job.objects.filter(owner_id=request.user.pk, finished_at__gt=since)
-             .exclude(pk=_uuid_or_none(request.GET.get("exclude"))).order_by("finished_at")[:TOASTS_AT_ONCE])
-    jobs = list(ended)
+    ended = Job.objects.filter(owner_id=request.user.pk, finished_at__gt=since)
+    watching = _uuid_or_none(request.GET.get("exclude"))
+    if watching is not None:  # the job whose own page this is says it has ended itself
+        ended = ended.exclude(pk=watching)
+    jobs = list(ended.order_by("finished_at")[:TOASTS_AT_ONCE])
     for job in jobs:
         job.error = redact_text(job.error or "")
+    last = jobs[-1].finished_at if jobs else None
     return render(request, "ui/_job_toasts.html", {
-        "jobs": jobs, "since": (jobs[-1].finished_at if jobs else since).isoformat(),
-        "watching": request.GET.get("exclude", "") if _uuid_or_none(request.GET.get("exclude")) else ""})
+        "jobs": jobs, "since": (last or since).isoformat(), "watching": watching or ""})
 
 
 def _uuid_or_none(text: str | None) -> uuid.UUID | None:
