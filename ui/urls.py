@@ -1,12 +1,11 @@
 """The pages' URLs (included at the root by dashboard/urls.py). The names are ``ui-*``."""
 
 from django.urls import path, re_path
-from django.views.generic import RedirectView
 
 from . import terminal, views
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="ui-images", permanent=False), name="ui-overview"),
+    path("", views.overview, name="ui-overview"),
     path("images/", views.images, name="ui-images"),
     path("pull/", views.pull, name="ui-pull"),
     path("jobs/", views.jobs, name="ui-jobs"),

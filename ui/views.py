@@ -14,10 +14,12 @@ from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import render
+from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods
 from django_htmx.middleware import HtmxDetails
 
@@ -35,6 +37,8 @@ from imagestore.services.inspect import format_inspect, inspect_image
 from imagestore.services.jobs import cancel_job, get_job
 from imagestore.services.load import start_load_from
 from imagestore.services.login import login, logout
+from imagestore.services.overview import job_lists
+from imagestore.services.overview import overview as overview_of_store
 from imagestore.services.pull import start_pull
 from imagestore.services.push import start_push
 from imagestore.services.registries import registry_settings
@@ -66,6 +70,24 @@ class HtmxHttpRequest(HttpRequest):
 def _operator_only(request: HttpRequest) -> None:
     if not is_operator(request.user):
         raise PermissionDenied("changing images needs staff or the operators group")
+
+
+@login_required
+def overview(request: HtmxHttpRequest) -> HttpResponse:
+    """The home page: the store at a glance. While jobs run, htmx refreshes their card alone."""
+    if request.htmx and request.GET.get("part") == "jobs":
+        running, recent = job_lists()
+        return render(request, "ui/_overview_jobs.html", {"running_jobs": running, "recent_jobs": recent,
+                                                          "can_change": is_operator(request.user)})
+    view = overview_of_store()
+    chart = [{"label": row["name"] or ngettext("%(count)d other repository", "%(count)d other repositories",
+                                               row["count"]) % {"count": row["count"]},
+              "bytes": row["bytes"], "size": filesizeformat(row["bytes"])} for row in view.by_repository]
+    return render(request, "ui/overview.html", {
+        "view": view, "chart": chart, "running_jobs": view.running_jobs, "recent_jobs": view.recent_jobs,
+        "largest_size": view.largest[0].size if view.largest else 0,
+        "store_bytes": view.own + view.shared, "can_change": is_operator(request.user),
+    })
 
 
 @login_required
@@ -199,7 +221,7 @@ def pull(request: HttpRequest) -> HttpResponse:
 @login_required
 def jobs(request: HttpRequest) -> HttpResponse:
     page = Paginator(Job.objects.select_related("owner").order_by("-created_at"), 50).get_page(request.GET.get("page"))
-    return render(request, "ui/jobs.html", {"page": page})
+    return render(request, "ui/jobs.html", {"page": page, "can_change": is_operator(request.user)})
 
 
 @login_required

@@ -33,7 +33,7 @@ def test_sign_in_and_out(member) -> None:  # type: ignore[no-untyped-def]
     client = Client(enforce_csrf_checks=False)
     assert client.get("/accounts/login/").status_code == 200
     response = client.post("/accounts/login/", {"username": "mia", "password": "pw-member"})
-    assert response.status_code == 302 and response["Location"] == "/images/"
+    assert response.status_code == 302 and response["Location"] == "/"
     assert client.get("/images/").status_code == 200
     assert client.post("/accounts/logout/").status_code == 302
     assert client.get("/images/").status_code == 302

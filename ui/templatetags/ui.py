@@ -90,3 +90,18 @@ def job_subject(job: Any) -> str:
         return ", ".join(str(name) for name in params["images"])
     result = getattr(job, "result", None) or {}
     return str(result.get("short_id") or result.get("image") or "")
+
+
+@register.filter
+def job_done(job: Any) -> int:
+    """Bytes done over every item of a job's progress."""
+    return sum(int((p or {}).get("current") or 0) for p in (getattr(job, "progress", None) or {}).values())
+
+
+@register.filter
+def job_total(job: Any) -> int:
+    """Bytes to do over every item (0 while some item's total is not known yet)."""
+    items = list((getattr(job, "progress", None) or {}).values())
+    if not items or any(not (p or {}).get("total") for p in items):
+        return 0
+    return sum(int(p["total"]) for p in items)
