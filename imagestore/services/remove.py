@@ -22,6 +22,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Count
+from django.utils.translation import gettext
 
 from ..blobs import get_store
 from ..errors import USER_ERRORS, Conflict, ServiceError, status_for
@@ -58,7 +59,8 @@ class _DeleteConflict(Exception):
     def error(self) -> Conflict:
         short = self.image_id.split(":", 1)[-1][:12]
         how = "cannot be forced" if self.hard else "must be forced"
-        return Conflict(f"conflict: unable to delete {short} ({how}) - {self.message}")
+        return Conflict(gettext("conflict: unable to delete %(short)s (%(how)s) - %(message)s")
+                        % {"short": short, "how": how, "message": self.message})
 
 
 def _references(image: Image) -> list[reference.Reference]:
@@ -130,8 +132,10 @@ def _remove(name: str, *, force: bool, noprune: bool, dry_run: bool = False) -> 
                 container = _container_using(image, None)
                 if container is not None:
                     raise Conflict(
-                        f'conflict: unable to remove repository reference "{ref.familiar}" (must force) - '
-                        f"container {container.short_id} is using its referenced image {image.short_id}"
+                        gettext('conflict: unable to remove repository reference "%(ref)s" (must force) - '
+                                "container %(container_short_id)s is using its referenced image %(image_short_id)s")
+                        % {"ref": ref.familiar, "container_short_id": container.short_id,
+                           "image_short_id": image.short_id}
                     )
             _remove_reference(ref)
             records.append({"Untagged": ref.familiar})

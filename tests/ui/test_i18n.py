@@ -13,16 +13,15 @@ and ``alt`` attributes, outside ``script``, ``style``, ``code``, ``pre``, ``kbd`
 any element marked ``translate="no"`` (HTML's own mark for content that is data, not words:
 a JSON document, a log, a command line).
 
-Pages are discovered from ui/urls.py, so a page another issue adds is covered without touching
-this test: its URL's arguments come from ``ARGUMENTS`` (an image, a container, a job), pages that
-only take POST (405 on GET) and answers that are not HTML are left out.
+Pages are discovered from ui/urls.py (tests/ui/pages.py), so a page another issue adds is covered
+without touching this test: its URL's arguments come from an image, a container and a job;
+pages that only take POST (405 on GET) and answers that are not HTML are left out.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -31,11 +30,10 @@ import polib
 import pytest
 from django.conf import settings
 from django.test import Client
-from django.urls import URLPattern, URLResolver, reverse
 from django.utils import timezone
 
 from imagestore.models import Container, Image, Job
-from ui.urls import urlpatterns
+from tests.ui.pages import page_urls
 
 CATALOGUE = Path(settings.BASE_DIR) / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po"
 ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-Hans"}
@@ -117,28 +115,6 @@ def leftover_english(html: str, pieces: dict[str, str]) -> list[str]:
                   if re.search(rf"(?<![A-Za-z]){re.escape(piece)}(?![A-Za-z])", text))
 
 
-def page_patterns(patterns: list[Any] = urlpatterns, prefix: str = "") -> Iterator[tuple[str, URLPattern]]:
-    for entry in patterns:
-        if isinstance(entry, URLResolver):
-            yield from page_patterns(entry.url_patterns, prefix + str(entry.pattern))
-        elif entry.name:
-            yield prefix + str(entry.pattern), entry
-
-
-# A URL argument's value by its name in ui/urls.py; ``ref`` is an image's or a container's,
-# by the URL's name. A page with an argument not here fails, naming it: add it.
-def argument(url_name: str, name: str, objects: dict[str, Any]) -> str:
-    if name == "ref":
-        return str(objects["container"].id if url_name.startswith("ui-container") else objects["image"].short_id)
-    if name in ("job_id", "job"):
-        return str(objects["job"].id)
-    raise AssertionError(f"tests/ui/test_i18n.py: give a value for the argument {name!r} of {url_name}")
-
-
-# Not pages: a WebSocket endpoint (it refuses plain GETs with 400 by design).
-NOT_PAGES = {"ui-container-terminal"}
-
-
 @pytest.fixture
 def lived_in_store(make_image, operator) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """An image with a tag and a container, a running job with progress, a failed one."""
@@ -163,12 +139,7 @@ def test_every_page_in_chinese_has_no_english_left(lived_in_store, operator) -> 
     pieces = english_pieces()
     assert len(pieces) > 100  # the catalogue was read
     checked, leftovers = [], {}
-    for route, pattern in page_patterns():
-        if pattern.name in NOT_PAGES:
-            continue
-        names = re.findall(r"<(?:\w+:)?(\w+)>|\(\?P<(\w+)>", route)
-        kwargs = {n: argument(pattern.name, n, lived_in_store) for pair in names for n in pair if n}
-        url = reverse(pattern.name, kwargs=kwargs)
+    for _name, url in page_urls(lived_in_store):
         response = client.get(url, **ZH)
         if response.status_code == 405 or "text/html" not in response.get("Content-Type", ""):
             continue
