@@ -38,6 +38,7 @@ from ..oci.platform import Platform, host_platform
 from ..oci.redact import redact_text, redact_url
 from ..oci.reference import Reference, parse_normalized
 from ..oci.registry import MAX_CONFIG, RegistryClient, RegistryError, retry
+from . import layerindex
 from .jobs import JobProgress, create_job, handler
 from .progress import NULL_PROGRESS, Progress
 from .registries import check_reachable, client_for, endpoints_for
@@ -199,7 +200,8 @@ class _Puller:
     def _download(self, digest: Digest, size: int, diff_id: Digest, item: str) -> int:
         """Stream one blob into the store, resuming with Range after a broken connection."""
         for _fresh_start in range(2):  # once more from byte 0 if the registry cannot resume
-            hasher = DiffIdHasher(max_output=settings.IMAGESTORE_MAX_LAYER_SIZE)
+            indexer = layerindex.new_indexer()  # the layer is indexed as it is verified: one pass
+            hasher = DiffIdHasher(max_output=settings.IMAGESTORE_MAX_LAYER_SIZE, indexer=indexer)
             with self.store.writer() as writer, _closing(hasher):
                 done = failures = 0
                 restart = False
@@ -257,6 +259,7 @@ class _Puller:
                 if actual_diff != diff_id:
                     self.store.delete(digest)
                     raise DigestMismatch(str(diff_id), str(actual_diff), what=f"layer {digest} (diff_id)")
+                layerindex.save(diff_id, indexer)
                 return hasher.size
         raise RegistryError(gettext("blob %(digest)s: the registry cannot resume and the download kept failing")
                             % {"digest": digest},
