@@ -27,7 +27,7 @@ from django.utils.translation import gettext
 
 from ..blobs import get_store
 from ..errors import USER_ERRORS, BadRequest, Conflict, ServiceError, status_for
-from ..models import Container, Image, ImageLayer, Layer, RepoDigest, Tag
+from ..models import Container, Image, ImageLayer, Layer, Manifest, RepoDigest, Tag
 from ..oci import reference
 from ..oci.digest import Digest
 from ..oci.errors import OCIError
@@ -80,6 +80,10 @@ def _references(image: Image) -> list[reference.Reference]:
 def _remove_reference(ref: reference.Reference) -> None:
     if ref.digest is not None:
         RepoDigest.objects.filter(
+            repository__registry=ref.domain, repository__path=ref.path, digest=str(ref.digest)
+        ).delete()
+        # The manifest /v2/ served under that digest goes with it (GC frees its bytes).
+        Manifest.objects.filter(
             repository__registry=ref.domain, repository__path=ref.path, digest=str(ref.digest)
         ).delete()
     else:
