@@ -155,6 +155,8 @@ private_dir(IMAGESTORE_ROOT)
 IMAGESTORE_MAX_LAYER_SIZE = env_int("IMAGESTORE_MAX_LAYER_SIZE", 16 << 30, minimum=1)
 # ISA-L's levels: 0 (fastest) to 3 (smallest).
 IMAGESTORE_GZIP_LEVEL = env_int("IMAGESTORE_GZIP_LEVEL", 1, minimum=0, maximum=3)
+# Record every layer's entries as it arrives (imagestore.oci.layerindex); off only to measure its cost.
+IMAGESTORE_INDEX_LAYERS = env_bool("IMAGESTORE_INDEX_LAYERS", True)
 IMAGESTORE_URL_TIMEOUT = env_int("IMAGESTORE_URL_TIMEOUT", 60, minimum=1)
 # A running job whose heartbeat is older than this is failed as abandoned.
 JOB_STALE_AFTER = env_int("JOB_STALE_AFTER", 300, minimum=10)

@@ -13,6 +13,8 @@
 | ``containers/``| Container rows                        | no row, older than the grace period (unmounted first)   |
 | ``snapshots/``| the containers whose ``snapshot`` it is | no container uses it and no overlay mounts it, older     |
 |               |                                        | than the grace period                                   |
+| ``index/``    | Layer rows (``services.layerindex``)   | no layer row has its diff_id, older than the grace      |
+|               |                                        | period; files not named like an index are left alone    |
 
 Anything else under the root is left alone (fsck lists it). Every run is recorded as
 a HousekeepingRun with what it freed per folder.
@@ -51,7 +53,7 @@ from .jobs import JobProgress, create_job, handler
 
 log = logging.getLogger(__name__)
 
-FOLDERS = ("blobs", "tmp", "uploads", "exports", "locks", "containers", "snapshots")
+FOLDERS = ("blobs", "tmp", "uploads", "exports", "locks", "containers", "snapshots", "index")
 MAX_LISTED = 1000  # entries kept on the run's row; the counts and bytes cover everything
 _BATCH = 500
 _ACTIVE = (Job.State.QUEUED, Job.State.RUNNING)
@@ -382,6 +384,19 @@ def _remove_snapshot(s: Sweep, folder: Path, entry: Path) -> None:
     s.remove("snapshots", doomed, "no container uses it", shown_as=entry, size=size)
 
 
+def _sweep_index(s: Sweep, store: BlobStore) -> None:
+    from . import layerindex
+
+    found = [(diff_id, path) for diff_id, path in layerindex.stored_indexes(store) if diff_id is not None]
+    kept: set[str] = set()
+    for batch in _batches([diff_id for diff_id, _ in found]):
+        kept.update(Layer.objects.filter(diff_id__in=batch).values_list("diff_id", flat=True))
+    for diff_id, path in found:
+        # Written just before its layer's row (a pull or load in flight): the grace protects it.
+        if diff_id not in kept and s.old(path):
+            s.remove("index", path, "no layer has this diff_id")
+
+
 SWEEPERS: list[tuple[str, Callable[[Sweep, BlobStore], None]]] = [
     ("blobs", _sweep_blobs),
     ("tmp", _sweep_tmp),
@@ -390,6 +405,7 @@ SWEEPERS: list[tuple[str, Callable[[Sweep, BlobStore], None]]] = [
     ("locks", _sweep_locks),
     ("containers", _sweep_containers),
     ("snapshots", _sweep_snapshots),
+    ("index", _sweep_index),
 ]
 
 
