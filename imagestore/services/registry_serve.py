@@ -36,8 +36,10 @@ from ..oci import mediatypes
 from ..oci.config import ImageConfig, InvalidConfig
 from ..oci.diffid import DiffIdHasher
 from ..oci.digest import Digest, sha256_digest
-from ..oci.errors import OCIError
+from ..oci.errors import CorruptArchive, OCIError
+from ..oci.layerindex import TarIndexer
 from ..oci.reference import DEFAULT_DOMAIN, Reference
+from . import layerindex
 from .layout import image_manifest
 from .manifests import ManifestBytes, keep_manifests
 from .pull import _normalise, _record_diff_id, _verified_diff_id, register_pulled
@@ -137,7 +139,11 @@ class _Session:
     def __init__(self) -> None:
         self.sha = hashlib.sha256()
         self.offset = 0
-        self.diff: DiffIdHasher | None = DiffIdHasher(max_output=settings.IMAGESTORE_MAX_LAYER_SIZE)
+        # Every blob might be a layer: its diff_id and index are made as it arrives (one pass),
+        # kept only when it turns out to be a tar (services.layerindex).
+        self.indexer = layerindex.new_indexer()
+        self.diff: DiffIdHasher | None = DiffIdHasher(max_output=settings.IMAGESTORE_MAX_LAYER_SIZE,
+                                                      indexer=self.indexer)
         self.lock = threading.Lock()
 
 
@@ -265,7 +271,9 @@ def finish_upload(name: str, upload_id: str, digest_text: str, stream: BinaryIO 
     with _sessions_lock:
         session = _sessions.pop(upload_id, None)
     diff_id: tuple[Digest, int] | None = None
+    indexer = None
     if session is not None and session.offset == size:
+        indexer = session.indexer
         actual = Digest("sha256", session.sha.hexdigest())
         if session.diff is not None and actual == expected:
             try:
@@ -286,7 +294,19 @@ def finish_upload(name: str, upload_id: str, digest_text: str, stream: BinaryIO 
     if diff_id is not None:
         (store.root / "locks").mkdir(exist_ok=True)
         _record_diff_id(store, actual, diff_id[0], diff_id[1])
+        _save_index(diff_id[0], indexer)
     return actual
+
+
+def _save_index(diff_id: Digest, indexer: TarIndexer | None) -> None:
+    """Keep a blob's index when it was a tar (a config or an artifact is not: nothing kept, nothing said)."""
+    if indexer is None or layerindex.has_index(diff_id):
+        return
+    try:
+        result = indexer.result()
+    except CorruptArchive:
+        return
+    layerindex.save(diff_id, result)
 
 
 def cancel_upload(name: str, upload_id: str) -> None:
@@ -408,9 +428,10 @@ def _layer_record(store: BlobStore, descriptor: spec.Descriptor, diff_id: Digest
     if row is not None and row.digest == str(descriptor.digest):
         return LayerRecord(row.diff_id, row.digest, row.media_type, row.size, row.uncompressed_size)
     verified = _verified_diff_id(store, descriptor.digest)
-    if verified is None:
+    if verified is None or not layerindex.has_index(verified[0]):
         # Uploaded through another process (or mounted): read it once to learn what it holds.
-        hasher = DiffIdHasher(max_output=settings.IMAGESTORE_MAX_LAYER_SIZE)
+        indexer = layerindex.new_indexer()
+        hasher = DiffIdHasher(max_output=settings.IMAGESTORE_MAX_LAYER_SIZE, indexer=indexer)
         try:
             with store.open(descriptor.digest) as f:
                 while chunk := f.read(READ_SIZE):
@@ -422,6 +443,8 @@ def _layer_record(store: BlobStore, descriptor: spec.Descriptor, diff_id: Digest
             hasher.close()
         (store.root / "locks").mkdir(exist_ok=True)
         _record_diff_id(store, descriptor.digest, verified[0], verified[1])
+        if verified[0] == diff_id:
+            _save_index(diff_id, indexer)
     if verified[0] != diff_id:
         raise spec.ManifestInvalid(f"layer {descriptor.digest} holds {verified[0]}, its config says {diff_id}")
     if descriptor.media_type not in (mediatypes.OCI_LAYER_GZIP, mediatypes.OCI_LAYER_TAR, mediatypes.OCI_LAYER_ZSTD,

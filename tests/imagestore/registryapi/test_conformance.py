@@ -222,7 +222,12 @@ def test_a_pushed_manifest_becomes_an_image_with_tag_and_repo_digest(pushed: dic
     tag = Tag.objects.get(image=image)
     assert (tag.repository.registry, tag.repository.path, tag.name) == (HOST, "team/app", "1")
     assert RepoDigest.objects.filter(image=image, digest=pushed["digest"]).exists()
-    assert image.layers.get().digest == digest_of(pushed["layer"])
+    layer = image.layers.get()
+    assert layer.digest == digest_of(pushed["layer"])
+    # The layer was indexed as it arrived, like a pulled one (services.layerindex).
+    from imagestore.services import layerindex
+
+    assert "etc/hostname" in {entry.path.lstrip("./") for entry in layerindex.load(layer.diff_id).entries}
 
 
 def test_chunked_upload_with_content_range_checks_and_status(pusher: Registry) -> None:
