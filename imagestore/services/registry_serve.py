@@ -420,6 +420,41 @@ def get_manifest(repository: Repository | None, reference: str, accepted: list[s
     return _for_image(repository, tag.image, accepted)
 
 
+# --- the pull-through cache -----------------------------------------------------------------------
+
+def proxied(name: str, repository: Repository | None) -> bool:
+    """Whether a missing ``name`` is fetched from REGISTRY_PROXY_REMOTE: a Docker Hub name (no host
+    in it) in one of REGISTRY_PROXY_NAMESPACES, not shadowed by a repository of this registry."""
+    if not settings.REGISTRY_PROXY_REMOTE:
+        return False
+    if repository is not None and repository.registry != DEFAULT_DOMAIN:
+        return False
+    first, _, rest = name.partition("/")
+    if "." in first or first == "localhost":
+        return False
+    namespace = first if rest else "library"
+    allowed = settings.REGISTRY_PROXY_NAMESPACES
+    return "*" in allowed or namespace in allowed
+
+
+def pull_through(name: str, reference: str, host: str, user: Any) -> Repository | None:
+    """Fetch ``name`` from the upstream with the pull service (its outbound policy, the user's
+    Docker Hub login when the upstream is Docker Hub), store it, and return its repository."""
+    from ..oci.registry import RegistryError
+    from .pull import pull_image
+
+    path = name if "/" in name else f"library/{name}"
+    suffix = f"@{spec.parse_digest(reference)}" if spec.is_digest(reference) else f":{spec.check_tag(reference)}"
+    try:
+        pull_image(f"{DEFAULT_DOMAIN}/{path}{suffix}", owner=user if user is not None else None,
+                   upstream=settings.REGISTRY_PROXY_REMOTE)
+    except RegistryError as exc:
+        if exc.status in (401, 403, 404):
+            raise spec.ManifestUnknown(f"{name}:{reference} is not here, nor upstream ({exc})") from None
+        raise spec.Unsupported(f"the upstream registry failed: {exc}", status=502) from None
+    return find_repository(name, host)
+
+
 # --- manifests: pushing ---------------------------------------------------------------------------
 
 def _layer_record(store: BlobStore, descriptor: spec.Descriptor, diff_id: Digest,
