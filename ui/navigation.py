@@ -35,6 +35,7 @@ SIDEBAR: list[Section] = [
     Section("ui-import", _("Import/Load"), "upload", ("ui-import", "ui-load")),
     Section("ui-search", _("Search"), "search", ("ui-search",)),
     Section("ui-registries", _("Registries"), "hdd-network", ("ui-registr",)),
+    Section("ui-repositories", _("Repositories"), "archive", ("ui-repositor",)),
     Section("ui-jobs", _("Jobs"), "list-task", ("ui-job",)),
     Section("", _("Admin"), "gear", (), staff_only=True, external="/admin/"),
 ]

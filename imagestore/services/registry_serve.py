@@ -671,3 +671,71 @@ def iter_file(path: Path, start: int, length: int) -> Iterator[bytes]:
                 return
             left -= len(chunk)
             yield chunk
+
+
+# --- the Repositories page ------------------------------------------------------------------------
+
+@dataclass
+class RepositoryRow:
+    repository: Repository
+    v2_name: str | None
+    tags: list[str]
+    pull_command: str
+    pushers: list[str]  # users and groups granted push (operators always may)
+
+
+def repository_rows(host: str) -> list[RepositoryRow]:
+    """Every repository with tags, with the ``docker pull`` command that reaches it through this
+    dashboard's /v2/ and who may push to it. Four queries whatever the number of repositories."""
+    repositories = list(Repository.objects.filter(Q(tags__isnull=False) | Q(manifest_tags__isnull=False))
+                        .distinct().order_by("name"))
+    tags: dict[int, list[str]] = {}
+    for repository_id, tag in Tag.objects.filter(repository__in=repositories).values_list("repository_id", "name"):
+        tags.setdefault(repository_id, []).append(tag)
+    for repository_id, tag in ManifestTag.objects.filter(repository__in=repositories).values_list(
+            "repository_id", "name"):
+        tags.setdefault(repository_id, []).append(tag)
+    from ..models import RepositoryGrant
+
+    grants = list(RepositoryGrant.objects.filter(can_push=True).select_related("user", "group"))
+    # Which /v2/ names are taken by this registry's own repositories (they shadow Docker Hub's).
+    local = local_registry(host)
+    own = {r.path for r in repositories if r.registry == local}
+    rows = []
+    for repository in repositories:
+        if repository.registry == local:
+            name: str | None = repository.path
+        elif repository.registry == DEFAULT_DOMAIN:
+            name = None if repository.path in own else repository.path
+        else:
+            candidate = f"{repository.registry}/{repository.path}"
+            name = candidate if spec.NAME_RE.match(candidate) else None
+        names = sorted(tags.get(repository.pk, []))
+        tag = "latest" if "latest" in names else (names[0] if names else "latest")
+        command = f"docker pull {host}/{name}:{tag}" if name else ""
+        pushers = sorted({str(g.user or g.group) for g in grants if name and (
+            g.path == name or (g.path.endswith("/*") and name.startswith(g.path[:-1])))})
+        rows.append(RepositoryRow(repository, name, names, command, pushers))
+    return rows
+
+
+def pull_commands(image: Image, host: str) -> list[str]:
+    """``docker pull`` commands that get ``image`` from this dashboard's /v2/, one per tag (two queries)."""
+    tags = list(Tag.objects.filter(image=image).select_related("repository").order_by("repository__name", "name"))
+    local = local_registry(host)
+    shadowed = set(Repository.objects.filter(registry=local, path__in=[t.repository.path for t in tags
+                                                                       if t.repository.registry == DEFAULT_DOMAIN])
+                   .values_list("path", flat=True))
+    out = []
+    for tag in tags:
+        repository = tag.repository
+        if repository.registry == local:
+            name: str | None = repository.path
+        elif repository.registry == DEFAULT_DOMAIN:
+            name = None if repository.path in shadowed else repository.path
+        else:
+            candidate = f"{repository.registry}/{repository.path}"
+            name = candidate if spec.NAME_RE.match(candidate) else None
+        if name:
+            out.append(f"docker pull {host}/{name}:{tag.name}")
+    return out
