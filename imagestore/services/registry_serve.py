@@ -16,6 +16,7 @@ digest, its Tag and RepoDigest); indexes and artifacts are Manifest rows (with M
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 import uuid
@@ -141,10 +142,11 @@ class _Session:
         self.offset = 0
         # Every blob might be a layer: its diff_id and index are made as it arrives (one pass),
         # kept only when it turns out to be a tar (services.layerindex).
-        self.indexer = layerindex.new_indexer()
+        self.indexer: TarIndexer | None = layerindex.new_indexer()
         self.diff: DiffIdHasher | None = DiffIdHasher(max_output=settings.IMAGESTORE_MAX_LAYER_SIZE,
                                                       indexer=self.indexer)
         self.lock = threading.Lock()
+        self.state: dict[str, Any] = {}  # the last checkpoint (see _checkpoint)
 
 
 _sessions: dict[str, _Session] = {}
@@ -239,6 +241,7 @@ def append(name: str, upload_id: str, stream: BinaryIO, *, start: int | None = N
                 raise spec.SizeInvalid(f"the chunk ended after {received} of {length} bytes")
             if session is not None:
                 session.offset = offset + received
+                _checkpoint(path, session)
         except BaseException:
             if session is not None:
                 _forget(upload_id)  # what was written stays; the digest is taken from the file
@@ -247,6 +250,39 @@ def append(name: str, upload_id: str, stream: BinaryIO, *, start: int | None = N
             if session is not None and session.lock.locked():
                 session.lock.release()
         return offset + received
+
+
+def _state_path(path: Path) -> Path:
+    return path.with_name(path.name + ".state")
+
+
+def _checkpoint(path: Path, session: _Session) -> None:
+    """What this process knows of the upload after a chunk, on disk: the final PUT often comes to
+    another web process (clients open new connections), which then needs neither to hash the
+    blob again nor to decompress it. The diff_id is finished here (a later chunk in this process
+    carries on with the sha256 only; the manifest then reads such a blob once)."""
+    state: dict[str, Any] = {"offset": session.offset, "sha256": session.sha.hexdigest()}
+    if session.diff is not None:
+        try:
+            diff_id = session.diff.finish(Digest("sha256", state["sha256"]))
+            state.update(diff_id=str(diff_id), diff_size=session.diff.size)
+            _save_index(diff_id, session.indexer)
+        except (OCIError, ValueError, EOFError):
+            pass  # not a layer (or not one we can read): checked at the manifest
+        session.diff = None
+        session.indexer = None
+    session.state = state
+    tmp = path.with_name(path.name + ".state-new")
+    tmp.write_text(json.dumps(state))
+    os.replace(tmp, _state_path(path))
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    try:
+        state = json.loads(_state_path(path).read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
 
 
 def _file_digest(path: Path) -> Digest:
@@ -270,20 +306,17 @@ def finish_upload(name: str, upload_id: str, digest_text: str, stream: BinaryIO 
     size = path.stat().st_size
     with _sessions_lock:
         session = _sessions.pop(upload_id, None)
+    if session is not None and session.diff is not None:
+        session.diff.close()
+    state = session.state if session is not None and session.offset == size else _read_state(path)
     diff_id: tuple[Digest, int] | None = None
-    indexer = None
-    if session is not None and session.offset == size:
-        indexer = session.indexer
-        actual = Digest("sha256", session.sha.hexdigest())
-        if session.diff is not None and actual == expected:
-            try:
-                diff_id = (session.diff.finish(actual), session.diff.size)
-            except (OCIError, ValueError, EOFError):
-                diff_id = None  # not a layer (or not one we can read): checked at the manifest
+    if state.get("offset") == size and state.get("sha256"):
+        actual = Digest("sha256", str(state["sha256"]))
+        if state.get("diff_id"):
+            diff_id = (Digest.parse(str(state["diff_id"])), int(state["diff_size"]))
     else:
-        if session is not None and session.diff is not None:
-            session.diff.close()
         actual = _file_digest(path)
+    _state_path(path).unlink(missing_ok=True)
     if actual != expected:
         path.unlink(missing_ok=True)
         raise spec.DigestInvalid(f"the upload's bytes hash to {actual}, not {expected}",
@@ -294,7 +327,6 @@ def finish_upload(name: str, upload_id: str, digest_text: str, stream: BinaryIO 
     if diff_id is not None:
         (store.root / "locks").mkdir(exist_ok=True)
         _record_diff_id(store, actual, diff_id[0], diff_id[1])
-        _save_index(diff_id[0], indexer)
     return actual
 
 
@@ -312,6 +344,7 @@ def _save_index(diff_id: Digest, indexer: TarIndexer | None) -> None:
 def cancel_upload(name: str, upload_id: str) -> None:
     path = _upload_path(get_store(), name, upload_id)
     _forget(upload_id)
+    _state_path(path).unlink(missing_ok=True)
     try:
         path.unlink()
     except FileNotFoundError:
@@ -323,7 +356,9 @@ def monolithic_upload(name: str, digest_text: str, stream: BinaryIO, length: int
     try:
         return finish_upload(name, upload_id, digest_text, stream, length)
     finally:
-        _upload_path(get_store(), name, upload_id).unlink(missing_ok=True)
+        path = _upload_path(get_store(), name, upload_id)
+        path.unlink(missing_ok=True)
+        _state_path(path).unlink(missing_ok=True)
         _forget(upload_id)
 
 

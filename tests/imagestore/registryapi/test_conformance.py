@@ -362,3 +362,23 @@ def test_delete_a_tag_then_the_manifest(pusher: Registry, reader: Registry, push
 def test_blob_delete_is_unsupported(pusher: Registry, pushed: dict[str, Any]) -> None:
     response = pusher("DELETE", f"/v2/team/app/blobs/{digest_of(pushed['layer'])}")
     assert (response.status_code, error_code(response)) == (405, "UNSUPPORTED")
+
+
+def test_a_final_put_in_another_web_process_uses_the_checkpoint(pusher: Registry, store_root) -> None:  # type: ignore[no-untyped-def]
+    """Clients often send the final PUT on another connection (another gunicorn process): the
+    sha256 and diff_id made while the PATCH streamed are on disk, nothing is read again."""
+    from imagestore.services import registry_serve
+
+    layer, _config, _manifest = image_parts("elsewhere")
+    start = pusher("POST", "/v2/team/app/blobs/uploads/")
+    assert pusher("PATCH", start["Location"], layer).status_code == 202
+    registry_serve._sessions.clear()  # as if the PUT came to another process
+    done = pusher("PUT", f"{start['Location']}?digest={digest_of(layer)}")
+    assert done.status_code == 201
+    assert (store_root / "locks" / f"{digest_of(layer).split(':')[1]}.diffid").exists()
+    # A wrong digest is still caught from the checkpoint.
+    start = pusher("POST", "/v2/team/app/blobs/uploads/")
+    assert pusher("PATCH", start["Location"], b"abc").status_code == 202
+    registry_serve._sessions.clear()
+    response = pusher("PUT", f"{start['Location']}?digest={digest_of(b'abd')}")
+    assert (response.status_code, error_code(response)) == (400, "DIGEST_INVALID")

@@ -53,12 +53,12 @@ def test_fsck_checks_manifest_blobs(pusher: Registry, pushed, store_root) -> Non
     assert [f.subject for f in report.findings if f.broken] == [notes]
 
 
-def test_an_interrupted_upload_leaves_only_its_temporary_file_which_housekeeping_removes(pusher: Registry,  # noqa: F811
+def test_an_interrupted_upload_leaves_only_its_temporary_files_which_housekeeping_removes(pusher: Registry,  # noqa: F811
                                                                                         store_root) -> None:  # type: ignore[no-untyped-def]
     start = pusher("POST", "/v2/team/app/blobs/uploads/")
     assert pusher("PATCH", start["Location"], b"half a layer", CONTENT_RANGE="0-11").status_code == 202
-    left = [p.name for p in (store_root / "tmp").iterdir()]
-    assert len(left) == 1 and left[0].startswith("upload-")
+    left = sorted(p.name for p in (store_root / "tmp").iterdir())
+    assert len(left) == 2 and left[0].startswith("upload-") and left[1] == left[0] + ".state"  # bytes, hash state
     assert not list((store_root / "sha256").glob("*/*")) if (store_root / "sha256").exists() else True
     gc.collect_garbage(grace_seconds=0)
     assert not list((store_root / "tmp").iterdir())
