@@ -3,7 +3,8 @@
 Debian's docker-registry, in the same run.
 
 Target: both directions at most 1.2x docker-registry's wall time; peak RSS of every web process
-under 200 MB. Each is run ``BENCH_RUNS`` times (3), interleaved, each push into an empty store
+under 200 MB. skopeo logs in to the dashboard with an API token (a password works too, at the cost of
+its hash once per web process). Each is run ``BENCH_RUNS`` times (3), interleaved, each push into an empty store
 (servers started afresh, skopeo with an empty blob-info cache); the medians are compared.
 """
 
@@ -105,20 +106,25 @@ def main() -> None:
                 else:
                     env = django_env(work / f"dash-{n}")
                     env.pop("WEB_CONCURRENCY", None)  # as `make run`: gunicorn.conf.py's default
-                    subprocess.run(manage("shell", "-c", "from django.contrib.auth.models import User; "
-                                          f"User.objects.create_superuser('{USER}', '', '{PASSWORD}')"),
-                                   cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+                    # An API token as the password, as automation logs in (a password's deliberately slow
+                    # hash, ~1-2 s on this box, would be paid by every token request of a fresh process).
+                    key = subprocess.run(manage("shell", "-c", "from django.contrib.auth.models import User; "
+                                                "from imagestore.services.tokens import create_token; "
+                                                f"u = User.objects.create_superuser('{USER}', '', '{PASSWORD}'); "
+                                                "print(create_token(u, name='bench')[1])"),
+                                         cwd=ROOT, env=env, check=True, capture_output=True, text=True
+                                         ).stdout.split()[-1]
                     port = free_port()
                     server, url = start_gunicorn(env, port, work / f"gunicorn-{n}.log")
                     host = url.split("://", 1)[1]
-                    creds = ["--dest-creds", f"{USER}:{PASSWORD}"]
+                    creds = ["--dest-creds", f"{USER}:{key}"]
                 try:
                     target = f"docker://{host}/bench/big:1"
                     runs[f"{kind} push"].append(measure(
                         [skopeo, "copy", "-q", "--dest-tls-verify=false", *creds, f"oci:{layout}:big", target],
                         skopeo_env))
                     out = work / f"pulled-{kind}-{n}"
-                    src_creds = ["--src-creds", f"{USER}:{PASSWORD}"] if creds else []
+                    src_creds = ["--src-creds", creds[1]] if creds else []
                     runs[f"{kind} pull"].append(measure(
                         [skopeo, "copy", "-q", "--src-tls-verify=false", *src_creds, target, f"dir:{out}"],
                         skopeo_env))

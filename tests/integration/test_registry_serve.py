@@ -25,7 +25,24 @@ def _layout_manifest(layout: Path) -> tuple[str, bytes]:
 
 
 @pytest.fixture
-def dashboard(start_dashboard) -> str:  # type: ignore[no-untyped-def]
+def dashboard(store_root: Path, tmp_path: Path) -> Iterator[str]:
+    """gunicorn serving the test database and store (no worker: /v2/ needs none)."""
+    import os
+
+    from imagestore.dbutil import database_url
+    from tests.integration.conftest import start_gunicorn
+    from tests.integration.registry import free_port
+
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dashboard.test_settings", "DATABASE_URL": database_url(),
+           "IMAGESTORE_ROOT": str(store_root), "WEB_CONCURRENCY": "2", "WEB_THREADS": "8"}
+    server, url = start_gunicorn(env, free_port(), tmp_path / "gunicorn.log")
+    yield url
+    server.terminate()
+    server.wait(10)
+
+
+@pytest.fixture
+def dashboard_with_worker(start_dashboard) -> str:  # type: ignore[no-untyped-def]
     # Loopback allowed: the dashboard's own pull service reaches its own /v2/ in the docker CLI test.
     url: str = start_dashboard(OUTBOUND_ALLOW="127.0.0.1")
     return url
@@ -125,10 +142,11 @@ def test_oras_sdk_pushes_and_pulls_an_artifact(dashboard: str, operator, tmp_pat
     assert client.get_tags(f"{host}/team/notes") == ["1"]
 
 
-def test_docker_cli_pulls_from_this_dashboards_own_v2_through_its_engine_api(dashboard: str, operator,  # type: ignore[no-untyped-def]
-                                                                             tmp_path: Path) -> None:
+def test_docker_cli_pulls_from_this_dashboards_own_v2_through_its_engine_api(dashboard_with_worker: str,  # type: ignore[no-untyped-def]
+                                                                             operator, tmp_path: Path) -> None:
     import os
 
+    dashboard = dashboard_with_worker
     from imagestore.services.tokens import create_token
 
     docker = shutil.which("docker")
