@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.db.models import CharField, F, Lookup, Q, QuerySet, Value
+from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Concat
+from django.db.models.lookups import Exact
 from django.utils.translation import gettext
 
+from ..dockertime import docker_time
 from ..errors import AmbiguousImage, BadRequest, ImageNotFound
 from ..models import Image, RepoDigest, Tag
 from ..oci import reference
@@ -255,6 +259,8 @@ class ImageFilters:
     before: str | None = None
     since: str | None = None
     labels: list[str] = field(default_factory=list)
+    not_labels: list[str] = field(default_factory=list)  # ``label!=key[=value]``
+    until: datetime | None = None  # created at or before (``until=24h``, see dockertime)
     all: bool = False
     registry: str | None = None  # only names of this registry (dangling images have none)
     order: str = "-created"  # created, size or repository, "-" for descending
@@ -271,19 +277,55 @@ def _image_conditions(filters: ImageFilters, prefix: str) -> Q:
     if filters.since:
         pivot = resolve_image(filters.since)
         q &= Q(**{f"{prefix}created__gt": pivot.created})
+    if filters.until is not None:
+        q &= Q(**{f"{prefix}created__lte": filters.until})
+    return q
+
+
+def until_filter(values: list[str], now: datetime | None = None) -> datetime | None:
+    """The ``until`` filter's moment (at most one, as Docker says), None when not given."""
+    if not values:
+        return None
+    if len(values) > 1:
+        raise BadRequest("more than one until filter specified", field="until")
+    try:
+        return docker_time(values[0], now)
+    except ValueError as exc:
+        raise BadRequest(str(exc), field="until") from None
+
+
+def check_filter_names(given: dict[str, list[str]], accepted: set[str]) -> None:
+    """Docker's Args.Validate: a filter it does not know is a 400, never silently ignored."""
+    for name in given:
+        if name not in accepted:
+            raise BadRequest(f"invalid filter '{name}'", field="filters")
+
+
+def _label_match(labels: list[str], prefix: str) -> Q:
+    """Docker's MatchKVList: every ``key`` present, every ``key=value`` equal (any key,
+    dots and dashes included: the key is a value of the query, never part of a lookup)."""
+    q = Q()
+    for label in labels:
+        key, has_value, value = label.partition("=")
+        if not key:
+            raise BadRequest(f"invalid filter 'label={label}'")
+        q &= Q(**{f"{prefix}labels__has_key": key})
+        if has_value:
+            q &= Q(Exact(KeyTextTransform(key, f"{prefix}labels"), value))
+    return q
+
+
+def label_conditions(labels: list[str], not_labels: list[str], prefix: str = "") -> Q:
+    """``label=`` (every one must match) and ``label!=`` (an image matching every one of them
+    is left out), as moby's image prune and list read them."""
+    q = _label_match(labels, prefix) if labels else Q()
+    if not_labels:
+        q &= ~_label_match(not_labels, prefix)
     return q
 
 
 def _apply_labels(qs: QuerySet, filters: ImageFilters, prefix: str) -> QuerySet:
-    """``label=key`` or ``label=key=value``, every one required (as docker's filter)."""
-    for label in filters.labels:
-        key, has_value, value = label.partition("=")
-        if not key or "__" in key:
-            raise BadRequest(gettext("invalid label filter: %(label)s") % {"label": repr(label)})
-        qs = qs.filter(**{f"{prefix}labels__has_key": key})
-        if has_value:
-            qs = qs.filter(**{f"{prefix}labels__{key}": value})
-    return qs
+    return qs.filter(label_conditions(filters.labels, filters.not_labels, prefix))
 
 
 def list_image_rows(filters: ImageFilters) -> QuerySet:

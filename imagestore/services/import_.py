@@ -30,6 +30,7 @@ from ..oci.layer import write_gzip_layer
 from ..oci.platform import host_platform
 from ..oci.redact import redact_url
 from ..oci.reference import Reference
+from . import layerindex
 from .jobs import JobProgress, create_job, handler
 from .progress import NULL_PROGRESS, Progress
 from .registries import outbound_policy
@@ -111,8 +112,11 @@ def _import(
         # The codec stops at the limit before buffering past it; write_gzip_layer checks it again
         # for plain tar.
         tar_stream = open_decompressed(counter, max_output=limit)
-        info = write_gzip_layer(tar_stream, writer, level=settings.IMAGESTORE_GZIP_LEVEL, max_size=limit)
+        indexer = layerindex.new_indexer()
+        info = write_gzip_layer(tar_stream, writer, level=settings.IMAGESTORE_GZIP_LEVEL, max_size=limit,
+                                indexer=indexer)
         digest = writer.commit(pins=pins)
+        layerindex.save(info.diff_id, indexer)
         compressed_size = writer.size
     progress.update(ITEM, counter.done, counter.total or counter.done, "Import complete")
 

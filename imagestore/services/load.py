@@ -28,6 +28,7 @@ from ..oci.errors import CorruptArchive, InvalidReference
 from ..oci.layer import write_gzip_layer
 from ..oci.platform import host_platform
 from ..oci.reference import parse_normalized
+from . import layerindex
 from .import_ import layer_size_limit
 from .jobs import JobProgress, create_job, handler
 from .progress import NULL_PROGRESS, Progress
@@ -49,6 +50,7 @@ def _keep_blob(store: BlobStore, pins: Pins, staged: StagedFile) -> None:
 
 
 def _store_layer(store: BlobStore, pins: Pins, staged: StagedFile, known: dict[str, Layer]) -> LayerRecord:
+    layerindex.save(staged.diff_id, staged.index)  # made while the archive was staged
     existing = known.get(str(staged.diff_id))
     if existing is not None and pins.take(existing.digest):
         return LayerRecord(existing.diff_id, existing.digest, existing.media_type, existing.size,
@@ -74,7 +76,8 @@ def load_archive(stream: Readable, progress: Progress = NULL_PROGRESS) -> list[s
             progress.update("archive", 0, None, "Reading archive")
             with layer_size_limit() as limit:
                 # The archive's files in all, and each layer decompressed, are capped by the same setting.
-                staged = stage_archive(stream, staging, max_total=limit, max_layer=limit)
+                staged = stage_archive(stream, staging, max_total=limit, max_layer=limit,
+                                       index_layers=settings.IMAGESTORE_INDEX_LAYERS)
                 images = read_archive_index(staged, host_platform())
             if not images:
                 raise CorruptArchive(gettext("the archive holds no image"))

@@ -38,7 +38,9 @@ from ..oci.platform import Platform, host_platform
 from ..oci.redact import redact_text, redact_url
 from ..oci.reference import Reference, parse_normalized
 from ..oci.registry import MAX_CONFIG, RegistryClient, RegistryError, retry
+from . import layerindex
 from .jobs import JobProgress, create_job, handler
+from .manifests import ManifestBytes, keep_manifests
 from .progress import NULL_PROGRESS, Progress
 from .registries import check_reachable, client_for, endpoints_for
 from .repositories import get_or_create_repository
@@ -131,16 +133,21 @@ class _Puller:
         self.store = store
         self.pins = pins
         self.existing: set[str] = set()  # items reported "Already exists"
+        # The manifest bytes as the registry sent them (an index first, then the platform's
+        # manifest), kept so /v2/ serves the same digests (services.registry_serve).
+        self.documents: list[ManifestBytes] = []
 
     def manifest(self) -> tuple[dict[str, Any], Digest]:
         reference = str(self.ref.digest) if self.ref.digest else str(self.ref.tag)
         data, media_type, digest = retry(lambda: self.client.get_manifest(self.repository, reference))
         document = _json(data, "manifest")
+        self.documents.append(ManifestBytes(data, str(document.get("mediaType") or media_type), digest))
         if media_type in (mediatypes.OCI_INDEX, mediatypes.DOCKER_MANIFEST_LIST) or "manifests" in document:
             chosen = _pick(document.get("manifests") or [], self.platform)
             child = str(chosen.get("digest"))
-            data, _media_type, _child_digest = retry(lambda: self.client.get_manifest(self.repository, child))
+            data, media_type, child_digest = retry(lambda: self.client.get_manifest(self.repository, child))
             document = _json(data, "manifest")
+            self.documents.append(ManifestBytes(data, str(document.get("mediaType") or media_type), child_digest))
         if document.get("schemaVersion") != 2 or not isinstance(document.get("config"), dict):
             raise BadRequest(gettext("%(ref)s: unsupported manifest (schema 1 and others are not pulled)")
                              % {"ref": self.ref.familiar})
@@ -199,7 +206,8 @@ class _Puller:
     def _download(self, digest: Digest, size: int, diff_id: Digest, item: str) -> int:
         """Stream one blob into the store, resuming with Range after a broken connection."""
         for _fresh_start in range(2):  # once more from byte 0 if the registry cannot resume
-            hasher = DiffIdHasher(max_output=settings.IMAGESTORE_MAX_LAYER_SIZE)
+            indexer = layerindex.new_indexer()  # the layer is indexed as it is verified: one pass
+            hasher = DiffIdHasher(max_output=settings.IMAGESTORE_MAX_LAYER_SIZE, indexer=indexer)
             with self.store.writer() as writer, _closing(hasher):
                 done = failures = 0
                 restart = False
@@ -257,6 +265,7 @@ class _Puller:
                 if actual_diff != diff_id:
                     self.store.delete(digest)
                     raise DigestMismatch(str(diff_id), str(actual_diff), what=f"layer {digest} (diff_id)")
+                layerindex.save(diff_id, indexer)
                 return hasher.size
         raise RegistryError(gettext("blob %(digest)s: the registry cannot resume and the download kept failing")
                             % {"digest": digest},
@@ -338,8 +347,10 @@ def _pull_from(client: RegistryClient, ref: Reference, platform: Platform, progr
         document, manifest_digest = puller.manifest()
         current = _up_to_date(ref, _digest(document["config"]))
         if current is not None:
-            RepoDigest.objects.get_or_create(repository=get_or_create_repository(ref), digest=str(manifest_digest),
-                                             image=current)
+            with transaction.atomic():
+                repository = get_or_create_repository(ref)
+                RepoDigest.objects.get_or_create(repository=repository, digest=str(manifest_digest), image=current)
+                keep_manifests(repository, puller.documents, current, pins)
             progress.log(f"Digest: {manifest_digest}")
             status = f"Status: Image is up to date for {name}"
             progress.log(status)
@@ -359,12 +370,7 @@ def _pull_from(client: RegistryClient, ref: Reference, platform: Platform, progr
             ]
             records = [f.result() for f in futures]
         existed = Image.objects.filter(pk=str(config.digest)).exists()
-        with transaction.atomic():
-            image = register_image(config, records, pins=pins)
-            if ref.tag:
-                tag_image(image, ref)
-            repository = get_or_create_repository(ref)
-            RepoDigest.objects.get_or_create(repository=repository, digest=str(manifest_digest), image=image)
+        image = register_pulled(ref, manifest_digest, config, records, pins, puller.documents)
         for descriptor in layers:
             size = _size(descriptor)
             item = _digest(descriptor).short
@@ -376,6 +382,21 @@ def _pull_from(client: RegistryClient, ref: Reference, platform: Platform, progr
         status = f"Status: {'Downloaded newer image' if fresh else 'Image is up to date'} for {name}"
         progress.log(status)
         return PullResult(image, ref, manifest_digest, fresh, status)
+
+
+def register_pulled(ref: Reference, manifest_digest: Digest, config: ImageConfig, records: list[LayerRecord],
+                    pins: Pins, documents: list[ManifestBytes]) -> Image:
+    """Turn a manifest with its config and layers (all stored, verified) into the image, its tag,
+    its RepoDigest and the manifests /v2/ serves, in one transaction: a pull and a push to this
+    store's /v2/ (services.registry_serve) end here alike."""
+    with transaction.atomic():
+        image = register_image(config, records, pins=pins)
+        if ref.tag:
+            tag_image(image, ref)
+        repository = get_or_create_repository(ref)
+        RepoDigest.objects.get_or_create(repository=repository, digest=str(manifest_digest), image=image)
+        keep_manifests(repository, documents, image, pins)
+    return image
 
 
 def _in_thread(fn: Any, *args: Any) -> Any:

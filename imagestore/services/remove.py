@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -25,13 +26,13 @@ from django.db.models import Count
 from django.utils.translation import gettext
 
 from ..blobs import get_store
-from ..errors import USER_ERRORS, Conflict, ServiceError, status_for
-from ..models import Container, Image, ImageLayer, Layer, RepoDigest, Tag
+from ..errors import USER_ERRORS, BadRequest, Conflict, ServiceError, status_for
+from ..models import Container, Image, ImageLayer, Layer, Manifest, RepoDigest, Tag
 from ..oci import reference
 from ..oci.digest import Digest
 from ..oci.errors import OCIError
 from .gc import delete_blobs_on_commit
-from .images import resolve_image_and_reference
+from .images import check_filter_names, label_conditions, resolve_image_and_reference, until_filter
 
 Record = dict[str, str]
 
@@ -79,6 +80,10 @@ def _references(image: Image) -> list[reference.Reference]:
 def _remove_reference(ref: reference.Reference) -> None:
     if ref.digest is not None:
         RepoDigest.objects.filter(
+            repository__registry=ref.domain, repository__path=ref.path, digest=str(ref.digest)
+        ).delete()
+        # The manifest /v2/ served under that digest goes with it (GC frees its bytes).
+        Manifest.objects.filter(
             repository__registry=ref.domain, repository__path=ref.path, digest=str(ref.digest)
         ).delete()
     else:
@@ -272,14 +277,41 @@ def remove_images(names: list[str], *, force: bool = False, noprune: bool = Fals
     return results
 
 
-def prune_images(*, all: bool = False) -> dict[str, Any]:
-    """``docker image prune [-a]``: dangling images (with ``all``, every image no container
-    uses) are removed; answers Docker's ImagesDeleted records and SpaceReclaimed bytes."""
+PRUNE_FILTERS = {"dangling", "label", "label!", "until"}  # moby daemon/images/image_prune.go
+
+
+def prune_options(given: dict[str, list[str]], now: datetime | None = None) -> dict[str, Any]:
+    """``prune_images`` keywords from Docker's prune filters (``dangling``, ``until``,
+    ``label``, ``label!``): an unknown filter or a bad value is a 400 with Docker's words."""
+    check_filter_names(given, PRUNE_FILTERS)
+    dangling = True
+    for value in given.get("dangling", []):
+        if value.lower() in ("true", "1"):
+            dangling = True
+        elif value.lower() in ("false", "0"):
+            dangling = False
+        else:
+            raise BadRequest(f"invalid filter 'dangling={value}'", field="filters")
+    for label in given.get("label", []) + given.get("label!", []):
+        if not label.partition("=")[0]:
+            raise BadRequest(f"invalid filter 'label={label}'", field="filters")
+    return {"all": not dangling, "until": until_filter(given.get("until", []), now),
+            "labels": list(given.get("label", [])), "not_labels": list(given.get("label!", []))}
+
+
+def prune_images(*, all: bool = False, until: datetime | None = None, labels: list[str] | None = None,
+                 not_labels: list[str] | None = None) -> dict[str, Any]:
+    """``docker image prune [-a] [--filter until=... --filter label=...]``: dangling images
+    (with ``all``, every image no container uses) created at or before ``until`` and matching
+    the labels are removed; answers Docker's ImagesDeleted records and SpaceReclaimed bytes."""
     deleted: list[Record] = []
     freed = 0
     candidates = Image.objects.filter(containers__isnull=True)
     if not all:
         candidates = candidates.filter(tags__isnull=True, repo_digests__isnull=True)
+    if until is not None:
+        candidates = candidates.filter(created__lte=until)  # no created time: never "old enough"
+    candidates = candidates.filter(label_conditions(labels or [], not_labels or []))
     pending = list(candidates.values_list("id", flat=True).distinct())
     # Children before parents: repeat while a pass removes something.
     while pending:
