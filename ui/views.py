@@ -31,7 +31,14 @@ from imagestore.permissions import is_operator
 from imagestore.services import containers as container_service
 from imagestore.services.containers.console import run_container
 from imagestore.services.history import image_history
-from imagestore.services.images import ImageFilters, image_sizes, list_image_rows, resolve_image, store_totals
+from imagestore.services.images import (
+    ImageFilters,
+    count_image_rows,
+    image_sizes,
+    list_image_rows,
+    resolve_image,
+    store_totals,
+)
 from imagestore.services.import_ import start_import_from
 from imagestore.services.inspect import format_inspect, inspect_image
 from imagestore.services.jobs import cancel_job, get_job
@@ -99,10 +106,13 @@ def images(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data if request.GET else {}
         dangling = {"true": True, "false": False}.get(data.get("dangling") or "")
         try:
-            queryset = list_image_rows(ImageFilters(
+            filters = ImageFilters(
                 reference=[data["reference"]] if data.get("reference") else [], dangling=dangling,
-                registry=data.get("registry") or None, order=data.get("order") or "-created"))
-            page = Paginator(queryset, 50).get_page(request.GET.get("page"))
+                registry=data.get("registry") or None, order=data.get("order") or "-created")
+            queryset = list_image_rows(filters)
+            paginator = Paginator(queryset, 50)
+            paginator.count = count_image_rows(filters, queryset)  # type: ignore[misc]
+            page = paginator.get_page(request.GET.get("page"))
             rows = list(page.object_list)
         except Errors as exc:
             add_service_error(form, exc, "reference")
@@ -448,7 +458,9 @@ def containers(request: HttpRequest) -> HttpResponse:
         return HttpResponseRedirect(request.path)
     container_service.reconcile_all()
     rows = Container.objects.select_related("image").order_by("-created_at")
-    return render(request, "ui/containers.html", {"containers": rows, "can_change": is_operator(request.user)})
+    page = Paginator(rows, 50).get_page(request.GET.get("page"))
+    return render(request, "ui/containers.html", {"containers": page.object_list, "page": page,
+                                                  "can_change": is_operator(request.user)})
 
 
 # The end of a container's log shown on its page.
