@@ -11,6 +11,7 @@ and a fresh heartbeat), so the screenshot is the same every run instead of racin
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -21,8 +22,9 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from imagestore.models import Container, Job
+from imagestore.models import Container, Image, Job
 from imagestore.services.import_ import import_image
+from imagestore.services.load import load_archive
 from tests.builders import directory, tar_bytes
 from tests.ui.pages import page_urls
 
@@ -37,14 +39,37 @@ SCREENSHOTS = Path(os.environ.get("SCREENSHOTS_DIR") or ROOT / "var" / "test-art
 NARROW_PAGES = ("ui-overview", "ui-images", "ui-image", "ui-jobs", "ui-job", "ui-containers", "ui-pull")
 
 
+def _load(tag: str, layers: list[bytes], steps: list[str]) -> Image:
+    """A docker-save archive of ``layers`` made by Dockerfile ``steps``, loaded as ``tag``."""
+    config = json.dumps({
+        "architecture": "amd64", "os": "linux", "created": "2026-11-20T10:00:00Z",
+        "config": {"Cmd": ["/bin/sh"], "Env": ["PATH=/usr/bin:/bin"]},
+        "history": [{"created": "2026-11-20T10:00:00Z", "created_by": f"/bin/sh -c {step}"} for step in steps],
+        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(x).hexdigest() for x in layers]},
+    }).encode()
+    entries: list[Any] = [(f"l{i}/layer.tar", data) for i, data in enumerate(layers)]
+    entries += [("c.json", config), ("manifest.json", json.dumps(
+        [{"Config": "c.json", "RepoTags": [tag], "Layers": [f"l{i}/layer.tar" for i in range(len(layers))]}]).encode())]
+    load_archive(io.BytesIO(tar_bytes(entries)))
+    return Image.objects.get(tags__name=tag.rsplit(":", 1)[1], tags__repository__name=tag.rsplit(":", 1)[0])
+
+
 @pytest.fixture
 def store(operator) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    images = [import_image(io.BytesIO(tar_bytes([directory("./"), ("./data.bin", os.urandom(size)),
+    """Two images sharing a base layer (one of three layers each), two imported ones, a
+    container, jobs running, done and failed."""
+    base = tar_bytes([directory("./"), ("./bin/busybox", os.urandom(400_000))])
+    web = _load("web/app:1.0", [base, tar_bytes([("./srv/app.py", os.urandom(150_000))]),
+                                tar_bytes([("./srv/static.bin", os.urandom(90_000))])],
+                ["#(nop) ADD file:3f2a in /", "pip install flask gunicorn", "#(nop) COPY dir:9b1c in /srv"])
+    _load("web/worker:1.0", [base, tar_bytes([("./srv/worker.py", os.urandom(60_000))])],
+          ["#(nop) ADD file:3f2a in /", "pip install celery"])
+    images = [web] + [import_image(io.BytesIO(tar_bytes([directory("./"), ("./data.bin", os.urandom(size)),
                                                   ("./etc/hostname", f"e2e-{i}\n".encode())])), repository=name)
-              for i, (name, size) in enumerate([("library/centos:6.6", 300_000), ("library/centos:7", 180_000),
-                                                ("nginx:1.27", 120_000), ("e2e/busybox:1", 40_000)])]
-    container = Container.objects.create(id=secrets.token_hex(32), name="quirky_turing", image=images[0],
-                                         state="exited", exit_code=0, config={"Image": "centos:6.6", "Cmd": ["sh"]})
+              for i, (name, size) in enumerate([("library/centos:6.6", 300_000), ("nginx:1.27", 120_000),
+                                                ("e2e/busybox:1", 40_000)])]
+    container = Container.objects.create(id=secrets.token_hex(32), name="quirky_turing", image=web,
+                                         state="exited", exit_code=0, config={"Image": "web/app:1.0", "Cmd": ["sh"]})
     now = timezone.now()
     pull = Job.objects.create(
         kind="pull", state="running", owner=operator, params={"reference": "centos:7"}, started_at=now,
@@ -54,6 +79,8 @@ def store(operator) -> dict[str, Any]:  # type: ignore[no-untyped-def]
                   "sha256:c3b1d0e9f7a6": {"current": 0, "total": 26_214_400, "phase": "Waiting"}})
     Job.objects.create(kind="import", state="succeeded", owner=operator, params={"repository": "e2e/busybox:1"},
                        finished_at=now, result={"image": images[3].id})
+    Job.objects.create(kind="load", state="succeeded", owner=operator, params={}, finished_at=now,
+                       result={"image": web.id})
     Job.objects.create(kind="pull", state="failed", owner=operator, params={"reference": "private/app:2"},
                        finished_at=now, error="pull access denied for private/app: the registry needs a login")
     return {"image": images[0], "container": container, "job": pull}
