@@ -24,7 +24,7 @@ from django.views.decorators.http import require_http_methods
 from django_htmx.middleware import HtmxDetails
 
 from imagestore.downloads import archive_response
-from imagestore.errors import USER_ERRORS
+from imagestore.errors import USER_ERRORS, user_message
 from imagestore.models import Container, Image, ImageLayer, Job, RegistryCredential
 from imagestore.oci.redact import redact_text
 from imagestore.permissions import is_operator
@@ -134,7 +134,8 @@ def image_detail(request: HttpRequest, ref: str) -> HttpResponse:
     try:
         image = resolve_image(ref)
     except Errors as exc:
-        return render(request, "ui/error.html", {"message": str(exc)}, status=getattr(exc, "status", 400) or 400)
+        return render(request, "ui/error.html", {"message": user_message(exc)},
+                      status=getattr(exc, "status", 400) or 400)
     tag_form = TagForm()
     run_form = RunForm()
     if request.method == "POST":
@@ -158,7 +159,7 @@ def image_detail(request: HttpRequest, ref: str) -> HttpResponse:
             try:
                 records = remove_image(request.POST.get("name") or image.id, force=request.POST.get("force") == "1")
             except Errors as exc:
-                messages.error(request, str(exc))
+                messages.error(request, user_message(exc))
                 return HttpResponseRedirect(request.path)
             messages.success(request, "; ".join(removal_lines(records)))
             if Image.objects.filter(pk=image.pk).exists():
@@ -171,7 +172,7 @@ def image_detail(request: HttpRequest, ref: str) -> HttpResponse:
         try:
             confirm["lines"] = removal_lines(preview_removal(image.id, force=force))
         except Errors as exc:
-            confirm["conflict"] = str(exc)
+            confirm["conflict"] = user_message(exc)
     data = inspect_image(image)
     template = request.GET.get("format", "")
     formatted = error = ""
@@ -179,7 +180,7 @@ def image_detail(request: HttpRequest, ref: str) -> HttpResponse:
         try:
             formatted = format_inspect(data, template)
         except Errors as exc:
-            error = str(exc)
+            error = user_message(exc)
     links = list(ImageLayer.objects.filter(image=image).select_related("layer").order_by("position"))
     shared = dict(ImageLayer.objects.filter(layer__in=[link.layer_id for link in links]).values("layer")
                   .annotate(n=Count("image", distinct=True)).values_list("layer", "n"))
@@ -249,14 +250,14 @@ def job_detail(request: HtmxHttpRequest, job_id: str) -> HttpResponse:
     try:
         job = get_job(job_id)
     except Errors as exc:
-        return render(request, "ui/error.html", {"message": str(exc)}, status=404)
+        return render(request, "ui/error.html", {"message": user_message(exc)}, status=404)
     if request.method == "POST":
         _operator_only(request)
         try:
             cancel_job(job)
             messages.success(request, _("Cancel requested"))
         except Errors as exc:
-            messages.error(request, str(exc))
+            messages.error(request, user_message(exc))
         return HttpResponseRedirect(request.path)
     # Shown, not saved: a URL's credentials in a line or the error are "***" (imagestore.oci.redact).
     job.log = [redact_text(str(line)) for line in job.log or []]
@@ -364,7 +365,7 @@ def images_bulk(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
         try:
             return archive_response(names, "images.tar")
         except Errors as exc:
-            messages.error(request, str(exc))
+            messages.error(request, user_message(exc))
             return HttpResponseRedirect(reverse("ui-images"))
     _operator_only(request)
     for result in remove_images(names, force=request.POST.get("force") == "1"):
@@ -388,7 +389,7 @@ def registries(request: HttpRequest) -> HttpResponse:
             try:
                 logout(request.user, request.POST["logout"])
             except Errors as exc:
-                messages.error(request, str(exc))
+                messages.error(request, user_message(exc))
                 return HttpResponseRedirect(request.path)
             messages.success(request, _("Logged out of %(registry)s") % {"registry": request.POST["logout"]})
             return HttpResponseRedirect(request.path)
@@ -425,7 +426,7 @@ def push(request: HttpRequest, ref: str) -> HttpResponse:
     try:
         job = start_push(ref, owner=request.user)
     except Errors as exc:
-        messages.error(request, str(exc))
+        messages.error(request, user_message(exc))
         return HttpResponseRedirect(reverse("ui-images"))
     return HttpResponseRedirect(reverse("ui-job", args=[job.id]))
 
@@ -454,7 +455,7 @@ def containers(request: HttpRequest) -> HttpResponse:
             done = CONTAINER_DONE.get(action or "") or _("%(name)s: done")
             messages.success(request, done % {"name": container.name})
         except Errors as exc:
-            messages.error(request, str(exc))
+            messages.error(request, user_message(exc))
         return HttpResponseRedirect(request.path)
     container_service.reconcile_all()
     rows = Container.objects.select_related("image").order_by("-created_at")
@@ -473,7 +474,8 @@ def container_detail(request: HttpRequest, ref: str) -> HttpResponse:
     try:
         container = container_service.reconcile(container_service.get_container(ref))
     except Errors as exc:
-        return render(request, "ui/error.html", {"message": str(exc)}, status=getattr(exc, "status", 400) or 400)
+        return render(request, "ui/error.html", {"message": user_message(exc)},
+                      status=getattr(exc, "status", 400) or 400)
     log_path = container_service.container_dir(container) / "container.log"
     log = ""
     if log_path.is_file():
