@@ -113,6 +113,8 @@ def test_every_page_in_chromium(browser_page, start_dashboard, store) -> None:  
     """One dashboard for all of it (starting one costs more than most checks)."""
     page = browser_page
     url = start_dashboard()
+    page.goto(f"{url}/accounts/login/")  # the one page of a signed-out visitor
+    assert _axe(page) == []
     _sign_in(page, url)
     _accessible_and_narrow(page, url, store)
     page.set_viewport_size({"width": 1280, "height": 900})
