@@ -71,6 +71,8 @@ MIDDLEWARE = [
     "imagestore.uploadguard.UploadGuardMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Who acts, for the audit trail (the user is read when an event is recorded).
+    "imagestore.middleware.AuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -164,6 +166,8 @@ JOB_PROGRESS_INTERVAL = float(env_int("JOB_PROGRESS_INTERVAL_MS", 500, minimum=0
 # is kept this long after its save job succeeded, for downloading.
 GC_GRACE_SECONDS = env_int("GC_GRACE_SECONDS", 3600, minimum=0)
 EXPORT_RETENTION = env_int("EXPORT_RETENTION", 86400, minimum=0)
+# Audit events older than this many days are removed by the hourly housekeeping (0: kept forever).
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 365, minimum=0)
 
 # Uploads land on the data folder's filesystem, so keeping one for its job is a rename.
 private_dir(IMAGESTORE_ROOT / "uploads")

@@ -15,3 +15,7 @@ class ImagestoreConfig(AppConfig):
         from .services.registries import outbound_policy
 
         outbound_policy()  # a bad OUTBOUND_ALLOW entry stops start-up, naming it
+
+        from .services.audit import connect_signals
+
+        connect_signals()

@@ -47,6 +47,7 @@ from ..blobs import (
     tree_size,
 )
 from ..models import Container, HousekeepingRun, Image, Job, Layer
+from . import audit
 from .jobs import JobProgress, create_job, handler
 
 log = logging.getLogger(__name__)
@@ -415,7 +416,10 @@ def collect_garbage(grace_seconds: float | None = None, *, dry_run: bool = False
     grace = settings.GC_GRACE_SECONDS if grace_seconds is None else grace_seconds
     run = HousekeepingRun.objects.create(what=HousekeepingRun.What.GC, trigger=trigger, dry_run=dry_run,
                                          grace_seconds=int(grace), job=job)
-    return record(run, sweep(grace, dry_run=dry_run))
+    finished = record(run, sweep(grace, dry_run=dry_run))
+    if not dry_run:
+        audit.remove_expired(settings.AUDIT_RETENTION_DAYS)  # the trail's retention rides on the hourly sweep
+    return finished
 
 
 def summary(run: HousekeepingRun) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from ..errors import Conflict, JobCancelled, JobNotFound, JobQueueUnavailable, status_for
 from ..models import Job
 from ..oci.redact import redact_text
+from . import audit
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,8 @@ def create_job(kind: str, params: dict[str, Any], owner: Any = None) -> Job:
     Raises JobQueueUnavailable (503) when the broker does not take the task; the job is
     then failed and its upload removed, so nothing is left queued that no worker will see.
     """
-    job = Job.objects.create(kind=kind, params=params, owner=owner if getattr(owner, "pk", None) else None)
+    job = Job.objects.create(kind=kind, params=params, owner=owner if getattr(owner, "pk", None) else None,
+                             origin=audit.current().origin())
     transaction.on_commit(lambda: publish_job(job))
     return job
 
@@ -206,11 +208,13 @@ def run_job(job_id: str, worker: str = "") -> Job | None:
         # A second delivery (acks_late redelivers after a lost worker, the sweeper re-sends).
         log.info("job %s is %s, not queued: this delivery of its task is a repeat and is ignored", job_id, state)
         return None
-    job = Job.objects.get(pk=job_id)
+    job = Job.objects.select_related("owner").get(pk=job_id)
     progress = JobProgress(job)
     try:
         try:
-            with Heartbeat(job.id):
+            # On behalf of whoever asked, through their door; a failure is the job's action's.
+            with Heartbeat(job.id), audit.acting(audit.for_job(job)), \
+                    audit.action(job.kind, object_type="job", object_id=str(job.id), names=_job_names(job)):
                 result = _HANDLERS[job.kind](job, progress)
         finally:
             progress.active = False
@@ -233,6 +237,12 @@ def run_job(job_id: str, worker: str = "") -> Job | None:
         _remove_job_files(job)
     job.refresh_from_db()
     return job
+
+
+def _job_names(job: Job) -> list[str]:
+    params = job.params or {}
+    names = params.get("images") or [params.get("reference") or params.get("repository") or params.get("container")]
+    return [str(n) for n in names if n]
 
 
 def _remove_job_files(job: Job) -> None:

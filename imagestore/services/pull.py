@@ -23,6 +23,7 @@ import requests
 import urllib3
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from ..blobs import BlobStore, Pins, get_store, hold_lock_file
 from ..errors import BadRequest, about
@@ -37,6 +38,7 @@ from ..oci.platform import Platform, host_platform
 from ..oci.redact import redact_text, redact_url
 from ..oci.reference import Reference, parse_normalized
 from ..oci.registry import MAX_CONFIG, RegistryClient, RegistryError, retry
+from . import audit
 from .jobs import JobProgress, create_job, handler
 from .progress import NULL_PROGRESS, Progress
 from .registries import check_reachable, client_for, endpoints_for
@@ -299,8 +301,20 @@ def _up_to_date(ref: Reference, config_digest: Digest) -> Image | None:
     return image
 
 
+def mark_pulled(image: Image, name: str) -> None:
+    """A pull of ``image`` (as ``name``): its ``last_pulled_at`` and the audit trail's ``pull``
+    event, in the caller's transaction. The registry API's manifest fetches call it too."""
+    Image.objects.filter(pk=image.pk).update(last_pulled_at=timezone.now())
+    audit.record("pull", object_id=image.id, names=[name], attributes={"name": name})
+
+
 def pull_image(reference: str, *, platform: str | None = None, progress: Progress = NULL_PROGRESS,
                owner: Any = None) -> PullResult:
+    with audit.action("pull", names=[reference]):
+        return _pull(reference, platform, progress, owner)
+
+
+def _pull(reference: str, platform: str | None, progress: Progress, owner: Any) -> PullResult:
     ref = parse_normalized(reference).with_default_tag()
     wanted = parse_platform(platform)
     errors = []
@@ -325,8 +339,10 @@ def _pull_from(client: RegistryClient, ref: Reference, platform: Platform, progr
         document, manifest_digest = puller.manifest()
         current = _up_to_date(ref, _digest(document["config"]))
         if current is not None:
-            RepoDigest.objects.get_or_create(repository=get_or_create_repository(ref), digest=str(manifest_digest),
-                                             image=current)
+            with transaction.atomic():
+                RepoDigest.objects.get_or_create(repository=get_or_create_repository(ref),
+                                                 digest=str(manifest_digest), image=current)
+                mark_pulled(current, name)
             progress.log(f"Digest: {manifest_digest}")
             status = f"Status: Image is up to date for {name}"
             progress.log(status)
@@ -351,6 +367,7 @@ def _pull_from(client: RegistryClient, ref: Reference, platform: Platform, progr
                 tag_image(image, ref)
             repository = get_or_create_repository(ref)
             RepoDigest.objects.get_or_create(repository=repository, digest=str(manifest_digest), image=image)
+            mark_pulled(image, name)
         for descriptor in layers:
             size = _size(descriptor)
             item = _digest(descriptor).short
