@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db.models import Prefetch
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.utils.translation import gettext
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -345,6 +346,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         job = self.get_object()
         path = export_path(job)
         if path is None:
-            raise NotFound(f"job {job.id} has no archive to download (kind {job.kind}, {job.state})")
+            raise NotFound(gettext("job %(job_id)s has no archive to download (kind %(kind)s, %(state)s)")
+                           % {"job_id": job.id, "kind": job.kind, "state": job.state})
         return FileResponse(open(path, "rb"), as_attachment=True, filename=f"images-{job.id}.tar",
                             content_type="application/x-tar")

@@ -21,6 +21,7 @@ from .config import MAX_LAYERS, ImageConfig, InvalidConfig
 from .diffid import DiffIdHasher
 from .digest import Digest
 from .errors import CorruptArchive, DigestMismatch, InvalidDigest, LimitExceeded, SizeLimitExceeded, human_size
+from .layerindex import LayerIndex, TarIndexer
 from .platform import Platform
 from .tarsafe import clean_member_name, open_tar_stream
 
@@ -39,6 +40,7 @@ class StagedFile:
     diff_id: Digest  # of the uncompressed bytes (== digest when not compressed)
     uncompressed_size: int
     error: CorruptArchive | None = None  # the compressed stream would not decompress
+    index: LayerIndex | None = None  # its entries, when it is a tar (a layer)
 
     def read_document(self, what: str) -> bytes:
         """The bytes of a small document (manifest, index, config), never more than MAX_DOCUMENT."""
@@ -86,11 +88,13 @@ class _HashingReader:
         return data
 
 
-def _stage_member(fileobj: Readable, target: Path, max_layer: int) -> StagedFile:
+def _stage_member(fileobj: Readable, target: Path, max_layer: int, index: bool = False) -> StagedFile:
     """Copy one member to ``target``, hashing its bytes as stored and, on a second core,
-    what they decompress to (the diff_id of a compressed layer), up to ``max_layer`` bytes."""
+    what they decompress to (the diff_id of a compressed layer), up to ``max_layer`` bytes.
+    With ``index``, what they decompress to is indexed on the way when it is a tar."""
     raw = _HashingReader(fileobj)
-    hasher = DiffIdHasher(max_output=max_layer)
+    indexer = TarIndexer() if index else None
+    hasher = DiffIdHasher(max_output=max_layer, indexer=indexer)
     try:
         with open(target, "wb") as out:
             while chunk := raw.read(CHUNK_SIZE):
@@ -108,7 +112,10 @@ def _stage_member(fileobj: Readable, target: Path, max_layer: int) -> StagedFile
             return StagedFile(target, raw.size, digest, hasher.kind, digest, 0, exc)
     finally:
         hasher.close()
-    return StagedFile(target, raw.size, digest, hasher.kind, diff_id, hasher.size)
+    layer_index = None
+    if indexer is not None and indexer.failed is None and indexer.ended:
+        layer_index = indexer.result()
+    return StagedFile(target, raw.size, digest, hasher.kind, diff_id, hasher.size, index=layer_index)
 
 
 def _digest_from_blob_path(name: str) -> Digest | None:
@@ -122,7 +129,7 @@ def _digest_from_blob_path(name: str) -> Digest | None:
 
 
 def stage_archive(stream: Readable, staging: Path, *, max_total: int,
-                  max_layer: int = DEFAULT_MAX_OUTPUT) -> StagedArchive:
+                  max_layer: int = DEFAULT_MAX_OUTPUT, index_layers: bool = False) -> StagedArchive:
     """Read the whole tar once into ``staging``; verify blobs named by their digest. The
     archive's files may hold ``max_total`` bytes in all, and none may decompress to more
     than ``max_layer`` (LimitExceeded)."""
@@ -142,7 +149,7 @@ def stage_archive(stream: Readable, staging: Path, *, max_total: int,
                                             max_total)
                     member = tar.extractfile(info)
                     assert member is not None
-                    entry = _stage_member(member, staging / f"{n:06d}", max_layer)
+                    entry = _stage_member(member, staging / f"{n:06d}", max_layer, index_layers)
                     if entry.size != info.size:
                         raise CorruptArchive(f"unexpected end of archive inside {name}: the file is truncated")
                     expected = _digest_from_blob_path(name)

@@ -14,6 +14,7 @@ import threading
 from .compression import CHUNK_SIZE, DEFAULT_MAX_OUTPUT, DecompressingReader, detect
 from .digest import Digest
 from .errors import CorruptArchive, SizeLimitExceeded, UnsafeArchive
+from .layerindex import TarIndexer
 
 
 class _QueueSource:
@@ -45,9 +46,13 @@ class DiffIdHasher:
     bounded queue, so a download and its verification use two cores at once. More than
     ``max_output`` uncompressed bytes is a SizeLimitExceeded (``error`` says so as soon as
     it is known, so a caller can stop early).
+
+    With an ``indexer``, the same uncompressed bytes are handed to it as they are hashed
+    (on the same thread), so the layer is indexed in the one pass that verifies it.
     """
 
-    def __init__(self, max_output: int = DEFAULT_MAX_OUTPUT) -> None:
+    def __init__(self, max_output: int = DEFAULT_MAX_OUTPUT, indexer: TarIndexer | None = None) -> None:
+        self.indexer = indexer
         self.sha = hashlib.sha256()
         self.size = 0
         self.max_output = max_output
@@ -70,6 +75,8 @@ class DiffIdHasher:
                 self._thread.start()
         if self._queue is None:
             self.size += len(data)  # uncompressed: the diff_id is the blob digest itself
+            if self.indexer is not None:
+                self.indexer.feed(data)
         else:
             self._queue.put(data)
 
@@ -77,9 +84,12 @@ class DiffIdHasher:
         source = _QueueSource(chunks)
         try:
             reader = DecompressingReader(source, max_output=self.max_output)
+            indexer = self.indexer
             while piece := reader.read(CHUNK_SIZE):
                 self.sha.update(piece)
                 self.size += len(piece)
+                if indexer is not None:
+                    indexer.feed(piece)
         except (CorruptArchive, UnsafeArchive) as exc:
             self.error = exc  # said after the digest check, which names the cause better
         while not source.ended:  # keep draining so the sender never blocks
@@ -99,6 +109,8 @@ class DiffIdHasher:
     def finish(self, blob_digest: Digest) -> Digest:
         if self._head is not None:  # fewer than 8 bytes in all
             self.size += len(self._head)
+            if self.indexer is not None:
+                self.indexer.feed(self._head)
             self._head = None
         self.close()
         if self.error is not None:

@@ -20,6 +20,7 @@ from isal import isal_zlib
 from .compression import CHUNK_SIZE, Readable
 from .digest import Digest
 from .errors import CorruptArchive, SizeLimitExceeded, human_size
+from .layerindex import TarIndexer
 from .tarsafe import check_member, open_tar_stream
 
 BLOCK = 512
@@ -101,11 +102,13 @@ def write_gzip_layer(
     *,
     level: int = 1,
     max_size: int | None = None,
+    indexer: TarIndexer | None = None,
 ) -> LayerInfo:
     """Validate ``tar_stream`` and write it gzip-compressed to ``sink`` in one pass.
 
     Every byte of the input is kept (including padding after the end marker), so
     the diff_id is the sha256 of exactly the tar that was given, as Docker computes it.
+    With an ``indexer``, the same bytes are indexed on the way (imagestore.oci.layerindex).
     """
     hasher = hashlib.sha256()
     # ISA-L's deflate (levels 0-3) writes ordinary gzip an order of magnitude faster than zlib.
@@ -118,6 +121,8 @@ def write_gzip_layer(
         if max_size is not None and total > max_size:
             raise SizeLimitExceeded(f"the layer is larger than the limit of {human_size(max_size)}", max_size)
         hasher.update(chunk)
+        if indexer is not None:
+            indexer.feed(chunk)
         out = compressor.compress(chunk)
         if out:
             sink.write(out)

@@ -59,7 +59,9 @@ class Actor:
         if self.request is None:
             return self
         request = self.request
-        user = getattr(request, "docker_user", None) or getattr(request, "user", None)
+        registry = getattr(request, "registry_access", None)  # /v2/: its own token or Basic auth
+        user = (getattr(request, "docker_user", None) or getattr(registry, "user", None)
+                or getattr(request, "user", None))
         if user is not None and not getattr(user, "is_authenticated", False):
             user = None
         token = getattr(request, "auth", None)

@@ -25,7 +25,7 @@ from ..oci.changes import InvalidChange, apply_changes
 from ..oci.config import ImageConfig, encode, format_time
 from ..oci.layer import write_gzip_layer
 from ..oci.rootfs import RootFS, TarWriter
-from . import audit
+from . import audit, layerindex
 from .containers import container_changes, get_container, rootfs
 from .containers.freeze import frozen
 from .jobs import JobProgress, create_job, handler
@@ -92,8 +92,10 @@ def _commit(container_ref: str, repository: str | None, author: str, message: st
             mark_in_use(tmp.fileno())  # GC keeps it while the commit runs, whatever the grace
             _layer_tar(container, diff, tmp.name)
             with store.pins() as pins, open(tmp.name, "rb") as source, store.writer() as writer:
-                info = write_gzip_layer(source, writer, level=settings.IMAGESTORE_GZIP_LEVEL)
+                indexer = layerindex.new_indexer()
+                info = write_gzip_layer(source, writer, level=settings.IMAGESTORE_GZIP_LEVEL, indexer=indexer)
                 digest = writer.commit(pins=pins)
+                layerindex.save(info.diff_id, indexer)
                 progress.update("layer", len(diff), len(diff), "Committed")
                 now = timezone.now()
                 created_by = " ".join(container.config.get("Cmd") or parent_config.container_config.get("Cmd") or [])

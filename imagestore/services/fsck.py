@@ -26,16 +26,17 @@ from django.conf import settings
 from django.utils import timezone
 
 from ..blobs import BlobStore, get_store
-from ..models import Container, HousekeepingRun, Image, ImageLayer, Job, Layer
+from ..models import Container, HousekeepingRun, Image, ImageLayer, Job, Layer, Manifest
 from ..oci.config import ImageConfig
 from ..oci.errors import OCIError
+from ..oci.layerindex import decode
 from . import gc
 from .jobs import JobProgress, create_job, handler
 from .progress import NULL_PROGRESS, Progress
 
 log = logging.getLogger(__name__)
 
-KNOWN_TOP_LEVEL = {"sha256", "tmp", "uploads", "exports", "locks", "containers", "snapshots"}
+KNOWN_TOP_LEVEL = {"sha256", "tmp", "uploads", "exports", "locks", "containers", "snapshots", "index"}
 MAX_FINDINGS = 1000
 
 
@@ -113,7 +114,7 @@ def check(*, repair: bool = False, grace_seconds: float | None = None,
     for image_id in newer:
         image_layers.pop(image_id, None)
         images.pop(image_id, None)
-    expected: dict[str, int] = {}
+    expected: dict[str, int | None] = {}
     users: dict[str, set[str]] = defaultdict(set)
     for image_id, config_size in images.items():
         expected[image_id] = config_size
@@ -123,16 +124,23 @@ def check(*, repair: bool = False, grace_seconds: float | None = None,
             users[layers[layer_id][0]].add(image_id)
     for digest, size, _diff_id in layers.values():
         expected.setdefault(digest, size)
+    # Manifests served at /v2/ (their bytes are blobs too) and the blobs indexes and artifacts list.
+    for digest, size, image_id, blobs in Manifest.objects.values_list("digest", "size", "image_id", "blobs").iterator():
+        expected.setdefault(digest, size)
+        if image_id:
+            users[digest].add(image_id)
+        for blob in blobs or []:
+            expected.setdefault(str(blob), None)  # type: ignore[arg-type]  # size known by the manifest only
 
     # Every referenced blob, streamed through sha256.
     bad: dict[str, tuple[str, str]] = {}
     total = len(expected)
-    for done, (digest, size) in enumerate(sorted(expected.items()), start=1):
+    for done, (digest, size) in enumerate(sorted(expected.items()), start=1):  # type: ignore[assignment]
         problem = verify_blob(store, digest, size)
         if problem is not None:
             bad[digest] = problem
         else:
-            report.bytes_checked += size
+            report.bytes_checked += size or 0
         report.blobs_checked = done
         progress.update("blobs", done, total, "Verifying")
     if bad:
@@ -164,6 +172,7 @@ def check(*, repair: bool = False, grace_seconds: float | None = None,
             report.broken_images.setdefault(image_id, reason)
 
     _check_containers(report, repair)
+    _check_indexes(report, store, layers, bad, repair)
     _check_layout(report, store)
 
     # Orphans: what GC would remove now; with repair, it does.
@@ -201,6 +210,39 @@ def _check_containers(report: FsckReport, repair: bool) -> None:
                     log.warning("rebuilding snapshot %s failed: %s", container.snapshot, exc)
             report.add(Finding("missing snapshot", container.snapshot,
                                f"the overlay root of container {container.name} is mounted on it", broken=True))
+
+
+def _check_indexes(report: FsckReport, store: BlobStore, layers: dict[int, tuple[str, int, str]],
+                   bad: dict[str, tuple[str, str]], repair: bool) -> None:
+    """Every layer has a readable index (with repair, a missing or unreadable one is rebuilt
+    from its blob); files in the index folder that are not indexes are listed, left alone."""
+    from . import layerindex
+
+    for _pk, (digest, _size, diff_id) in sorted(layers.items()):
+        path = layerindex.index_path(diff_id, store)
+        problem = None
+        try:
+            with open(path, "rb") as f:
+                decode(f, with_files=True)
+        except FileNotFoundError:
+            problem = "layer not indexed", "no index (manage.py index_layers makes it)"
+        except OCIError as exc:
+            problem = "unreadable layer index", str(exc)
+        if problem is None:
+            continue
+        if repair and digest not in bad:
+            layer = Layer.objects.filter(diff_id=diff_id).first()
+            try:
+                if layer is not None and layerindex.index_layer(layer, force=True):
+                    report.repaired.append(f"indexed layer {diff_id}")
+                    continue
+            except (OCIError, OSError) as exc:
+                problem = problem[0], f"{problem[1]}; indexing it failed: {exc}"
+        report.add(Finding(problem[0], diff_id, problem[1]))
+    for stored, path in layerindex.stored_indexes(store):
+        if stored is None:
+            report.add(Finding("stray in the index folder", str(path.relative_to(store.root)),
+                               "not a layer index; left alone"))
 
 
 def _check_layout(report: FsckReport, store: BlobStore) -> None:

@@ -13,6 +13,8 @@
 | ``containers/``| Container rows                        | no row, older than the grace period (unmounted first)   |
 | ``snapshots/``| the containers whose ``snapshot`` it is | no container uses it and no overlay mounts it, older     |
 |               |                                        | than the grace period                                   |
+| ``index/``    | Layer rows (``services.layerindex``)   | no layer row has its diff_id, older than the grace      |
+|               |                                        | period; files not named like an index are left alone    |
 
 Anything else under the root is left alone (fsck lists it). Every run is recorded as
 a HousekeepingRun with what it freed per folder.
@@ -46,13 +48,13 @@ from ..blobs import (
     tree_age,
     tree_size,
 )
-from ..models import Container, HousekeepingRun, Image, Job, Layer
+from ..models import Container, HousekeepingRun, Image, Job, Layer, Manifest
 from . import audit
 from .jobs import JobProgress, create_job, handler
 
 log = logging.getLogger(__name__)
 
-FOLDERS = ("blobs", "tmp", "uploads", "exports", "locks", "containers", "snapshots")
+FOLDERS = ("blobs", "tmp", "uploads", "exports", "locks", "containers", "snapshots", "index")
 MAX_LISTED = 1000  # entries kept on the run's row; the counts and bytes cover everything
 _BATCH = 500
 _ACTIVE = (Job.State.QUEUED, Job.State.RUNNING)
@@ -70,11 +72,20 @@ def _batches(items: list[Any], size: int = _BATCH) -> Iterator[list[Any]]:
 
 # --- blob references -------------------------------------------------------------------------------
 
+def _manifest_blobs() -> Iterator[str]:
+    """Blobs that indexes and artifacts served at /v2/ need (their rows list them; few rows)."""
+    for blobs in Manifest.objects.filter(image__isnull=True).values_list("blobs", flat=True).iterator():
+        yield from (str(b) for b in blobs or [])
+
+
 def referenced_among(digests: list[str]) -> set[str]:
-    """Which of ``digests`` a committed row references now (a layer's blob or an image's config)."""
-    return set(Layer.objects.filter(digest__in=digests).values_list("digest", flat=True)) | set(
-        Image.objects.filter(id__in=digests).values_list("id", flat=True)
-    )
+    """Which of ``digests`` a committed row references now (a layer's blob, an image's config,
+    a manifest served at /v2/ or a blob one of them lists)."""
+    wanted = set(digests)
+    return (set(Layer.objects.filter(digest__in=digests).values_list("digest", flat=True))
+            | set(Image.objects.filter(id__in=digests).values_list("id", flat=True))
+            | set(Manifest.objects.filter(digest__in=digests).values_list("digest", flat=True))
+            | (wanted & set(_manifest_blobs())))
 
 
 def all_referenced() -> set[str]:
@@ -82,6 +93,8 @@ def all_referenced() -> set[str]:
         chain(
             Layer.objects.values_list("digest", flat=True).iterator(),
             Image.objects.values_list("id", flat=True).iterator(),
+            Manifest.objects.values_list("digest", flat=True).iterator(),
+            _manifest_blobs(),
         )
     )
 
@@ -372,6 +385,19 @@ def _remove_snapshot(s: Sweep, folder: Path, entry: Path) -> None:
     s.remove("snapshots", doomed, "no container uses it", shown_as=entry, size=size)
 
 
+def _sweep_index(s: Sweep, store: BlobStore) -> None:
+    from . import layerindex
+
+    found = [(diff_id, path) for diff_id, path in layerindex.stored_indexes(store) if diff_id is not None]
+    kept: set[str] = set()
+    for batch in _batches([diff_id for diff_id, _ in found]):
+        kept.update(Layer.objects.filter(diff_id__in=batch).values_list("diff_id", flat=True))
+    for diff_id, path in found:
+        # Written just before its layer's row (a pull or load in flight): the grace protects it.
+        if diff_id not in kept and s.old(path):
+            s.remove("index", path, "no layer has this diff_id")
+
+
 SWEEPERS: list[tuple[str, Callable[[Sweep, BlobStore], None]]] = [
     ("blobs", _sweep_blobs),
     ("tmp", _sweep_tmp),
@@ -380,6 +406,7 @@ SWEEPERS: list[tuple[str, Callable[[Sweep, BlobStore], None]]] = [
     ("locks", _sweep_locks),
     ("containers", _sweep_containers),
     ("snapshots", _sweep_snapshots),
+    ("index", _sweep_index),
 ]
 
 

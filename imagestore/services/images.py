@@ -11,6 +11,7 @@ from django.db.models import CharField, F, Lookup, Q, QuerySet, Value
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Concat
 from django.db.models.lookups import Exact
+from django.utils.translation import gettext
 
 from ..dockertime import docker_time
 from ..errors import AmbiguousImage, BadRequest, ImageNotFound
@@ -25,7 +26,7 @@ _HEX_PREFIX_RE = re.compile(r"^(?:sha256:)?([a-f0-9]{1,64})$")
 def _by_id_prefix(prefix: str, shown: str) -> Image | None:
     matches = list(Image.objects.filter(id__startswith=f"sha256:{prefix}").order_by("id")[:2])
     if len(matches) > 1:
-        raise AmbiguousImage(f"multiple images found with provided prefix: {shown}")
+        raise AmbiguousImage(gettext("multiple images found with provided prefix: %(shown)s") % {"shown": shown})
     return matches[0] if matches else None
 
 
@@ -42,7 +43,7 @@ def resolve_image_and_reference(name: str) -> tuple[Image, reference.Reference |
     """Like ``resolve_image``; also the reference when ``name`` was a name, None for an id."""
     name = name.strip()
     if not name:
-        raise BadRequest("an image name or id is required")
+        raise BadRequest(gettext("an image name or id is required"))
     hex_match = _HEX_PREFIX_RE.match(name)
     if name.startswith("sha256:"):
         if not hex_match:
@@ -157,8 +158,11 @@ def _glob_class(ranges: list[tuple[int, int]], negate: bool) -> str | None:
 def compile_reference_pattern(pattern: str) -> ReferencePattern:
     """A ``reference=`` glob (path.Match syntax), matched against ``name`` or ``name:tag``."""
     if not pattern or len(pattern) > MAX_REFERENCE_PATTERN:
-        raise BadRequest(f"reference filter must be a non-empty pattern of at most {MAX_REFERENCE_PATTERN} characters")
-    bad = BadRequest(f"invalid reference filter {pattern!r}: syntax error in pattern")
+        raise BadRequest(gettext("reference filter must be a non-empty pattern of at most "
+                                 "%(MAX_REFERENCE_PATTERN)s characters")
+                         % {"MAX_REFERENCE_PATTERN": MAX_REFERENCE_PATTERN})
+    bad = BadRequest(gettext("invalid reference filter %(pattern)s: syntax error in pattern")
+                     % {"pattern": repr(pattern)})
     rx: list[str] = []
     glob: list[str] = []
     slashes = 0
@@ -365,7 +369,8 @@ def list_image_rows(filters: ImageFilters) -> QuerySet:
     )
     key = filters.order.lstrip("-")
     if key not in ORDERS:
-        raise BadRequest(f"cannot order images by {filters.order!r} (use created, size or repository)")
+        raise BadRequest(gettext("cannot order images by %(order)s (use created, size or repository)")
+                         % {"order": repr(filters.order)})
     order = ("-" if filters.order.startswith("-") else "") + ORDERS[key]
     ordering = [order, "-row_created", "row_image", "row_repository", "row_tag"]
     if filters.dangling is True:

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import gettext
 
 from ..blobs import BlobStore, Pins, get_store, in_use
 from ..models import Job, Layer
@@ -27,7 +28,7 @@ from ..oci.errors import CorruptArchive, InvalidReference
 from ..oci.layer import write_gzip_layer
 from ..oci.platform import host_platform
 from ..oci.reference import parse_normalized
-from . import audit
+from . import audit, layerindex
 from .import_ import layer_size_limit
 from .jobs import JobProgress, create_job, handler
 from .progress import NULL_PROGRESS, Progress
@@ -49,6 +50,7 @@ def _keep_blob(store: BlobStore, pins: Pins, staged: StagedFile) -> None:
 
 
 def _store_layer(store: BlobStore, pins: Pins, staged: StagedFile, known: dict[str, Layer]) -> LayerRecord:
+    layerindex.save(staged.diff_id, staged.index)  # made while the archive was staged
     existing = known.get(str(staged.diff_id))
     if existing is not None and pins.take(existing.digest):
         return LayerRecord(existing.diff_id, existing.digest, existing.media_type, existing.size,
@@ -79,10 +81,11 @@ def _load_archive(stream: Readable, progress: Progress = NULL_PROGRESS) -> list[
             progress.update("archive", 0, None, "Reading archive")
             with layer_size_limit() as limit:
                 # The archive's files in all, and each layer decompressed, are capped by the same setting.
-                staged = stage_archive(stream, staging, max_total=limit, max_layer=limit)
+                staged = stage_archive(stream, staging, max_total=limit, max_layer=limit,
+                                       index_layers=settings.IMAGESTORE_INDEX_LAYERS)
                 images = read_archive_index(staged, host_platform())
             if not images:
-                raise CorruptArchive("the archive holds no image")
+                raise CorruptArchive(gettext("the archive holds no image"))
             names = {id(image): [_tag_name(n) for n in image.names] for image in images}
             progress.update("archive", 1, 1, "Verified")
             with store.pins() as pins:
@@ -95,7 +98,8 @@ def _tag_name(name: str) -> str:
     try:
         return parse_normalized(name).with_default_tag().familiar
     except InvalidReference as exc:
-        raise CorruptArchive(f"the archive tags an image with an invalid name: {exc}") from exc
+        raise CorruptArchive(gettext("the archive tags an image with an invalid name: %(exc)s")
+                             % {"exc": exc}) from exc
 
 
 def _register_all(

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext
 
 from ..errors import BadRequest
 from ..models import RegistryCredential
@@ -29,7 +30,8 @@ def normalize_registry(value: str) -> str:
     if host.lower() in _HUB_ALIASES:
         return DOCKER_HUB
     if not _HOST_RE.match(host):
-        raise BadRequest(f"invalid registry {value!r}: give a host[:port], e.g. registry.example.com:5000",
+        raise BadRequest(gettext("invalid registry %(value)s: give a host[:port], e.g. registry.example.com:5000")
+                         % {"value": repr(value)},
                          field="registry")
     return host
 
@@ -43,7 +45,7 @@ def login(owner: Any, registry: str, username: str, secret: str) -> RegistryCred
 def _login(owner: Any, registry: str, username: str, secret: str) -> RegistryCredential:
     host = normalize_registry(registry)
     if not username or not secret:
-        raise BadRequest("a username and a password (or token) are needed to log in",
+        raise BadRequest(gettext("a username and a password (or token) are needed to log in"),
                          field="password" if username else "username")
     check_reachable(host)
     client = RegistryClient(Endpoint.for_host(host, insecure_registries()), Credentials(username, secret),
@@ -51,10 +53,12 @@ def _login(owner: Any, registry: str, username: str, secret: str) -> RegistryCre
     try:
         client.ping()
     except AuthenticationRequired:
-        raise BadRequest(f"login to {host} failed: the registry refused that username and password",
+        raise BadRequest(gettext("login to %(host)s failed: the registry refused that username and password")
+                         % {"host": host},
                          field="password") from None
     except RegistryError as exc:
-        raise BadRequest(f"login to {host} failed: {exc}", field="registry") from None
+        raise BadRequest(gettext("login to %(host)s failed: %(exc)s")
+                         % {"host": host, "exc": exc}, field="registry") from None
     with transaction.atomic():
         credential, _ = RegistryCredential.objects.update_or_create(
             registry=host, owner=owner, defaults={"username": username, "secret_encrypted": encrypt(secret)}

@@ -23,10 +23,11 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Count
+from django.utils.translation import gettext
 
 from ..blobs import get_store
 from ..errors import USER_ERRORS, BadRequest, Conflict, ServiceError, status_for
-from ..models import Container, Image, ImageLayer, Layer, RepoDigest, Tag
+from ..models import Container, Image, ImageLayer, Layer, Manifest, RepoDigest, Tag
 from ..oci import reference
 from ..oci.digest import Digest
 from ..oci.errors import OCIError
@@ -72,7 +73,8 @@ class _DeleteConflict(Exception):
     def error(self) -> Conflict:
         short = self.image_id.split(":", 1)[-1][:12]
         how = "cannot be forced" if self.hard else "must be forced"
-        return Conflict(f"conflict: unable to delete {short} ({how}) - {self.message}")
+        return Conflict(gettext("conflict: unable to delete %(short)s (%(how)s) - %(message)s")
+                        % {"short": short, "how": how, "message": self.message})
 
 
 def _references(image: Image) -> list[reference.Reference]:
@@ -91,6 +93,10 @@ def _references(image: Image) -> list[reference.Reference]:
 def _remove_reference(ref: reference.Reference) -> None:
     if ref.digest is not None:
         RepoDigest.objects.filter(
+            repository__registry=ref.domain, repository__path=ref.path, digest=str(ref.digest)
+        ).delete()
+        # The manifest /v2/ served under that digest goes with it (GC frees its bytes).
+        Manifest.objects.filter(
             repository__registry=ref.domain, repository__path=ref.path, digest=str(ref.digest)
         ).delete()
     else:
@@ -149,8 +155,10 @@ def _remove(name: str, *, force: bool, noprune: bool, dry_run: bool = False) -> 
                 container = _container_using(image, None)
                 if container is not None:
                     raise Conflict(
-                        f'conflict: unable to remove repository reference "{ref.familiar}" (must force) - '
-                        f"container {container.short_id} is using its referenced image {image.short_id}"
+                        gettext('conflict: unable to remove repository reference "%(ref)s" (must force) - '
+                                "container %(container_short_id)s is using its referenced image %(image_short_id)s")
+                        % {"ref": ref.familiar, "container_short_id": container.short_id,
+                           "image_short_id": image.short_id}
                     )
             _remove_reference(ref)
             records.append({"Untagged": ref.familiar})

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('imagestore', '0007_hashed_api_tokens'),
+        ('imagestore', '0008_registry'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
