@@ -13,10 +13,10 @@ from typing import Any
 from django.http import HttpRequest, StreamingHttpResponse
 from django.utils import timezone
 
-from ..dockertime import docker_time
+from ..dockertime import TimeValueError, docker_time
 from ..errors import BadRequest
 from ..models import AuditEvent
-from ..services.images import check_filter_names
+from ..services.images import check_filter_names, time_value_message
 from ..streams import StreamGuard
 from .base import docker_view, filters, json_lines
 
@@ -33,8 +33,8 @@ def _moment(request: HttpRequest, name: str) -> datetime | None:
         return None
     try:
         moment = docker_time(value)
-    except ValueError as exc:
-        raise BadRequest(str(exc)) from None
+    except TimeValueError as exc:
+        raise BadRequest(time_value_message(exc)) from None
     if name == "until" and value.strip().isdigit():
         # The CLI sends ``--until 0s`` as whole seconds (now, truncated): that second counts
         # whole, so what was done just now is shown.

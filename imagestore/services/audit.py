@@ -30,11 +30,13 @@ from typing import Any, TypeVar, cast
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext
 
-from ..dockertime import docker_time
+from ..dockertime import TimeValueError, docker_time
 from ..errors import BadRequest
 from ..models import AuditEvent, Job
 from ..oci.redact import redact_text
+from .images import time_value_message
 
 log = logging.getLogger(__name__)
 MAX_ERROR = 4000
@@ -244,25 +246,27 @@ def filters_from(params: Any) -> EventFilters:
     def one(name: str) -> str:
         value = str(params.get(name) or "").strip()
         if len(value) > 255 or "\x00" in value:
-            raise BadRequest(f"{name} must be at most 255 characters", field=name)
+            raise BadRequest(gettext("%(name)s must be at most 255 characters") % {"name": name}, field=name)
         return value
 
     actions = [a.strip() for value in params.getlist("action") for a in str(value).split(",") if a.strip()]
     if any(len(a) > 32 or "\x00" in a for a in actions):
-        raise BadRequest("action names are at most 32 characters", field="action")
+        raise BadRequest(gettext("action names are at most 32 characters"), field="action")
     out = EventFilters(who=one("who"), action=actions, object=one("object"), interface=one("interface"),
                        outcome=one("outcome"))
     if out.interface and out.interface not in AuditEvent.Interface.values:
-        raise BadRequest(f"interface must be one of {', '.join(AuditEvent.Interface.values)}", field="interface")
+        raise BadRequest(gettext("interface must be one of %(choices)s")
+                         % {"choices": ", ".join(AuditEvent.Interface.values)}, field="interface")
     if out.outcome and out.outcome not in AuditEvent.Outcome.values:
-        raise BadRequest("outcome must be ok or error", field="outcome")
+        raise BadRequest(gettext("outcome must be ok or error"), field="outcome")
     for name in ("since", "until"):
         value = one(name)
         if value:
             try:
                 setattr(out, name, docker_time(value))
-            except ValueError as exc:
-                raise BadRequest(f"{name}: {exc}", field=name) from None
+            except TimeValueError as exc:
+                raise BadRequest(gettext("%(name)s: %(problem)s") % {"name": name, "problem": time_value_message(exc)},
+                                 field=name) from None
     return out
 
 

@@ -310,10 +310,10 @@ def prune_options(given: dict[str, list[str]], now: datetime | None = None) -> d
         elif value.lower() in ("false", "0"):
             dangling = False
         else:
-            raise BadRequest(f"invalid filter 'dangling={value}'", field="filters")
+            raise BadRequest(gettext("invalid filter 'dangling=%(value)s'") % {"value": value}, field="filters")
     for label in given.get("label", []) + given.get("label!", []):
         if not label.partition("=")[0]:
-            raise BadRequest(f"invalid filter 'label={label}'", field="filters")
+            raise BadRequest(gettext("invalid filter 'label=%(label)s'") % {"label": label}, field="filters")
     return {"all": not dangling, "until": until_filter(given.get("until", []), now),
             "labels": list(given.get("label", [])), "not_labels": list(given.get("label!", []))}
 
