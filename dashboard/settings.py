@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from pathlib import Path
 
 import environ
@@ -61,6 +62,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: every request counted and timed, refused ones included.
+    "imagestore.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -404,3 +407,12 @@ LOGGING = {
     "loggers": {"django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# --- Prometheus metrics (/metrics, imagestore/metrics.py) ----------------------------------
+# Every process (gunicorn's, Celery's) writes its samples under one folder of this installation,
+# which /metrics adds up (prometheus_client's multiprocess mode). `make run` empties it at start
+# (manage.py reset_metrics): samples of processes of an earlier run are not this run's.
+METRICS_DIR = private_dir(VAR_DIR / "metrics" / CELERY_TASK_DEFAULT_QUEUE)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
+# A bearer token Prometheus sends (`authorization: {credentials: ...}`); unset: loopback only.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")

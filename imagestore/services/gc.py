@@ -38,6 +38,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from .. import metrics
 from ..blobs import (
     BlobStore,
     age_of,
@@ -445,6 +446,8 @@ def collect_garbage(grace_seconds: float | None = None, *, dry_run: bool = False
                                          grace_seconds=int(grace), job=job)
     finished = record(run, sweep(grace, dry_run=dry_run))
     if not dry_run:
+        metrics.GC_RUNS.inc()
+        metrics.GC_FREED.inc(finished.freed_bytes)
         audit.remove_expired(settings.AUDIT_RETENTION_DAYS)  # the trail's retention rides on the hourly sweep
     return finished
 

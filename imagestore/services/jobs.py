@@ -28,6 +28,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from kombu.exceptions import OperationalError as BrokerError
 
+from .. import metrics
 from ..errors import Conflict, JobCancelled, JobNotFound, JobQueueUnavailable, status_for
 from ..models import Job
 from ..oci.redact import redact_text
@@ -237,7 +238,29 @@ def run_job(job_id: str, worker: str = "") -> Job | None:
     finally:
         _remove_job_files(job)
     job.refresh_from_db()
+    _measure(job)
     return job
+
+
+def moved_bytes(job: Job) -> int:
+    """What a job moved, from its progress: every item's bytes done, but those it already had."""
+    total = 0
+    for state in (job.progress or {}).values():
+        phase = str(state.get("phase") or "").lower()
+        if "already exists" in phase or phase == "waiting":
+            continue
+        current = state.get("current")
+        if isinstance(current, int) and current > 0:
+            total += current
+    return total
+
+
+def _measure(job: Job) -> None:
+    seconds = (job.finished_at - job.started_at).total_seconds() if job.finished_at and job.started_at else None
+    try:
+        metrics.job_ended(job.kind, job.state, seconds, moved_bytes(job) if job.state == Job.State.SUCCEEDED else 0)
+    except Exception as exc:  # a metrics folder gone or full must not fail a finished job
+        log.warning("job %s: metrics not written: %s", job.id, exc)
 
 
 def _job_names(job: Job) -> list[str]:
