@@ -4,6 +4,7 @@ actions before the catch-all detail route."""
 from django.urls import path, re_path
 from rest_framework.routers import DefaultRouter
 
+from .audit import AuditEventViewSet
 from .containers import ContainerViewSet
 from .system import FsckView, GcView, HousekeepingRunViewSet
 from .views import ImageViewSet, JobViewSet, RegistryCredentialViewSet, SearchView
@@ -13,6 +14,7 @@ router.register("jobs", JobViewSet, basename="job")
 router.register("registries", RegistryCredentialViewSet, basename="registry")
 router.register("containers", ContainerViewSet, basename="container")
 router.register("system/runs", HousekeepingRunViewSet, basename="housekeeping-run")
+router.register("events", AuditEventViewSet, basename="audit-event")
 
 image_list = ImageViewSet.as_view({"get": "list"})
 # Collection actions; GET/DELETE still reach an image that happens to be named like one.
