@@ -5,6 +5,7 @@ from django.urls import path, re_path
 from rest_framework.routers import DefaultRouter
 
 from .containers import ContainerViewSet
+from .contents import ImageFilesViewSet
 from .system import FsckView, GcView, HousekeepingRunViewSet
 from .views import ImageViewSet, JobViewSet, RegistryCredentialViewSet, SearchView
 
@@ -28,6 +29,10 @@ image_archive = ImageViewSet.as_view({"get": "archive"})
 image_inspect = ImageViewSet.as_view({"get": "inspect"})
 image_tag = ImageViewSet.as_view({"post": "tag"})
 image_detail = ImageViewSet.as_view({"get": "retrieve", "delete": "destroy"})
+image_files = ImageFilesViewSet.as_view({"get": "list"})
+image_file_content = ImageFilesViewSet.as_view({"get": "content"})
+image_layer_changes = ImageFilesViewSet.as_view({"get": "changes"})
+image_efficiency = ImageFilesViewSet.as_view({"get": "efficiency"})
 
 urlpatterns = [
     path("images/", image_list, name="image-list"),
@@ -45,6 +50,10 @@ urlpatterns = [
     re_path(r"^images/(?P<ref>.+)/archive/$", image_archive, name="image-archive"),
     re_path(r"^images/(?P<ref>.+)/inspect/$", image_inspect, name="image-inspect"),
     re_path(r"^images/(?P<ref>.+)/tag/$", image_tag, name="image-tag"),
+    re_path(r"^images/(?P<ref>.+)/files/content/$", image_file_content, name="image-file-content"),
+    re_path(r"^images/(?P<ref>.+)/files/$", image_files, name="image-files"),
+    re_path(r"^images/(?P<ref>.+)/layers/(?P<n>[^/]+)/changes/$", image_layer_changes, name="image-layer-changes"),
+    re_path(r"^images/(?P<ref>.+)/efficiency/$", image_efficiency, name="image-efficiency"),
     re_path(r"^images/(?P<ref>.+)/$", image_detail, name="image-detail"),
     *router.urls,
 ]
