@@ -197,6 +197,15 @@ DOCKER_HUB_INDEX_URL = env_str("DOCKER_HUB_INDEX_URL", "https://index.docker.io"
 OUTBOUND_ALLOW = env_list("OUTBOUND_ALLOW", [])
 PULL_CONCURRENCY = env_int("PULL_CONCURRENCY", 3, minimum=1)
 PUSH_CHUNK_SIZE = env_int("PUSH_CHUNK_SIZE", 16 << 20, minimum=1 << 20)
+# --- this store as a registry at /v2/ (imagestore.registryapi) -------------------------------
+REGISTRY_API_ENABLED = env_bool("REGISTRY_API_ENABLED", True)
+# The registry name of repositories pushed to /v2/ (what `docker push HOST:PORT/team/app` calls
+# it); empty: the Host the client names this dashboard by.
+REGISTRY_NAME = env_str("REGISTRY_NAME", "")
+# Lifetime of the bearer tokens /v2/token issues (seconds).
+REGISTRY_TOKEN_SECONDS = env_int("REGISTRY_TOKEN_SECONDS", 300, minimum=30, maximum=86400)
+# Pull-through cache: a /v2/ pull of a Docker Hub name the store lacks fetches it from here.
+REGISTRY_PROXY_REMOTE = env_str("REGISTRY_PROXY_REMOTE", "")
 # Secrets of registry credentials are encrypted with a key derived from this (or SECRET_KEY).
 CREDENTIALS_KEY = env_str("CREDENTIALS_KEY", "")
 

@@ -15,6 +15,8 @@ urlpatterns = [
     path("v1/search", IndexSearchView.as_view(), name="index-search"),
     # The Docker Engine API: DOCKER_HOST=tcp://127.0.0.1:8000/docker
     path("docker/", include("imagestore.dockerapi.urls")),
+    # This store as an OCI Distribution registry (docker pull HOST:PORT/team/app).
+    path("v2/", include("imagestore.registryapi.urls")),
     # The sign-in page with the failed sign-in limit's message (imagestore.login_limit).
     path("accounts/login/", LoginView.as_view(authentication_form=LimitedAuthenticationForm), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from django.conf import settings
+from django.utils.translation import gettext
 
 from .oci.digest import Digest
 from .oci.errors import DigestMismatch
@@ -311,13 +312,13 @@ class BlobStore:
         try:
             return self.path(digest).stat().st_size
         except FileNotFoundError:
-            raise BlobNotFound(f"blob {digest} is not in the store") from None
+            raise BlobNotFound(gettext("blob %(digest)s is not in the store") % {"digest": digest}) from None
 
     def open(self, digest: Digest | str) -> BinaryIO:
         try:
             return open(self.path(digest), "rb")
         except FileNotFoundError:
-            raise BlobNotFound(f"blob {digest} is not in the store") from None
+            raise BlobNotFound(gettext("blob %(digest)s is not in the store") % {"digest": digest}) from None
 
     def read_bytes(self, digest: Digest | str) -> bytes:
         """For small blobs only (configs, manifests)."""

@@ -10,12 +10,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.utils.translation import gettext
 
 from .oci.errors import CorruptArchive, DigestMismatch, InvalidDigest, InvalidReference, OCIError, UnsafeArchive
 
 
 class ServiceError(Exception):
     """An operation refused or failed for a reason a person can act on.
+
+    The message is in the language of the request that caused it (``gettext`` with named
+    placeholders where the error is raised: ``gettext("No such image: %(name)s") % {...}``), so
+    the REST API's ``detail`` and the pages show it in Chinese when the request asks for it; a
+    job's error is written by the worker, in English, as Docker's clients expect them.
 
     ``field`` names the input it is about (the service's parameter, which the API and the
     pages' forms name alike: ``reference``, ``platform``, ``repository``, ``registry``,
@@ -38,7 +44,7 @@ class NotFound(ServiceError):
 
 class ImageNotFound(NotFound):
     def __init__(self, name: str) -> None:
-        super().__init__(f"No such image: {name}")
+        super().__init__(gettext("No such image: %(name)s") % {"name": name})
         self.name = name
 
 

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.utils.translation import gettext
+
 
 class TemplateError(ValueError):
     pass
@@ -51,12 +53,14 @@ class _Budget:
     def spend(self, n: int) -> None:
         self.left -= n
         if self.left < 0:
-            raise TemplateLimit(f"template: the output is larger than the limit of {self.max_output} characters")
+            raise TemplateLimit(gettext("template: the output is larger than the limit of %(max_output)s characters")
+                                % {"max_output": self.max_output})
 
     def check_size(self, n: int) -> None:
         """A value about to be built (or just built) of ``n`` characters."""
         if n > self.max_output:
-            raise TemplateLimit(f"template: a value is larger than the limit of {self.max_output} characters")
+            raise TemplateLimit(gettext("template: a value is larger than the limit of %(max_output)s characters")
+                                % {"max_output": self.max_output})
 
     def tick(self) -> None:
         if time.monotonic() > self.deadline:
@@ -107,7 +111,8 @@ def _tokens(source: str) -> list[tuple[str, str]]:
     while pos < len(source):
         match = _TOKEN_RE.match(source, pos)
         if not match or match.end() == pos:
-            raise TemplateError(f"template parsing error: unexpected {source[pos:]!r}")
+            raise TemplateError(gettext("template parsing error: unexpected %(source)s")
+                                % {"source": repr(source[pos:])})
         kind = match.lastgroup or ""
         out.append((kind, match.group(kind)))
         pos = match.end()
@@ -117,7 +122,8 @@ def _tokens(source: str) -> list[tuple[str, str]]:
 def _parse_pipe(tokens: list[tuple[str, str]], i: int = 0, stop: str | None = None,
                 depth: int = 0) -> tuple[list[list[Any]], int]:
     if depth > MAX_NESTING:
-        raise TemplateLimit(f"template: parentheses nest deeper than the limit of {MAX_NESTING}")
+        raise TemplateLimit(gettext("template: parentheses nest deeper than the limit of %(MAX_NESTING)s")
+                            % {"MAX_NESTING": MAX_NESTING})
     commands: list[list[Any]] = [[]]
     while i < len(tokens):
         kind, value = tokens[i]
@@ -130,14 +136,14 @@ def _parse_pipe(tokens: list[tuple[str, str]], i: int = 0, stop: str | None = No
             commands[-1].append(("pipe", inner))
             continue
         elif kind == "punct":
-            raise TemplateError(f"template parsing error: unexpected {value!r}")
+            raise TemplateError(gettext("template parsing error: unexpected %(value)s") % {"value": repr(value)})
         else:
             commands[-1].append((kind, value))
         i += 1
     if stop is not None:
-        raise TemplateError("template parsing error: unclosed left paren")
+        raise TemplateError(gettext("template parsing error: unclosed left paren"))
     if any(not c for c in commands):
-        raise TemplateError("template parsing error: missing value for command")
+        raise TemplateError(gettext("template parsing error: missing value for command"))
     return commands, i
 
 
@@ -166,14 +172,15 @@ def _split_actions(template: str) -> list[str]:
 
 def parse(template: str) -> list[Any]:
     if len(template) > MAX_TEMPLATE:
-        raise TemplateLimit(f"template: longer than the limit of {MAX_TEMPLATE} characters")
+        raise TemplateLimit(gettext("template: longer than the limit of %(MAX_TEMPLATE)s characters")
+                            % {"MAX_TEMPLATE": MAX_TEMPLATE})
     pieces = _split_actions(template)
     root: list[Any] = []
     stack: list[tuple[_Block | None, list[Any]]] = [(None, root)]
     for n, piece in enumerate(pieces):
         if not (piece.startswith("{{") and piece.endswith("}}")):
             if "{{" in piece:
-                raise TemplateError("template parsing error: unclosed action")
+                raise TemplateError(gettext("template parsing error: unclosed action"))
             if piece:
                 stack[-1][1].append(_Text(piece))
             continue
@@ -195,22 +202,23 @@ def parse(template: str) -> list[Any]:
             stack[-1][1].append(block)
             stack.append((block, block.body))
             if len(stack) > MAX_NESTING + 1:
-                raise TemplateLimit(f"template: blocks nest deeper than the limit of {MAX_NESTING}")
+                raise TemplateLimit(gettext("template: blocks nest deeper than the limit of %(MAX_NESTING)s")
+                                    % {"MAX_NESTING": MAX_NESTING})
         elif word == "else":
             current = stack[-1][0]
             if current is None:
-                raise TemplateError("template parsing error: unexpected {{else}}")
+                raise TemplateError(gettext("template parsing error: unexpected {{else}}"))
             stack[-1] = (current, current.orelse)
         elif word == "end":
             if len(stack) == 1:
-                raise TemplateError("template parsing error: unexpected {{end}}")
+                raise TemplateError(gettext("template parsing error: unexpected {{end}}"))
             stack.pop()
         elif not inner:
-            raise TemplateError("template parsing error: missing value for command")
+            raise TemplateError(gettext("template parsing error: missing value for command"))
         else:
             stack[-1][1].append(_parse_action(inner))
     if len(stack) != 1:
-        raise TemplateError("template parsing error: unexpected EOF")
+        raise TemplateError(gettext("template parsing error: unexpected EOF"))
     return root
 
 
@@ -263,7 +271,8 @@ def _field(value: Any, path: str) -> tuple[Any, str]:
         elif value is None or value is MISSING:
             return MISSING, key
         else:
-            raise TemplateError(f"template: can't evaluate field {name} in type {type(value).__name__}")
+            raise TemplateError(gettext("template: can't evaluate field %(name)s in type %(type)s")
+                                % {"name": name, "type": type(value).__name__})
     return value, key
 
 
@@ -296,13 +305,14 @@ def _call(name: str, args: list[Any], budget: _Budget) -> Any:
         "or": lambda *a: next((x for x in a if _truthy(x)), a[-1]),
     }
     if name not in fns:
-        raise TemplateError(f'template parsing error: function "{name}" not defined')
+        raise TemplateError(gettext('template parsing error: function "%(name)s" not defined') % {"name": name})
     try:
         result = fns[name](*args)
     except TemplateError:
         raise
     except (TypeError, KeyError, IndexError, ValueError, AttributeError) as exc:
-        raise TemplateError(f"template: error calling {name}: {exc}") from None
+        raise TemplateError(gettext("template: error calling %(name)s: %(exc)s")
+                            % {"name": name, "exc": exc}) from None
     if isinstance(result, (str, list)):
         budget.check_size(len(result))  # what join, print, split... built, before it is used again
     return result
@@ -315,7 +325,7 @@ def _index(value: Any, keys: tuple[Any, ...]) -> Any:
         elif isinstance(value, list):
             value = value[int(key)]
         else:
-            raise TemplateError("template: error calling index: cannot index a scalar")
+            raise TemplateError(gettext("template: error calling index: cannot index a scalar"))
     return value
 
 
@@ -348,7 +358,7 @@ def _operand(token: tuple[str, Any], dot: Any, scope: _Scope) -> tuple[Any, str]
     if kind == "var":
         name, _, path = value.partition(".")
         if name not in scope.vars:
-            raise TemplateError(f"template parsing error: undefined variable {name!r}")
+            raise TemplateError(gettext("template parsing error: undefined variable %(name)s") % {"name": repr(name)})
         return _field(scope.vars[name], path) if path else (scope.vars[name], "")
     if kind == "str":
         return (value[1:-1] if value.startswith("`") else json.loads(value)), ""
@@ -362,7 +372,7 @@ def _operand(token: tuple[str, Any], dot: Any, scope: _Scope) -> tuple[Any, str]
         if value == "nil":
             return None, ""
         return _call(value, [], scope.budget), ""
-    raise TemplateError(f"template parsing error: unexpected {value!r}")
+    raise TemplateError(gettext("template parsing error: unexpected %(value)s") % {"value": repr(value)})
 
 
 def _run_pipe(pipe: list[list[Any]], dot: Any, scope: _Scope) -> tuple[Any, str]:
@@ -377,9 +387,11 @@ def _run_pipe(pipe: list[list[Any]], dot: Any, scope: _Scope) -> tuple[Any, str]
             result, key = _call(head, args, scope.budget), ""
         else:
             if len(command) > 1:
-                raise TemplateError(f"template: can't give argument to non-function {head}")
+                raise TemplateError(gettext("template: can't give argument to non-function %(head)s")
+                                    % {"head": head})
             if n > 0:
-                raise TemplateError(f"template: can't give argument to non-function {head}")
+                raise TemplateError(gettext("template: can't give argument to non-function %(head)s")
+                                    % {"head": head})
             result, key = _operand(command[0], dot, scope)
     return result, key
 
@@ -414,7 +426,8 @@ def _render(nodes: list[Any], dot: Any, scope: _Scope, out: list[str]) -> None:
                 elif value is None:
                     items = []
                 else:
-                    raise TemplateError(f"template: range can't iterate over {go_format(value)}")
+                    raise TemplateError(gettext("template: range can't iterate over %(value)s")
+                                        % {"value": go_format(value)})
                 if not items:
                     _render(node.orelse, dot, scope, out)
                 for k, v in items:

@@ -26,6 +26,7 @@ class Repository(models.Model):
     star_count = models.PositiveIntegerField(default=0)
     is_official = models.BooleanField(default=False)
     is_automated = models.BooleanField(default=False)
+    public = models.BooleanField(default=False, help_text="anyone, signed in or not, may pull it through /v2/")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -162,6 +163,79 @@ class RepoDigest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.repository.name}@{self.digest}"
+
+
+class Manifest(models.Model):
+    """A manifest as this store serves it at ``/v2/``: pushed here, or kept from a pull. Its bytes
+    are the blob of its digest, so a client gets exactly what was pushed (digests identical end
+    to end). An image manifest names its Image; an index or an artifact names none and lists the
+    blobs it needs in ``blobs`` (GC keeps them)."""
+
+    repository = models.ForeignKey(Repository, on_delete=models.PROTECT, related_name="manifests")
+    digest = models.CharField(max_length=71)
+    media_type = models.CharField(max_length=255)
+    size = models.BigIntegerField()
+    image = models.ForeignKey(Image, null=True, blank=True, on_delete=models.CASCADE, related_name="manifests")
+    subject = models.CharField(max_length=71, blank=True, default="", db_index=True,
+                               help_text="the manifest this one refers to (the referrers API)")
+    artifact_type = models.CharField(max_length=255, blank=True, default="")
+    blobs = models.JSONField(default=list, blank=True, help_text="digests an index or artifact needs")
+    annotations = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["repository", "digest"], name="manifest_unique_per_repository"),
+            models.CheckConstraint(condition=Q(digest__regex=DIGEST_PATTERN), name="manifest_digest_format"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.repository.name}@{self.digest}"
+
+
+class ManifestTag(models.Model):
+    """A tag naming a manifest that is not one image (an index, an artifact); image tags are Tag."""
+
+    repository = models.ForeignKey(Repository, on_delete=models.PROTECT, related_name="manifest_tags")
+    name = models.CharField(max_length=128)
+    manifest = models.ForeignKey(Manifest, on_delete=models.CASCADE, related_name="tags")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["repository__name", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["repository", "name"], name="manifesttag_unique_per_repository"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.repository.name}:{self.name}"
+
+
+class RepositoryGrant(models.Model):
+    """Rights at ``/v2/`` for a user or group that is not an operator (operators may do all):
+    on one repository name (``team/app``) or on a namespace (``team/*``)."""
+
+    path = models.CharField(max_length=255, help_text="team/app, or team/* for every repository under team/")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+                             related_name="repository_grants")
+    group = models.ForeignKey("auth.Group", null=True, blank=True, on_delete=models.CASCADE,
+                              related_name="repository_grants")
+    can_pull = models.BooleanField(default=True, help_text="may pull (every signed-in user may anyway)")
+    can_push = models.BooleanField(default=False)
+    can_delete = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["path", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(user__isnull=False) | Q(group__isnull=False),
+                                   name="repositorygrant_has_grantee"),
+        ]
+
+    def __str__(self) -> str:
+        who = self.user or self.group
+        return f"{self.path} -> {who}"
 
 
 class Container(models.Model):
@@ -311,8 +385,11 @@ __all__ = [
     "ImageLayer",
     "Job",
     "Layer",
+    "Manifest",
+    "ManifestTag",
     "RepoDigest",
     "Repository",
+    "RepositoryGrant",
     "Tag",
 ]
 

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.files.uploadhandler import FileUploadHandler
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.translation import gettext
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.exceptions import APIException
 from rest_framework.settings import api_settings
@@ -133,21 +134,24 @@ class UploadLimitHandler(FileUploadHandler):
     def new_file(self, *args: Any, **kwargs: Any) -> None:
         # Called before the handlers after it (memory, temporary file) see the file part.
         if self.request is not None and not getattr(self.request, "upload_allowed", False):
-            raise PermissionDenied("uploads need staff or the operators group, on an upload page or endpoint")
+            raise PermissionDenied(gettext("uploads need staff or the operators group, on an upload page or "
+                                           "endpoint"))
         super().new_file(*args, **kwargs)
 
     def handle_raw_input(self, input_data: Any, META: Any, content_length: int, boundary: Any,
                          encoding: Any = None) -> None:
         if content_length > settings.IMAGESTORE_MAX_UPLOAD_SIZE:
-            raise TooLarge(f"the upload is larger than IMAGESTORE_MAX_UPLOAD_SIZE "
-                           f"({settings.IMAGESTORE_MAX_UPLOAD_SIZE} bytes)")
+            raise TooLarge(gettext("the upload is larger than IMAGESTORE_MAX_UPLOAD_SIZE "
+                                   "(%(IMAGESTORE_MAX_UPLOAD_SIZE)s bytes)")
+                           % {"IMAGESTORE_MAX_UPLOAD_SIZE": settings.IMAGESTORE_MAX_UPLOAD_SIZE})
         return None
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
         self.received += len(raw_data)
         if self.received > settings.IMAGESTORE_MAX_UPLOAD_SIZE:
-            raise TooLarge(f"the upload is larger than IMAGESTORE_MAX_UPLOAD_SIZE "
-                           f"({settings.IMAGESTORE_MAX_UPLOAD_SIZE} bytes)")
+            raise TooLarge(gettext("the upload is larger than IMAGESTORE_MAX_UPLOAD_SIZE "
+                                   "(%(IMAGESTORE_MAX_UPLOAD_SIZE)s bytes)")
+                           % {"IMAGESTORE_MAX_UPLOAD_SIZE": settings.IMAGESTORE_MAX_UPLOAD_SIZE})
         return raw_data
 
     def file_complete(self, file_size: int) -> None:

@@ -17,6 +17,22 @@ from imagestore.services.import_ import import_image
 from tests.builders import simple_rootfs_tar
 from tests.integration.registry import require_tool  # noqa: F401 - the tests' one way to need a tool
 
+LOCALE = Path(__file__).resolve().parents[1] / "locale"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The catalogues compiled (as `make test` does) when a .po is newer than its .mo, so a bare
+    `pytest` on a fresh clone shows the pages in Chinese too (.mo files are not committed).
+    Once, in the controlling process: xdist's workers find them made."""
+    if hasattr(config, "workerinput"):
+        return
+    for po in LOCALE.glob("*/LC_MESSAGES/*.po"):
+        mo = po.with_suffix(".mo")
+        if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
+            partial = mo.with_suffix(".mo.partial")
+            subprocess.run(["msgfmt", "--check-format", "-o", str(partial), str(po)], check=True)
+            partial.replace(mo)
+
 
 @pytest.fixture(autouse=True)
 def store_root(tmp_path: Path, settings) -> Iterator[Path]:  # type: ignore[no-untyped-def]

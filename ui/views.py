@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_http_methods
 from django_htmx.middleware import HtmxDetails
 
@@ -69,7 +69,7 @@ class HtmxHttpRequest(HttpRequest):
 
 def _operator_only(request: HttpRequest) -> None:
     if not is_operator(request.user):
-        raise PermissionDenied("changing images needs staff or the operators group")
+        raise PermissionDenied(_("Changing images needs staff or the operators group."))
 
 
 @login_required
@@ -140,7 +140,7 @@ def image_detail(request: HttpRequest, ref: str) -> HttpResponse:
             if tag_form.is_valid():
                 try:
                     tag = tag_image(image, tag_form.cleaned_data["repository"])
-                    messages.success(request, f"Tagged {tag}")
+                    messages.success(request, _("Tagged %(tag)s") % {"tag": tag})
                     return HttpResponseRedirect(request.path)
                 except Errors as exc:
                     add_service_error(tag_form, exc, "repository")
@@ -150,7 +150,7 @@ def image_detail(request: HttpRequest, ref: str) -> HttpResponse:
             except Errors as exc:
                 messages.error(request, str(exc))
                 return HttpResponseRedirect(request.path)
-            messages.success(request, "; ".join(f"{k}: {v}" for r in records for k, v in r.items()))
+            messages.success(request, "; ".join(removal_lines(records)))
             if Image.objects.filter(pk=image.pk).exists():
                 return HttpResponseRedirect(request.path)
             return HttpResponseRedirect(reverse("ui-images"))
@@ -159,7 +159,7 @@ def image_detail(request: HttpRequest, ref: str) -> HttpResponse:
         force = request.GET.get("force") == "1"
         confirm = {"force": force}
         try:
-            confirm["records"] = preview_removal(image.id, force=force)
+            confirm["lines"] = removal_lines(preview_removal(image.id, force=force))
         except Errors as exc:
             confirm["conflict"] = str(exc)
     data = inspect_image(image)
@@ -186,6 +186,15 @@ def image_detail(request: HttpRequest, ref: str) -> HttpResponse:
         "confirm": confirm, "steps": steps,
         "push_as": {tag: _push_identity(request, tag) for tag in data["RepoTags"]},
     })
+
+
+# Docker's removal records ({"Untagged": name} / {"Deleted": id}) as the pages say them.
+REMOVAL_WORDS = {"Untagged": gettext_lazy("Untagged: %(name)s"), "Deleted": gettext_lazy("Deleted: %(name)s")}
+
+
+def removal_lines(records: list[dict[str, str]]) -> list[str]:
+    return [str(REMOVAL_WORDS[key]) % {"name": value} if key in REMOVAL_WORDS else f"{key}: {value}"
+            for record in records for key, value in record.items()]
 
 
 def dockerfile_step(row: dict[str, Any]) -> str:
@@ -235,7 +244,7 @@ def job_detail(request: HtmxHttpRequest, job_id: str) -> HttpResponse:
         _operator_only(request)
         try:
             cancel_job(job)
-            messages.success(request, "Cancel requested")
+            messages.success(request, _("Cancel requested"))
         except Errors as exc:
             messages.error(request, str(exc))
         return HttpResponseRedirect(request.path)
@@ -339,7 +348,7 @@ def images_bulk(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     """The images table's selection: save it (a download), or remove it (operators)."""
     names = request.POST.getlist("name")
     if not names:
-        messages.error(request, "Select at least one image.")
+        messages.error(request, _("Select at least one image."))
         return HttpResponseRedirect(reverse("ui-images"))
     if request.POST.get("action") == "save":
         try:
@@ -350,10 +359,10 @@ def images_bulk(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     _operator_only(request)
     for result in remove_images(names, force=request.POST.get("force") == "1"):
         if "error" in result:
-            messages.error(request, f"{result['name']}: {result['error']}")
+            messages.error(request, _("%(name)s: %(error)s") % {"name": result["name"], "error": result["error"]})
         else:
-            lines = "; ".join(f"{k}: {v}" for r in result["records"] for k, v in r.items())
-            messages.success(request, f"{result['name']}: {lines}")
+            lines = "; ".join(removal_lines(result["records"]))
+            messages.success(request, _("%(name)s: %(records)s") % {"name": result["name"], "records": lines})
     return HttpResponseRedirect(reverse("ui-images"))
 
 
@@ -371,13 +380,14 @@ def registries(request: HttpRequest) -> HttpResponse:
             except Errors as exc:
                 messages.error(request, str(exc))
                 return HttpResponseRedirect(request.path)
-            messages.success(request, f"Logged out of {request.POST['logout']}")
+            messages.success(request, _("Logged out of %(registry)s") % {"registry": request.POST["logout"]})
             return HttpResponseRedirect(request.path)
         if form.is_valid():
             data = form.cleaned_data
             try:
                 credential = login(request.user, data["registry"], data["username"], data["password"])
-                messages.success(request, f"Logged in to {credential.registry} as {credential.username}")
+                messages.success(request, _("Logged in to %(registry)s as %(username)s") % {
+                    "registry": credential.registry, "username": credential.username})
                 return HttpResponseRedirect(request.path)
             except Errors as exc:
                 add_service_error(form, exc, "registry")
@@ -393,7 +403,9 @@ def _push_identity(request: HttpRequest, tag: str) -> str:
 
     registry = parse_normalized(tag).domain
     credential = RegistryCredential.objects.filter(owner_id=request.user.pk, registry=registry).first()
-    return f"as {credential.username}" if credential else "anonymously (no login for this registry)"
+    if credential:
+        return _("as %(username)s") % {"username": credential.username}
+    return _("anonymously (no login for this registry)")
 
 
 @login_required
@@ -410,6 +422,11 @@ def push(request: HttpRequest, ref: str) -> HttpResponse:
 
 # --- containers ---------------------------------------------------------------------------------------
 
+# What the containers page says once an action is done (%(name)s: the container's name).
+CONTAINER_DONE = {"start": gettext_lazy("Started %(name)s"), "stop": gettext_lazy("Stopped %(name)s"),
+                  "remove": gettext_lazy("Removed %(name)s")}
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def containers(request: HttpRequest) -> HttpResponse:
@@ -424,7 +441,8 @@ def containers(request: HttpRequest) -> HttpResponse:
                 container_service.stop_container(container)
             elif action == "remove":
                 container_service.remove_container(container, force=request.POST.get("force") == "1")
-            messages.success(request, f"{action}: {container.name}")
+            done = CONTAINER_DONE.get(action or "") or _("%(name)s: done")
+            messages.success(request, done % {"name": container.name})
         except Errors as exc:
             messages.error(request, str(exc))
         return HttpResponseRedirect(request.path)

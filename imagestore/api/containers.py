@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.http import HttpResponse, StreamingHttpResponse
+from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -165,7 +166,7 @@ class ContainerViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         container = self.get_object()
         path = request.query_params.get("path")
         if not path:
-            raise BadRequest("path is required")
+            raise BadRequest(gettext("path is required"))
         if request.method == "PUT":
             service.copy_into(container, path, request.stream)  # type: ignore[arg-type]
             return HttpResponse(status=200)

@@ -1,10 +1,12 @@
-"""Every API error is JSON ``{"detail": "..."}`` with the status its cause means."""
+"""Every API error is JSON ``{"detail": "..."}`` with the status its cause means, in the
+request's language (Accept-Language; DRF's own messages come with DRF's catalogue)."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
+from django.utils.translation import gettext
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -35,5 +37,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     response = drf_exception_handler(exc, context)
     if response is None:
         log.exception("unexpected error in %s", context.get("view").__class__.__name__)
-        return Response({"detail": f"internal error: {exc.__class__.__name__}"}, status=500)
+        return Response({"detail": gettext("internal error: %(kind)s") % {"kind": exc.__class__.__name__}},
+                        status=500)
     return response

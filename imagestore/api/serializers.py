@@ -42,6 +42,8 @@ class ImageListQuerySerializer(serializers.Serializer):
     since = serializers.CharField(required=False, max_length=512)
     # Named as the query parameter (docker's filter is "label"), though Field has a .label too.
     label = serializers.ListField(child=serializers.CharField(max_length=512), required=False)  # type: ignore[assignment]
+    not_label = serializers.ListField(child=serializers.CharField(max_length=512), required=False)
+    until = serializers.CharField(required=False, max_length=64)
     all = serializers.BooleanField(required=False, default=False)
 
 
@@ -101,7 +103,15 @@ class RemoveRequestSerializer(NamesRequestSerializer):
 
 
 class PruneRequestSerializer(serializers.Serializer):
+    """``docker image prune``'s options; ``until``, ``label`` and ``not_label`` (Docker's
+    ``label!``) are its filters, read as Docker reads them."""
+
     all = serializers.BooleanField(required=False, default=False)
+    until = serializers.CharField(required=False, max_length=64, help_text="24h, 10m, RFC 3339 or a Unix time")
+    label = serializers.ListField(child=serializers.CharField(max_length=512), required=False,  # type: ignore[assignment]
+                                  help_text="key or key=value; every one must match")
+    not_label = serializers.ListField(child=serializers.CharField(max_length=512), required=False,
+                                      help_text="key or key=value (Docker's label!=)")
 
 
 class LoadRequestSerializer(serializers.Serializer):

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db.models import Prefetch
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.utils.translation import gettext
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -30,7 +31,7 @@ from ..services.login import login, logout
 from ..services.pull import start_pull
 from ..services.push import start_push
 from ..services.registries import registry_settings
-from ..services.remove import prune_images, remove_image, remove_images
+from ..services.remove import prune_images, prune_options, remove_image, remove_images
 from ..services.save import export_path, start_save
 from ..services.search import SearchFilters, index_search, search
 from ..services.tag import tag_image
@@ -90,6 +91,8 @@ class ImageViewSet(viewsets.GenericViewSet):
             OpenApiParameter("before", OpenApiTypes.STR),
             OpenApiParameter("since", OpenApiTypes.STR),
             OpenApiParameter("label", OpenApiTypes.STR, many=True, description="key or key=value"),
+            OpenApiParameter("not_label", OpenApiTypes.STR, many=True, description="key or key=value: left out"),
+            OpenApiParameter("until", OpenApiTypes.STR, description="created at or before: 24h, RFC 3339, Unix time"),
             OpenApiParameter("all", OpenApiTypes.BOOL, description="include intermediate images"),
         ],
         responses=ImageRowSerializer(many=True),
@@ -100,9 +103,10 @@ class ImageViewSet(viewsets.GenericViewSet):
             data={
                 "reference": request.query_params.getlist("reference"),
                 "label": request.query_params.getlist("label"),
+                "not_label": request.query_params.getlist("not_label"),
                 **{
                     key: value
-                    for key in ("dangling", "before", "since", "all")
+                    for key in ("dangling", "before", "since", "until", "all")
                     if (value := request.query_params.get(key)) is not None
                 },
             }
@@ -114,6 +118,8 @@ class ImageViewSet(viewsets.GenericViewSet):
             before=query.validated_data.get("before"),
             since=query.validated_data.get("since"),
             labels=query.validated_data.get("label", []),
+            not_labels=query.validated_data.get("not_label", []),
+            until=image_service.until_filter([v for v in [query.validated_data.get("until")] if v]),
             all=query.validated_data.get("all", False),
         ))
         page = self.paginate_queryset(rows)
@@ -219,7 +225,11 @@ class ImageViewSet(viewsets.GenericViewSet):
         """``docker image prune [-a]``: ImagesDeleted records and SpaceReclaimed bytes."""
         body = PruneRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        return Response(prune_images(all=body.validated_data["all"]))
+        data = body.validated_data
+        options = prune_options({"dangling": ["false" if data["all"] else "true"],
+                                 "until": [data["until"]] if data.get("until") else [],
+                                 "label": data.get("label", []), "label!": data.get("not_label", [])})
+        return Response(prune_images(**options))
 
     @extend_schema(request=PullRequestSerializer, responses={202: JobSerializer})
     def pull(self, request: Request, ref: str | None = None) -> Response:
@@ -336,6 +346,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         job = self.get_object()
         path = export_path(job)
         if path is None:
-            raise NotFound(f"job {job.id} has no archive to download (kind {job.kind}, {job.state})")
+            raise NotFound(gettext("job %(job_id)s has no archive to download (kind %(kind)s, %(state)s)")
+                           % {"job_id": job.id, "kind": job.kind, "state": job.state})
         return FileResponse(open(path, "rb"), as_attachment=True, filename=f"images-{job.id}.tar",
                             content_type="application/x-tar")

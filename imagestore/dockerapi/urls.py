@@ -12,6 +12,7 @@ urlpatterns = [
     re_path(V + r"version$", views.version_view),
     re_path(V + r"info$", views.info),
     re_path(V + r"auth$", views.auth),
+    re_path(V + r"system/df$", views.system_df),
     re_path(V + r"images/json$", views.images_list),
     re_path(V + r"images/create$", views.images_create),
     re_path(V + r"images/load$", views.images_load),

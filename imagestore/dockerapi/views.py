@@ -24,15 +24,17 @@ from ..oci.redact import redact_url
 from ..querystring import flag, seconds
 from ..services import containers as container_service
 from ..services.commit import commit_container
+from ..services.disk import TYPES as DISK_USAGE_TYPES
+from ..services.disk import disk_usage
 from ..services.history import image_history
-from ..services.images import ImageFilters, image_summaries, resolve_image
+from ..services.images import ImageFilters, check_filter_names, image_summaries, resolve_image, until_filter
 from ..services.import_ import start_import
 from ..services.inspect import inspect_image
 from ..services.load import start_load
 from ..services.login import login
 from ..services.pull import start_pull
 from ..services.push import start_push
-from ..services.remove import prune_images, remove_image
+from ..services.remove import prune_images, prune_options, remove_image
 from ..services.search import SearchFilters, search
 from ..services.tag import tag_image
 from ..services.uploads import keep_stream
@@ -95,6 +97,16 @@ def info(request: HttpRequest) -> JsonResponse:
     })
 
 
+@docker_view(("GET",))
+def system_df(request: HttpRequest) -> JsonResponse:
+    """``docker system df [-v]``: images, containers and (empty) build cache, with sizes."""
+    types = request.GET.getlist("type")
+    unknown = [t for t in types if t not in DISK_USAGE_TYPES]
+    if unknown:
+        raise BadRequest(f"invalid disk usage type: {unknown[0][:64]}")
+    return JsonResponse(disk_usage(types))
+
+
 @docker_view(("POST",))
 def auth(request: HttpRequest) -> JsonResponse:
     """``docker login``: checked with the registry, kept encrypted for this user."""
@@ -127,15 +139,24 @@ def _string(body: dict[str, Any], key: str) -> str:
 
 # --- images -------------------------------------------------------------------------------------
 
+IMAGE_LIST_FILTERS = {"dangling", "label", "label!", "before", "since", "reference", "until"}
+
+
 def _image_filters(request: HttpRequest) -> ImageFilters:
     f = filters(request)
+    check_filter_names(f, IMAGE_LIST_FILTERS)
     dangling = f.get("dangling")
+    for label in f.get("label", []) + f.get("label!", []):
+        if not label.partition("=")[0]:
+            raise BadRequest(f"invalid filter 'label={label}'")
     return ImageFilters(
         reference=f.get("reference", []),
         dangling=None if not dangling else dangling[0].lower() in ("true", "1"),
         before=f["before"][0] if f.get("before") else None,
         since=f["since"][0] if f.get("since") else None,
         labels=f.get("label", []),
+        not_labels=f.get("label!", []),
+        until=until_filter(f.get("until", [])),
         all=flag(request, "all"),
     )
 
@@ -173,8 +194,7 @@ def image_delete(request: HttpRequest, name: str) -> JsonResponse:
 
 @docker_view(("POST",))
 def images_prune(request: HttpRequest) -> JsonResponse:
-    dangling = filters(request).get("dangling", ["true"])
-    result = prune_images(all=dangling[0].lower() in ("false", "0"))
+    result = prune_images(**prune_options(filters(request)))
     return JsonResponse({"ImagesDeleted": result["ImagesDeleted"] or None, "SpaceReclaimed": result["SpaceReclaimed"]})
 
 

@@ -26,7 +26,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from ..blobs import BlobStore, get_store
-from ..models import Container, HousekeepingRun, Image, ImageLayer, Job, Layer
+from ..models import Container, HousekeepingRun, Image, ImageLayer, Job, Layer, Manifest
 from ..oci.config import ImageConfig
 from ..oci.errors import OCIError
 from ..oci.layerindex import decode
@@ -114,7 +114,7 @@ def check(*, repair: bool = False, grace_seconds: float | None = None,
     for image_id in newer:
         image_layers.pop(image_id, None)
         images.pop(image_id, None)
-    expected: dict[str, int] = {}
+    expected: dict[str, int | None] = {}
     users: dict[str, set[str]] = defaultdict(set)
     for image_id, config_size in images.items():
         expected[image_id] = config_size
@@ -124,16 +124,23 @@ def check(*, repair: bool = False, grace_seconds: float | None = None,
             users[layers[layer_id][0]].add(image_id)
     for digest, size, _diff_id in layers.values():
         expected.setdefault(digest, size)
+    # Manifests served at /v2/ (their bytes are blobs too) and the blobs indexes and artifacts list.
+    for digest, size, image_id, blobs in Manifest.objects.values_list("digest", "size", "image_id", "blobs").iterator():
+        expected.setdefault(digest, size)
+        if image_id:
+            users[digest].add(image_id)
+        for blob in blobs or []:
+            expected.setdefault(str(blob), None)  # type: ignore[arg-type]  # size known by the manifest only
 
     # Every referenced blob, streamed through sha256.
     bad: dict[str, tuple[str, str]] = {}
     total = len(expected)
-    for done, (digest, size) in enumerate(sorted(expected.items()), start=1):
+    for done, (digest, size) in enumerate(sorted(expected.items()), start=1):  # type: ignore[assignment]
         problem = verify_blob(store, digest, size)
         if problem is not None:
             bad[digest] = problem
         else:
-            report.bytes_checked += size
+            report.bytes_checked += size or 0
         report.blobs_checked = done
         progress.update("blobs", done, total, "Verifying")
     if bad:

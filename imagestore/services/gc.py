@@ -48,7 +48,7 @@ from ..blobs import (
     tree_age,
     tree_size,
 )
-from ..models import Container, HousekeepingRun, Image, Job, Layer
+from ..models import Container, HousekeepingRun, Image, Job, Layer, Manifest
 from .jobs import JobProgress, create_job, handler
 
 log = logging.getLogger(__name__)
@@ -71,11 +71,20 @@ def _batches(items: list[Any], size: int = _BATCH) -> Iterator[list[Any]]:
 
 # --- blob references -------------------------------------------------------------------------------
 
+def _manifest_blobs() -> Iterator[str]:
+    """Blobs that indexes and artifacts served at /v2/ need (their rows list them; few rows)."""
+    for blobs in Manifest.objects.filter(image__isnull=True).values_list("blobs", flat=True).iterator():
+        yield from (str(b) for b in blobs or [])
+
+
 def referenced_among(digests: list[str]) -> set[str]:
-    """Which of ``digests`` a committed row references now (a layer's blob or an image's config)."""
-    return set(Layer.objects.filter(digest__in=digests).values_list("digest", flat=True)) | set(
-        Image.objects.filter(id__in=digests).values_list("id", flat=True)
-    )
+    """Which of ``digests`` a committed row references now (a layer's blob, an image's config,
+    a manifest served at /v2/ or a blob one of them lists)."""
+    wanted = set(digests)
+    return (set(Layer.objects.filter(digest__in=digests).values_list("digest", flat=True))
+            | set(Image.objects.filter(id__in=digests).values_list("id", flat=True))
+            | set(Manifest.objects.filter(digest__in=digests).values_list("digest", flat=True))
+            | (wanted & set(_manifest_blobs())))
 
 
 def all_referenced() -> set[str]:
@@ -83,6 +92,8 @@ def all_referenced() -> set[str]:
         chain(
             Layer.objects.values_list("digest", flat=True).iterator(),
             Image.objects.values_list("id", flat=True).iterator(),
+            Manifest.objects.values_list("digest", flat=True).iterator(),
+            _manifest_blobs(),
         )
     )
 

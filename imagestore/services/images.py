@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.db.models import CharField, F, Lookup, Q, QuerySet, Value
+from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Concat
+from django.db.models.lookups import Exact
+from django.utils.translation import gettext
 
+from ..dockertime import docker_time
 from ..errors import AmbiguousImage, BadRequest, ImageNotFound
 from ..models import Image, RepoDigest, Tag
 from ..oci import reference
@@ -21,7 +26,7 @@ _HEX_PREFIX_RE = re.compile(r"^(?:sha256:)?([a-f0-9]{1,64})$")
 def _by_id_prefix(prefix: str, shown: str) -> Image | None:
     matches = list(Image.objects.filter(id__startswith=f"sha256:{prefix}").order_by("id")[:2])
     if len(matches) > 1:
-        raise AmbiguousImage(f"multiple images found with provided prefix: {shown}")
+        raise AmbiguousImage(gettext("multiple images found with provided prefix: %(shown)s") % {"shown": shown})
     return matches[0] if matches else None
 
 
@@ -38,7 +43,7 @@ def resolve_image_and_reference(name: str) -> tuple[Image, reference.Reference |
     """Like ``resolve_image``; also the reference when ``name`` was a name, None for an id."""
     name = name.strip()
     if not name:
-        raise BadRequest("an image name or id is required")
+        raise BadRequest(gettext("an image name or id is required"))
     hex_match = _HEX_PREFIX_RE.match(name)
     if name.startswith("sha256:"):
         if not hex_match:
@@ -153,8 +158,11 @@ def _glob_class(ranges: list[tuple[int, int]], negate: bool) -> str | None:
 def compile_reference_pattern(pattern: str) -> ReferencePattern:
     """A ``reference=`` glob (path.Match syntax), matched against ``name`` or ``name:tag``."""
     if not pattern or len(pattern) > MAX_REFERENCE_PATTERN:
-        raise BadRequest(f"reference filter must be a non-empty pattern of at most {MAX_REFERENCE_PATTERN} characters")
-    bad = BadRequest(f"invalid reference filter {pattern!r}: syntax error in pattern")
+        raise BadRequest(gettext("reference filter must be a non-empty pattern of at most "
+                                 "%(MAX_REFERENCE_PATTERN)s characters")
+                         % {"MAX_REFERENCE_PATTERN": MAX_REFERENCE_PATTERN})
+    bad = BadRequest(gettext("invalid reference filter %(pattern)s: syntax error in pattern")
+                     % {"pattern": repr(pattern)})
     rx: list[str] = []
     glob: list[str] = []
     slashes = 0
@@ -251,6 +259,8 @@ class ImageFilters:
     before: str | None = None
     since: str | None = None
     labels: list[str] = field(default_factory=list)
+    not_labels: list[str] = field(default_factory=list)  # ``label!=key[=value]``
+    until: datetime | None = None  # created at or before (``until=24h``, see dockertime)
     all: bool = False
     registry: str | None = None  # only names of this registry (dangling images have none)
     order: str = "-created"  # created, size or repository, "-" for descending
@@ -267,19 +277,55 @@ def _image_conditions(filters: ImageFilters, prefix: str) -> Q:
     if filters.since:
         pivot = resolve_image(filters.since)
         q &= Q(**{f"{prefix}created__gt": pivot.created})
+    if filters.until is not None:
+        q &= Q(**{f"{prefix}created__lte": filters.until})
+    return q
+
+
+def until_filter(values: list[str], now: datetime | None = None) -> datetime | None:
+    """The ``until`` filter's moment (at most one, as Docker says), None when not given."""
+    if not values:
+        return None
+    if len(values) > 1:
+        raise BadRequest("more than one until filter specified", field="until")
+    try:
+        return docker_time(values[0], now)
+    except ValueError as exc:
+        raise BadRequest(str(exc), field="until") from None
+
+
+def check_filter_names(given: dict[str, list[str]], accepted: set[str]) -> None:
+    """Docker's Args.Validate: a filter it does not know is a 400, never silently ignored."""
+    for name in given:
+        if name not in accepted:
+            raise BadRequest(f"invalid filter '{name}'", field="filters")
+
+
+def _label_match(labels: list[str], prefix: str) -> Q:
+    """Docker's MatchKVList: every ``key`` present, every ``key=value`` equal (any key,
+    dots and dashes included: the key is a value of the query, never part of a lookup)."""
+    q = Q()
+    for label in labels:
+        key, has_value, value = label.partition("=")
+        if not key:
+            raise BadRequest(f"invalid filter 'label={label}'")
+        q &= Q(**{f"{prefix}labels__has_key": key})
+        if has_value:
+            q &= Q(Exact(KeyTextTransform(key, f"{prefix}labels"), value))
+    return q
+
+
+def label_conditions(labels: list[str], not_labels: list[str], prefix: str = "") -> Q:
+    """``label=`` (every one must match) and ``label!=`` (an image matching every one of them
+    is left out), as moby's image prune and list read them."""
+    q = _label_match(labels, prefix) if labels else Q()
+    if not_labels:
+        q &= ~_label_match(not_labels, prefix)
     return q
 
 
 def _apply_labels(qs: QuerySet, filters: ImageFilters, prefix: str) -> QuerySet:
-    """``label=key`` or ``label=key=value``, every one required (as docker's filter)."""
-    for label in filters.labels:
-        key, has_value, value = label.partition("=")
-        if not key or "__" in key:
-            raise BadRequest(f"invalid label filter: {label!r}")
-        qs = qs.filter(**{f"{prefix}labels__has_key": key})
-        if has_value:
-            qs = qs.filter(**{f"{prefix}labels__{key}": value})
-    return qs
+    return qs.filter(label_conditions(filters.labels, filters.not_labels, prefix))
 
 
 def list_image_rows(filters: ImageFilters) -> QuerySet:
@@ -323,7 +369,8 @@ def list_image_rows(filters: ImageFilters) -> QuerySet:
     )
     key = filters.order.lstrip("-")
     if key not in ORDERS:
-        raise BadRequest(f"cannot order images by {filters.order!r} (use created, size or repository)")
+        raise BadRequest(gettext("cannot order images by %(order)s (use created, size or repository)")
+                         % {"order": repr(filters.order)})
     order = ("-" if filters.order.startswith("-") else "") + ORDERS[key]
     ordering = [order, "-row_created", "row_image", "row_repository", "row_tag"]
     if filters.dangling is True:

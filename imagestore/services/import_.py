@@ -16,6 +16,7 @@ from typing import Any, BinaryIO, cast
 import requests
 from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from ..blobs import BlobStore, Pins, get_store
 from ..errors import BadRequest, about
@@ -49,7 +50,7 @@ def layer_size_limit() -> Iterator[int]:
     except SizeLimitExceeded as exc:
         if exc.limit != limit or "IMAGESTORE_MAX_LAYER_SIZE" in str(exc):
             raise
-        raise SizeLimitExceeded(f"{exc} (IMAGESTORE_MAX_LAYER_SIZE)", limit) from None
+        raise SizeLimitExceeded(gettext("%(exc)s (IMAGESTORE_MAX_LAYER_SIZE)") % {"exc": exc}, limit) from None
 
 
 class _CountingReader:
@@ -160,15 +161,18 @@ def open_url(url: str) -> tuple[BinaryIO, int | None]:
     """Open an http(s) URL for streaming; the second value is its length when known."""
     shown = redact_url(url)
     if not url.lower().startswith(("http://", "https://")):
-        raise BadRequest(f"cannot import from {shown}: only http and https URLs are supported")
+        raise BadRequest(gettext("cannot import from %(shown)s: only http and https URLs are supported")
+                         % {"shown": shown})
     try:
         # Redirects are followed by the policy's session, each hop checked like the first.
         response = outbound_policy().session().get(url, stream=True, timeout=settings.IMAGESTORE_URL_TIMEOUT)
     except requests.RequestException as exc:
-        raise BadRequest(f"cannot download {shown}: {exc.__class__.__name__}") from None
+        raise BadRequest(gettext("cannot download %(shown)s: %(name)s")
+                         % {"shown": shown, "name": exc.__class__.__name__}) from None
     if response.status_code != 200:
         response.close()
-        raise BadRequest(f"cannot download {shown}: the server answered {response.status_code}")
+        raise BadRequest(gettext("cannot download %(shown)s: the server answered %(status_code)s")
+                         % {"shown": shown, "status_code": response.status_code})
     response.raw.decode_content = True
     length = response.headers.get("Content-Length")
     total = int(length) if length and length.isdigit() and "Content-Encoding" not in response.headers else None
@@ -229,13 +233,13 @@ def import_target(repository: str | None, tag: str | None) -> str | None:
     """``repository`` and ``tag`` as the API takes them, joined into one checked name."""
     if not repository:
         if tag:
-            raise BadRequest("a tag needs a repository", field="repository")
+            raise BadRequest(gettext("a tag needs a repository"), field="repository")
         return None
     with about("repository"):
         if tag:
             ref = parse_target(repository)
             if ":" in repository.rsplit("/", 1)[-1]:
-                raise BadRequest("give the tag either in the repository name or as tag, not both", field="tag")
+                raise BadRequest(gettext("give the tag either in the repository name or as tag, not both"), field="tag")
             return ref.with_tag(tag).familiar
         return parse_target(repository).familiar
 
@@ -252,9 +256,10 @@ def start_import(
 ) -> Job:
     """Queue an import job from an uploaded file or a URL, after checking its inputs."""
     if bool(upload_path) == bool(url):
-        raise BadRequest("give either a file or a url to import from")
+        raise BadRequest(gettext("give either a file or a url to import from"))
     if url and not url.lower().startswith(("http://", "https://")):
-        raise BadRequest(f"cannot import from {redact_url(url)}: only http and https URLs are supported")
+        raise BadRequest(gettext("cannot import from %(value)s: only http and https URLs are supported")
+                         % {"value": redact_url(url)})
     target = import_target(repository, tag)
     _container_config(changes)
     if url:
@@ -275,7 +280,7 @@ def start_import_from(*, upload: Any = None, url: str | None = None, repository:
 
     import_target(repository, tag)
     if (upload is None) == (not url):
-        raise BadRequest("give either a file or a url to import from")
+        raise BadRequest(gettext("give either a file or a url to import from"))
     path = keep_upload(upload) if upload is not None else None
     try:
         return start_import(upload_path=str(path) if path else None, url=url, repository=repository, tag=tag,

@@ -25,6 +25,7 @@ from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 from kombu.exceptions import OperationalError as BrokerError
 
 from ..errors import Conflict, JobCancelled, JobNotFound, JobQueueUnavailable, status_for
@@ -86,7 +87,7 @@ def get_job(job_id: Any) -> Job:
     try:
         return Job.objects.get(pk=job_id)
     except (Job.DoesNotExist, ValueError, TypeError, ValidationError):
-        raise JobNotFound(f"No such job: {job_id}") from None
+        raise JobNotFound(gettext("No such job: %(job_id)s") % {"job_id": job_id}) from None
 
 
 class JobProgress:
@@ -135,7 +136,7 @@ class JobProgress:
                 self._dirty = False
         Job.objects.filter(pk=self.job_id).update(**fields)
         if self.active and Job.objects.filter(pk=self.job_id, cancel_requested=True).exists():
-            raise JobCancelled("cancelled on request")
+            raise JobCancelled(gettext("cancelled on request"))
 
 
 def _finish(job_id: Any, progress: JobProgress | None, state: str, *, only_if: Q | None = None,
@@ -202,7 +203,7 @@ def run_job(job_id: str, worker: str = "") -> Job | None:
             # the row was deleted. Raised, so the worker logs the task as failed too.
             log.error("no job %s in this installation's database (queue %s): its task was sent by another "
                       "installation or the job was deleted; nothing run", job_id, settings.CELERY_TASK_DEFAULT_QUEUE)
-            raise JobNotFound(f"No such job: {job_id}")
+            raise JobNotFound(gettext("No such job: %(job_id)s") % {"job_id": job_id})
         # A second delivery (acks_late redelivers after a lost worker, the sweeper re-sends).
         log.info("job %s is %s, not queued: this delivery of its task is a repeat and is ignored", job_id, state)
         return None
@@ -253,7 +254,7 @@ def cancel_job(job: Job) -> Job:
         _remove_job_files(job)
     elif not Job.objects.filter(pk=job.pk, state=Job.State.RUNNING).update(cancel_requested=True):
         job.refresh_from_db()
-        raise Conflict(f"job {job.id} has already {job.state}")
+        raise Conflict(gettext("job %(job_id)s has already %(state)s") % {"job_id": job.id, "state": job.state})
     job.refresh_from_db()
     return job
 
@@ -261,9 +262,11 @@ def cancel_job(job: Job) -> Job:
 def retry_job(job: Job, owner: Any = None) -> Job:
     """A new job doing what a failed or cancelled one was asked to (its upload, if any, is gone)."""
     if job.state not in (Job.State.FAILED, Job.State.CANCELLED):
-        raise Conflict(f"job {job.id} has {job.state}; only failed or cancelled jobs are retried")
+        raise Conflict(gettext("job %(job_id)s has %(state)s; only failed or cancelled jobs are retried")
+                       % {"job_id": job.id, "state": job.state})
     if "upload_path" in job.params:
-        raise Conflict(f"job {job.id} worked on an upload, which is removed when a job ends: upload it again")
+        raise Conflict(gettext("job %(job_id)s worked on an upload, which is removed when a job ends: upload it "
+                               "again") % {"job_id": job.id})
     return create_job(job.kind, dict(job.params), owner=owner or job.owner)
 
 

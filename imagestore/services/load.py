@@ -17,6 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import gettext
 
 from ..blobs import BlobStore, Pins, get_store, in_use
 from ..models import Job, Layer
@@ -79,7 +80,7 @@ def load_archive(stream: Readable, progress: Progress = NULL_PROGRESS) -> list[s
                                        index_layers=settings.IMAGESTORE_INDEX_LAYERS)
                 images = read_archive_index(staged, host_platform())
             if not images:
-                raise CorruptArchive("the archive holds no image")
+                raise CorruptArchive(gettext("the archive holds no image"))
             names = {id(image): [_tag_name(n) for n in image.names] for image in images}
             progress.update("archive", 1, 1, "Verified")
             with store.pins() as pins:
@@ -92,7 +93,8 @@ def _tag_name(name: str) -> str:
     try:
         return parse_normalized(name).with_default_tag().familiar
     except InvalidReference as exc:
-        raise CorruptArchive(f"the archive tags an image with an invalid name: {exc}") from exc
+        raise CorruptArchive(gettext("the archive tags an image with an invalid name: %(exc)s")
+                             % {"exc": exc}) from exc
 
 
 def _register_all(

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.utils.translation import gettext
+
 from ..errors import BadRequest
 from ..models import RegistryCredential
 from ..oci.registry import DOCKER_HUB, AuthenticationRequired, Credentials, Endpoint, RegistryClient, RegistryError
@@ -26,7 +28,8 @@ def normalize_registry(value: str) -> str:
     if host.lower() in _HUB_ALIASES:
         return DOCKER_HUB
     if not _HOST_RE.match(host):
-        raise BadRequest(f"invalid registry {value!r}: give a host[:port], e.g. registry.example.com:5000",
+        raise BadRequest(gettext("invalid registry %(value)s: give a host[:port], e.g. registry.example.com:5000")
+                         % {"value": repr(value)},
                          field="registry")
     return host
 
@@ -35,7 +38,7 @@ def login(owner: Any, registry: str, username: str, secret: str) -> RegistryCred
     """Check the credentials with the registry (``/v2/`` and its challenge), then keep them."""
     host = normalize_registry(registry)
     if not username or not secret:
-        raise BadRequest("a username and a password (or token) are needed to log in",
+        raise BadRequest(gettext("a username and a password (or token) are needed to log in"),
                          field="password" if username else "username")
     check_reachable(host)
     client = RegistryClient(Endpoint.for_host(host, insecure_registries()), Credentials(username, secret),
@@ -43,10 +46,12 @@ def login(owner: Any, registry: str, username: str, secret: str) -> RegistryCred
     try:
         client.ping()
     except AuthenticationRequired:
-        raise BadRequest(f"login to {host} failed: the registry refused that username and password",
+        raise BadRequest(gettext("login to %(host)s failed: the registry refused that username and password")
+                         % {"host": host},
                          field="password") from None
     except RegistryError as exc:
-        raise BadRequest(f"login to {host} failed: {exc}", field="registry") from None
+        raise BadRequest(gettext("login to %(host)s failed: %(exc)s")
+                         % {"host": host, "exc": exc}, field="registry") from None
     credential, _ = RegistryCredential.objects.update_or_create(
         registry=host, owner=owner, defaults={"username": username, "secret_encrypted": encrypt(secret)}
     )

@@ -23,6 +23,7 @@ import requests
 import urllib3
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import gettext
 
 from ..blobs import BlobStore, Pins, get_store, hold_lock_file
 from ..errors import BadRequest, about
@@ -39,6 +40,7 @@ from ..oci.reference import Reference, parse_normalized
 from ..oci.registry import MAX_CONFIG, RegistryClient, RegistryError, retry
 from . import layerindex
 from .jobs import JobProgress, create_job, handler
+from .manifests import ManifestBytes, keep_manifests
 from .progress import NULL_PROGRESS, Progress
 from .registries import check_reachable, client_for, endpoints_for
 from .repositories import get_or_create_repository
@@ -60,7 +62,8 @@ def parse_platform(text: str | None) -> Platform:
         return host_platform()
     parts = text.strip().lower().split("/")
     if len(parts) not in (2, 3) or not all(parts):
-        raise BadRequest(f"invalid platform {text!r}: use os/architecture[/variant], e.g. linux/amd64",
+        raise BadRequest(gettext("invalid platform %(text)s: use os/architecture[/variant], e.g. linux/amd64")
+                         % {"text": repr(text)},
                          field="platform")
     return Platform(parts[0], parts[1], parts[2] if len(parts) == 3 else "")
 
@@ -74,8 +77,8 @@ def _pick(manifests: list[dict[str, Any]], platform: Platform) -> dict[str, Any]
     if not candidates:
         available = sorted({f"{(m.get('platform') or {}).get('os')}/{(m.get('platform') or {}).get('architecture')}"
                             for m in manifests})
-        raise BadRequest(f"no matching manifest for {platform} in the manifest list entries "
-                         f"(available: {', '.join(available) or 'none'})")
+        raise BadRequest(gettext("no matching manifest for %(platform)s in the manifest list entries (available: "
+                                 "%(value)s)") % {"platform": platform, "value": ', '.join(available) or 'none'})
     return candidates[0]
 
 
@@ -130,25 +133,32 @@ class _Puller:
         self.store = store
         self.pins = pins
         self.existing: set[str] = set()  # items reported "Already exists"
+        # The manifest bytes as the registry sent them (an index first, then the platform's
+        # manifest), kept so /v2/ serves the same digests (services.registry_serve).
+        self.documents: list[ManifestBytes] = []
 
     def manifest(self) -> tuple[dict[str, Any], Digest]:
         reference = str(self.ref.digest) if self.ref.digest else str(self.ref.tag)
         data, media_type, digest = retry(lambda: self.client.get_manifest(self.repository, reference))
         document = _json(data, "manifest")
+        self.documents.append(ManifestBytes(data, str(document.get("mediaType") or media_type), digest))
         if media_type in (mediatypes.OCI_INDEX, mediatypes.DOCKER_MANIFEST_LIST) or "manifests" in document:
             chosen = _pick(document.get("manifests") or [], self.platform)
             child = str(chosen.get("digest"))
-            data, _media_type, _child_digest = retry(lambda: self.client.get_manifest(self.repository, child))
+            data, media_type, child_digest = retry(lambda: self.client.get_manifest(self.repository, child))
             document = _json(data, "manifest")
+            self.documents.append(ManifestBytes(data, str(document.get("mediaType") or media_type), child_digest))
         if document.get("schemaVersion") != 2 or not isinstance(document.get("config"), dict):
-            raise BadRequest(f"{self.ref.familiar}: unsupported manifest (schema 1 and others are not pulled)")
+            raise BadRequest(gettext("%(ref)s: unsupported manifest (schema 1 and others are not pulled)")
+                             % {"ref": self.ref.familiar})
         return document, digest
 
     def config(self, descriptor: dict[str, Any]) -> tuple[bytes, ImageConfig]:
         digest = _digest(descriptor)
         size = _size(descriptor)
         if size > MAX_CONFIG:  # configs are small; held to the manifests' limit
-            raise BadRequest(f"image config {digest} is larger than {MAX_CONFIG >> 20} MiB ({size} bytes declared)")
+            raise BadRequest(gettext("image config %(digest)s is larger than %(value)s MiB (%(size)s bytes "
+                                     "declared)") % {"digest": digest, "value": MAX_CONFIG >> 20, "size": size})
         if self.store.exists(digest) and self.pins.take(digest):
             data = self.store.read_bytes(digest)
         else:
@@ -161,7 +171,7 @@ class _Puller:
         try:
             return data, ImageConfig.parse(data)
         except InvalidConfig as exc:
-            raise BadRequest(f"{self.ref.familiar}: {exc}") from None
+            raise BadRequest(gettext("%(ref)s: %(exc)s") % {"ref": self.ref.familiar, "exc": exc}) from None
 
     def _already_exists(self, item: str, size: int) -> None:
         self.existing.add(item)
@@ -172,7 +182,8 @@ class _Puller:
         item = digest.short
         media_type = str(descriptor.get("mediaType") or mediatypes.OCI_LAYER_GZIP)
         if media_type not in LAYER_TYPES:
-            raise BadRequest(f"layer {digest} has unsupported media type {media_type}")
+            raise BadRequest(gettext("layer %(digest)s has unsupported media type %(media_type)s")
+                             % {"digest": digest, "media_type": media_type})
         size = _size(descriptor)
         if known is not None and self.pins.take(known.digest):
             self._already_exists(item, size)
@@ -212,12 +223,14 @@ class _Puller:
                         while chunk := response.raw.read(min(READ_SIZE, size - done + 1)):
                             if done + len(chunk) > size:
                                 response.close()
-                                raise BadRequest(f"layer {digest}: the registry sent more than the {size} bytes "
-                                                 "its descriptor declares; nothing was kept")
+                                raise BadRequest(gettext("layer %(digest)s: the registry sent more than the "
+                                                         "%(size)s bytes its descriptor declares; nothing was kept")
+                                                 % {"digest": digest, "size": size})
                             if hasher.over_limit:  # a compression bomb: no need to download the rest
                                 response.close()
                                 raise SizeLimitExceeded(
-                                    f"layer {digest}: {hasher.error} (IMAGESTORE_MAX_LAYER_SIZE); nothing was kept",
+                                    gettext("layer %(digest)s: %(error)s (IMAGESTORE_MAX_LAYER_SIZE); nothing was "
+                                            "kept") % {"digest": digest, "error": hasher.error},
                                     settings.IMAGESTORE_MAX_LAYER_SIZE)
                             writer.write(chunk)
                             hasher.feed(chunk)
@@ -231,7 +244,8 @@ class _Puller:
                             raise
                         failures += 1
                         if failures > MAX_RESUMES:
-                            raise RegistryError(f"blob {digest}: the download kept failing ({exc})",
+                            raise RegistryError(gettext("blob %(digest)s: the download kept failing (%(exc)s)")
+                                                % {"digest": digest, "exc": exc},
                                                 temporary=True) from None
                         time.sleep(0.2 * failures)
                 if restart:
@@ -242,16 +256,19 @@ class _Puller:
                     actual_diff = hasher.finish(digest)
                 except SizeLimitExceeded as exc:  # a compression bomb
                     self.store.delete(digest)
-                    raise SizeLimitExceeded(f"layer {digest}: {exc} (IMAGESTORE_MAX_LAYER_SIZE)", exc.limit) from None
+                    raise SizeLimitExceeded(gettext("layer %(digest)s: %(exc)s (IMAGESTORE_MAX_LAYER_SIZE)")
+                                            % {"digest": digest, "exc": exc}, exc.limit) from None
                 except (CorruptArchive, zlib.error) as exc:
                     self.store.delete(digest)
-                    raise BadRequest(f"layer {digest} is not a valid compressed tar: {exc}") from None
+                    raise BadRequest(gettext("layer %(digest)s is not a valid compressed tar: %(exc)s")
+                                     % {"digest": digest, "exc": exc}) from None
                 if actual_diff != diff_id:
                     self.store.delete(digest)
                     raise DigestMismatch(str(diff_id), str(actual_diff), what=f"layer {digest} (diff_id)")
                 layerindex.save(diff_id, indexer)
                 return hasher.size
-        raise RegistryError(f"blob {digest}: the registry cannot resume and the download kept failing",
+        raise RegistryError(gettext("blob %(digest)s: the registry cannot resume and the download kept failing")
+                            % {"digest": digest},
                             temporary=True)
 
 
@@ -263,9 +280,10 @@ def _json(data: bytes, what: str) -> dict[str, Any]:
     try:
         document = jsonbounds.loads(data, what=f"the registry's {what}")
     except (InvalidJSON, LimitExceeded) as exc:
-        raise BadRequest(f"the registry sent an invalid {what}: {exc}") from None
+        raise BadRequest(gettext("the registry sent an invalid %(what)s: %(exc)s")
+                         % {"what": what, "exc": exc}) from None
     if not isinstance(document, dict):
-        raise BadRequest(f"the registry sent an invalid {what}")
+        raise BadRequest(gettext("the registry sent an invalid %(what)s") % {"what": what})
     return document
 
 
@@ -273,7 +291,8 @@ def _size(descriptor: dict[str, Any]) -> int:
     """A descriptor's ``size``, which the OCI image spec requires: downloads stop there."""
     size = descriptor.get("size")
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-        raise BadRequest(f"the registry sent a descriptor without a valid size ({str(size)[:40]!r})")
+        raise BadRequest(gettext("the registry sent a descriptor without a valid size (%(value)s)")
+                         % {"value": repr(str(size)[:40])})
     return size
 
 
@@ -281,7 +300,7 @@ def _digest(descriptor: dict[str, Any]) -> Digest:
     try:
         return Digest.parse(str(descriptor.get("digest")))
     except InvalidDigest as exc:
-        raise BadRequest(f"the registry sent a descriptor with {exc}") from None
+        raise BadRequest(gettext("the registry sent a descriptor with %(exc)s") % {"exc": exc}) from None
 
 
 def _normalise(media_type: str) -> str:
@@ -328,8 +347,10 @@ def _pull_from(client: RegistryClient, ref: Reference, platform: Platform, progr
         document, manifest_digest = puller.manifest()
         current = _up_to_date(ref, _digest(document["config"]))
         if current is not None:
-            RepoDigest.objects.get_or_create(repository=get_or_create_repository(ref), digest=str(manifest_digest),
-                                             image=current)
+            with transaction.atomic():
+                repository = get_or_create_repository(ref)
+                RepoDigest.objects.get_or_create(repository=repository, digest=str(manifest_digest), image=current)
+                keep_manifests(repository, puller.documents, current, pins)
             progress.log(f"Digest: {manifest_digest}")
             status = f"Status: Image is up to date for {name}"
             progress.log(status)
@@ -337,7 +358,8 @@ def _pull_from(client: RegistryClient, ref: Reference, platform: Platform, progr
         config_bytes, config = puller.config(document["config"])
         layers = document.get("layers") or []
         if len(layers) != len(config.diff_ids):
-            raise BadRequest(f"{name}: the manifest lists {len(layers)} layers, its config {len(config.diff_ids)}")
+            raise BadRequest(gettext("%(name)s: the manifest lists %(layers)s layers, its config %(diff_ids)s")
+                             % {"name": name, "layers": len(layers), "diff_ids": len(config.diff_ids)})
         known = {row.diff_id: row for row in Layer.objects.filter(diff_id__in=[str(d) for d in config.diff_ids])}
         for descriptor in layers:
             progress.update(_digest(descriptor).short, 0, _size(descriptor), "Waiting")
@@ -348,12 +370,7 @@ def _pull_from(client: RegistryClient, ref: Reference, platform: Platform, progr
             ]
             records = [f.result() for f in futures]
         existed = Image.objects.filter(pk=str(config.digest)).exists()
-        with transaction.atomic():
-            image = register_image(config, records, pins=pins)
-            if ref.tag:
-                tag_image(image, ref)
-            repository = get_or_create_repository(ref)
-            RepoDigest.objects.get_or_create(repository=repository, digest=str(manifest_digest), image=image)
+        image = register_pulled(ref, manifest_digest, config, records, pins, puller.documents)
         for descriptor in layers:
             size = _size(descriptor)
             item = _digest(descriptor).short
@@ -365,6 +382,21 @@ def _pull_from(client: RegistryClient, ref: Reference, platform: Platform, progr
         status = f"Status: {'Downloaded newer image' if fresh else 'Image is up to date'} for {name}"
         progress.log(status)
         return PullResult(image, ref, manifest_digest, fresh, status)
+
+
+def register_pulled(ref: Reference, manifest_digest: Digest, config: ImageConfig, records: list[LayerRecord],
+                    pins: Pins, documents: list[ManifestBytes]) -> Image:
+    """Turn a manifest with its config and layers (all stored, verified) into the image, its tag,
+    its RepoDigest and the manifests /v2/ serves, in one transaction: a pull and a push to this
+    store's /v2/ (services.registry_serve) end here alike."""
+    with transaction.atomic():
+        image = register_image(config, records, pins=pins)
+        if ref.tag:
+            tag_image(image, ref)
+        repository = get_or_create_repository(ref)
+        RepoDigest.objects.get_or_create(repository=repository, digest=str(manifest_digest), image=image)
+        keep_manifests(repository, documents, image, pins)
+    return image
 
 
 def _in_thread(fn: Any, *args: Any) -> Any:

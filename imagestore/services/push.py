@@ -12,6 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Q
+from django.utils.translation import gettext
 
 from ..blobs import get_store
 from ..errors import BadRequest, ImageNotFound
@@ -30,7 +31,7 @@ from .repositories import get_or_create_repository
 def _targets(name: str, all_tags: bool) -> list[tuple[Reference, Image]]:
     ref = parse_normalized(name)
     if ref.digest is not None:
-        raise BadRequest("push a tag, not a digest reference")
+        raise BadRequest(gettext("push a tag, not a digest reference"))
     tags = Tag.objects.filter(repository__registry=ref.domain, repository__path=ref.path).select_related("image")
     if ref.tag is None and all_tags:
         rows = list(tags.order_by("name"))

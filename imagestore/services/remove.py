@@ -18,19 +18,21 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
 from django.db.models import Count
+from django.utils.translation import gettext
 
 from ..blobs import get_store
-from ..errors import USER_ERRORS, Conflict, ServiceError, status_for
-from ..models import Container, Image, ImageLayer, Layer, RepoDigest, Tag
+from ..errors import USER_ERRORS, BadRequest, Conflict, ServiceError, status_for
+from ..models import Container, Image, ImageLayer, Layer, Manifest, RepoDigest, Tag
 from ..oci import reference
 from ..oci.digest import Digest
 from ..oci.errors import OCIError
 from .gc import delete_blobs_on_commit
-from .images import resolve_image_and_reference
+from .images import check_filter_names, label_conditions, resolve_image_and_reference, until_filter
 
 Record = dict[str, str]
 
@@ -58,7 +60,8 @@ class _DeleteConflict(Exception):
     def error(self) -> Conflict:
         short = self.image_id.split(":", 1)[-1][:12]
         how = "cannot be forced" if self.hard else "must be forced"
-        return Conflict(f"conflict: unable to delete {short} ({how}) - {self.message}")
+        return Conflict(gettext("conflict: unable to delete %(short)s (%(how)s) - %(message)s")
+                        % {"short": short, "how": how, "message": self.message})
 
 
 def _references(image: Image) -> list[reference.Reference]:
@@ -77,6 +80,10 @@ def _references(image: Image) -> list[reference.Reference]:
 def _remove_reference(ref: reference.Reference) -> None:
     if ref.digest is not None:
         RepoDigest.objects.filter(
+            repository__registry=ref.domain, repository__path=ref.path, digest=str(ref.digest)
+        ).delete()
+        # The manifest /v2/ served under that digest goes with it (GC frees its bytes).
+        Manifest.objects.filter(
             repository__registry=ref.domain, repository__path=ref.path, digest=str(ref.digest)
         ).delete()
     else:
@@ -130,8 +137,10 @@ def _remove(name: str, *, force: bool, noprune: bool, dry_run: bool = False) -> 
                 container = _container_using(image, None)
                 if container is not None:
                     raise Conflict(
-                        f'conflict: unable to remove repository reference "{ref.familiar}" (must force) - '
-                        f"container {container.short_id} is using its referenced image {image.short_id}"
+                        gettext('conflict: unable to remove repository reference "%(ref)s" (must force) - '
+                                "container %(container_short_id)s is using its referenced image %(image_short_id)s")
+                        % {"ref": ref.familiar, "container_short_id": container.short_id,
+                           "image_short_id": image.short_id}
                     )
             _remove_reference(ref)
             records.append({"Untagged": ref.familiar})
@@ -268,14 +277,41 @@ def remove_images(names: list[str], *, force: bool = False, noprune: bool = Fals
     return results
 
 
-def prune_images(*, all: bool = False) -> dict[str, Any]:
-    """``docker image prune [-a]``: dangling images (with ``all``, every image no container
-    uses) are removed; answers Docker's ImagesDeleted records and SpaceReclaimed bytes."""
+PRUNE_FILTERS = {"dangling", "label", "label!", "until"}  # moby daemon/images/image_prune.go
+
+
+def prune_options(given: dict[str, list[str]], now: datetime | None = None) -> dict[str, Any]:
+    """``prune_images`` keywords from Docker's prune filters (``dangling``, ``until``,
+    ``label``, ``label!``): an unknown filter or a bad value is a 400 with Docker's words."""
+    check_filter_names(given, PRUNE_FILTERS)
+    dangling = True
+    for value in given.get("dangling", []):
+        if value.lower() in ("true", "1"):
+            dangling = True
+        elif value.lower() in ("false", "0"):
+            dangling = False
+        else:
+            raise BadRequest(f"invalid filter 'dangling={value}'", field="filters")
+    for label in given.get("label", []) + given.get("label!", []):
+        if not label.partition("=")[0]:
+            raise BadRequest(f"invalid filter 'label={label}'", field="filters")
+    return {"all": not dangling, "until": until_filter(given.get("until", []), now),
+            "labels": list(given.get("label", [])), "not_labels": list(given.get("label!", []))}
+
+
+def prune_images(*, all: bool = False, until: datetime | None = None, labels: list[str] | None = None,
+                 not_labels: list[str] | None = None) -> dict[str, Any]:
+    """``docker image prune [-a] [--filter until=... --filter label=...]``: dangling images
+    (with ``all``, every image no container uses) created at or before ``until`` and matching
+    the labels are removed; answers Docker's ImagesDeleted records and SpaceReclaimed bytes."""
     deleted: list[Record] = []
     freed = 0
     candidates = Image.objects.filter(containers__isnull=True)
     if not all:
         candidates = candidates.filter(tags__isnull=True, repo_digests__isnull=True)
+    if until is not None:
+        candidates = candidates.filter(created__lte=until)  # no created time: never "old enough"
+    candidates = candidates.filter(label_conditions(labels or [], not_labels or []))
     pending = list(candidates.values_list("id", flat=True).distinct())
     # Children before parents: repeat while a pass removes something.
     while pending:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext
 
 from ..blobs import get_store
 from ..errors import BadRequest, ImageNotFound
@@ -62,7 +63,7 @@ def _select(names: list[str]) -> dict[str, tuple[Image, list[Reference]]]:
 def plan_save(names: list[str]) -> ArchivePlan:
     names = [n.strip() for n in names if n and n.strip()]
     if not names:
-        raise BadRequest("name at least one image to save")
+        raise BadRequest(gettext("name at least one image to save"))
     chosen = _select(names)
     links = ImageLayer.objects.filter(image_id__in=list(chosen)).select_related("layer").order_by("image", "position")
     layers: dict[str, list[Descriptor]] = {}
@@ -90,7 +91,8 @@ def archive_stream(plan: ArchivePlan, progress: Progress = NULL_PROGRESS) -> Ite
     store = get_store()
     missing = [d for d in plan.blobs if not store.exists(d)]
     if missing:
-        raise ImageNotFound(f"blob {missing[0]} (the store lost it; pull or load the image again)")
+        raise ImageNotFound(gettext("blob %(missing)s (the store lost it; pull or load the image again)")
+                            % {"missing": missing[0]})
 
     def on_blob(digest: str, done: int, total: int) -> None:
         progress.update(Digest.parse(digest).short, done, total, "Saving" if done < total else "Saved")

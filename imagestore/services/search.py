@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import requests
 from django.conf import settings
 from django.db.models import Q
+from django.utils.translation import gettext
 
 from ..errors import BadRequest, Forbidden
 from ..models import Repository
@@ -80,15 +81,18 @@ def _index_search(base_url: str, term: str, limit: int, owner: Any) -> list[dict
         response = outbound_policy().session().get(url, params={"q": term, "n": str(limit)}, auth=auth,
                                                    timeout=(10, 30), stream=True)
     except requests.RequestException as exc:
-        raise RegistryError(f"cannot reach {redact_url(url)} ({exc.__class__.__name__})", temporary=True) from None
+        raise RegistryError(gettext("cannot reach %(value)s (%(name)s)")
+                            % {"value": redact_url(url), "name": exc.__class__.__name__}, temporary=True) from None
     if response.status_code != 200:
         response.close()
     if response.status_code in (404, 405):
         return None
     if response.status_code in (401, 403):
-        raise RegistryError(f"{host}: search needs a login to this index", status=response.status_code)
+        raise RegistryError(gettext("%(host)s: search needs a login to this index")
+                            % {"host": host}, status=response.status_code)
     if response.status_code != 200:
-        raise RegistryError(f"{host}: search answered {response.status_code}", status=response.status_code,
+        raise RegistryError(gettext("%(host)s: search answered %(status_code)s")
+                            % {"host": host, "status_code": response.status_code}, status=response.status_code,
                             temporary=response.status_code >= 500)
     try:
         results = read_json(response, MAX_RESULTS_BODY, f"{host}: search results").get("results") or []
@@ -104,9 +108,9 @@ def search(term: str, *, registry: str | None = None, limit: int = 25, filters: 
            no_trunc: bool = False, owner: Any = None) -> list[dict[str, Any]]:
     term = (term or "").strip()
     if not term:
-        raise BadRequest("a search term is required")
+        raise BadRequest(gettext("a search term is required"))
     if not 1 <= limit <= MAX_LIMIT:
-        raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}")
+        raise BadRequest(gettext("limit must be between 1 and %(MAX_LIMIT)s") % {"MAX_LIMIT": MAX_LIMIT})
     filters = filters or SearchFilters()
     if registry == LOCAL:
         return _finish(search_local(term, limit), filters, limit, no_trunc)
@@ -115,7 +119,8 @@ def search(term: str, *, registry: str | None = None, limit: int = 25, filters: 
     if host == DOCKER_HUB:
         results = _index_search(settings.DOCKER_HUB_INDEX_URL, term, limit, owner)
         if results is None:
-            raise RegistryError(f"{settings.DOCKER_HUB_INDEX_URL} does not offer /v1/search")
+            raise RegistryError(gettext("%(DOCKER_HUB_INDEX_URL)s does not offer /v1/search")
+                                % {"DOCKER_HUB_INDEX_URL": settings.DOCKER_HUB_INDEX_URL})
         return _finish(results, filters, limit, no_trunc)
     client = client_for(host, owner)
     results = _index_search(client.endpoint.base_url, term, limit, owner)
@@ -131,8 +136,9 @@ def _check_may_search(host: str, owner: Any) -> None:
     naming any other registry makes the server connect where the user says, so it takes an operator.
     Either way the outbound policy decides before a connection is made."""
     if host not in configured_registries() and not is_operator(owner):
-        raise Forbidden(f"searching {host} needs staff or the operators group: you may search Docker Hub, "
-                        f"the configured registries, and the local store (registry={LOCAL})")
+        raise Forbidden(gettext("searching %(host)s needs staff or the operators group: you may search Docker Hub, "
+                                "the configured registries, and the local store (registry=%(LOCAL)s)")
+                        % {"host": host, "LOCAL": LOCAL})
     check_reachable(host)
 
 

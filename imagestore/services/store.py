@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.utils.translation import gettext
 
 from ..blobs import Pins, get_store
 from ..models import Image, ImageLayer, Layer
@@ -40,7 +41,7 @@ def register_image(
     never the bytes we are about to reference.
     """
     if [str(d) for d in config.diff_ids] != [layer.diff_id for layer in layers]:
-        raise InconsistentImage("the image's layers do not match the diff_ids of its config")
+        raise InconsistentImage(gettext("the image's layers do not match the diff_ids of its config"))
     if pins is None:
         with get_store().pins() as own:
             return register_image(config, layers, parent=parent, pins=own)
@@ -68,7 +69,7 @@ def _register(config: ImageConfig, layers: list[LayerRecord], parent: Image | No
         # locks, so either it ran first (and we put the pinned bytes back) or it
         # waits for us and then sees the layer in use.
         if not pins.ensure(config.digest):
-            raise InconsistentImage(f"config blob {config.digest} is not in the store")
+            raise InconsistentImage(gettext("config blob %(digest)s is not in the store") % {"digest": config.digest})
         rows = []
         for layer in layers:
             row = existing.get(layer.diff_id)
@@ -80,7 +81,7 @@ def _register(config: ImageConfig, layers: list[LayerRecord], parent: Image | No
                 )
                 existing[layer.diff_id] = row
             if not (pins.ensure(row.digest) or (row.digest != layer.digest and pins.ensure(layer.digest))):
-                raise InconsistentImage(f"layer blob {row.digest} is not in the store")
+                raise InconsistentImage(gettext("layer blob %(digest)s is not in the store") % {"digest": row.digest})
             if not store.exists(row.digest):
                 # The row's blob is lost but ours is here: point the row at ours.
                 Layer.objects.filter(pk=row.pk).update(digest=layer.digest, media_type=layer.media_type,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from ..errors import BadRequest, ImageNotFound
 from ..models import Image, Tag
@@ -15,7 +16,7 @@ def parse_target(target: str | reference.Reference) -> reference.Reference:
     """The ``repository[:tag]`` to create; ``latest`` when no tag is given, never a digest."""
     ref = reference.parse_normalized(target) if isinstance(target, str) else target
     if ref.digest is not None:
-        raise BadRequest(f"refusing to create a tag with a digest reference: {ref.familiar}")
+        raise BadRequest(gettext("refusing to create a tag with a digest reference: %(ref)s") % {"ref": ref.familiar})
     return ref.with_default_tag()
 
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from ..errors import BadRequest
 from ..models import ApiToken
@@ -24,9 +25,9 @@ def digest_of(key: str) -> str:
 def create_token(user: Any, *, name: str = "", expires_days: int | None = None) -> tuple[ApiToken, str]:
     """A new token for ``user``; returns the row and the key (the only time it exists in clear)."""
     if not (user and user.is_active):
-        raise BadRequest("tokens are for active users")
+        raise BadRequest(gettext("tokens are for active users"))
     if expires_days is not None and expires_days < 0:
-        raise BadRequest("expires_days must be 0 (never) or more")
+        raise BadRequest(gettext("expires_days must be 0 (never) or more"))
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     expires_at = timezone.now() + timedelta(days=expires_days) if expires_days else None
     token = ApiToken.objects.create(user=user, name=name, prefix=key[:12], digest=digest_of(key),

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext
 
 from ..errors import TooLarge
 
@@ -30,7 +31,8 @@ def keep_stream(stream: Any, limit: int | None = None) -> Path:
             while chunk := stream.read(1 << 20):
                 written += len(chunk)
                 if written > limit:
-                    raise TooLarge(f"the upload is larger than IMAGESTORE_MAX_UPLOAD_SIZE ({limit} bytes)")
+                    raise TooLarge(gettext("the upload is larger than IMAGESTORE_MAX_UPLOAD_SIZE (%(limit)s bytes)")
+                                   % {"limit": limit})
                 out.write(chunk)
     except BaseException:
         target.unlink(missing_ok=True)

@@ -69,6 +69,26 @@ STATE_LABELS = {"queued": _("queued"), "running": _("running"), "succeeded": _("
                 "restarting": _("restarting"), "removing": _("removing"), "exited": _("exited"), "dead": _("dead")}
 
 
+# The phases services report (imagestore/services: progress.update(..., phase)), stored in
+# English as Docker prints them (the REST API shows them so) and shown in the page's language.
+PHASE_LABELS = {"Waiting": _("Waiting"), "Downloading": _("Downloading"), "Verifying Checksum": _("Verifying Checksum"),
+                "Download complete": _("Download complete"), "Pull complete": _("Pull complete"),
+                "Already exists": _("Already exists"), "Importing": _("Importing"),
+                "Import complete": _("Import complete"), "Reading archive": _("Reading archive"),
+                "Verified": _("Verified"), "Loaded": _("Loaded"), "Saving": _("Saving"), "Saved": _("Saved"),
+                "Preparing": _("Preparing"), "Pushing": _("Pushing"), "Pushed": _("Pushed"),
+                "Layer already exists": _("Layer already exists"), "Committing": _("Committing"),
+                "Committed": _("Committed"), "Verifying": _("Verifying")}
+
+
+@register.filter
+def phase_label(phase: str) -> str:
+    text = str(phase or "")
+    if text.startswith("Mounted from "):
+        return str(_("Mounted from %(repository)s")) % {"repository": text[len("Mounted from "):]}
+    return str(PHASE_LABELS.get(text, text))
+
+
 @register.filter
 def job_kind_label(kind: str) -> str:
     return str(KIND_LABELS.get(kind, str(kind).capitalize()))

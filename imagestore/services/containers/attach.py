@@ -28,6 +28,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from django.utils.translation import gettext
+
 from ...errors import BadRequest, Conflict
 from ...models import Container
 from ...supervisor import socket_path
@@ -52,9 +54,9 @@ def parse_detach_keys(spec: str | None) -> bytes:
             elif char in _CTRL:
                 codes.append(_CTRL[char])
             else:
-                raise BadRequest(f"Unknown character: '{key}'")
+                raise BadRequest(gettext("Unknown character: '%(key)s'") % {"key": key})
         else:
-            raise BadRequest(f"Unknown character: '{key}'")
+            raise BadRequest(gettext("Unknown character: '%(key)s'") % {"key": key})
     return bytes(codes)
 
 
@@ -221,7 +223,7 @@ def attach(container: Container, *, stdin: bool = False, stdout: bool = True, st
 def resize_process(directory: Path, height: int, width: int, *, wait: float = 2.0) -> bool:
     """Set the terminal size of the process served in ``directory``; False if nothing serves it."""
     if not (0 <= height < 1 << 16 and 0 <= width < 1 << 16):
-        raise BadRequest("height and width must be between 0 and 65535")
+        raise BadRequest(gettext("height and width must be between 0 and 65535"))
     deadline = time.monotonic() + wait
     while (sock := _connect(directory)) is None:
         if time.monotonic() > deadline:
@@ -239,5 +241,5 @@ def resize_process(directory: Path, height: int, width: int, *, wait: float = 2.
 def resize(container: Container, height: int, width: int) -> None:
     """``docker resize`` (the terminal's rows and columns) of a running container."""
     if reconcile(container).state not in RUNNING_STATES:
-        raise Conflict(f"Container {container.id} is not running")
+        raise Conflict(gettext("Container %(container_id)s is not running") % {"container_id": container.id})
     resize_process(container_dir(container), height, width)

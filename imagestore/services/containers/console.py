@@ -16,6 +16,8 @@ import subprocess
 import time
 from collections.abc import Callable
 
+from django.utils.translation import gettext
+
 from ...errors import Conflict
 from ...models import Container
 from .attach import Attachment, attach, resize
@@ -81,7 +83,7 @@ class TerminalSession:
 
 def _require_running(container: Container) -> None:
     if reconcile(container).state not in RUNNING_STATES:
-        raise Conflict(f"Container {container.id} is not running")
+        raise Conflict(gettext("Container %(container_id)s is not running") % {"container_id": container.id})
 
 
 def exec_terminal(container: Container, args: list[str] | None = None, *, rows: int = 24, cols: int = 80,

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext
 
 from ...errors import BadRequest, Conflict, NotFound
 from ...models import Container
@@ -77,21 +78,21 @@ class ExecInstance:
 
 def get_exec(exec_id: str) -> ExecInstance:
     if not _EXEC_ID.match(exec_id or ""):
-        raise ExecNotFound(f"No such exec instance: {exec_id}")
+        raise ExecNotFound(gettext("No such exec instance: %(exec_id)s") % {"exec_id": exec_id})
     for directory in (_root() / "containers").glob(f"*/execs/{exec_id}"):
         try:
             config = json.loads((directory / "exec.json").read_text())
         except (OSError, ValueError):
             continue
         return ExecInstance(exec_id, config["ContainerID"], directory, config)
-    raise ExecNotFound(f"No such exec instance: {exec_id}")
+    raise ExecNotFound(gettext("No such exec instance: %(exec_id)s") % {"exec_id": exec_id})
 
 
 def _strings(value: Any, what: str) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(v, str) and "\x00" not in v for v in value):
-        raise BadRequest(f"{what} must be a list of strings")
+        raise BadRequest(gettext("%(what)s must be a list of strings") % {"what": what})
     return list(value)
 
 
@@ -100,10 +101,10 @@ def create_exec(container: Container, cmd: Any, *, tty: bool = False, stdin: boo
                 detach_keys: str | None = None, console_size: list[int] | None = None) -> ExecInstance:
     """An exec instance of ``cmd`` in a running container, not started yet (``POST /containers/{id}/exec``)."""
     if reconcile(container).state not in RUNNING_STATES:
-        raise Conflict(f"Container {container.id} is not running")
+        raise Conflict(gettext("Container %(container_id)s is not running") % {"container_id": container.id})
     args = _strings(cmd, "Cmd")
     if not args:
-        raise BadRequest("No exec command specified")
+        raise BadRequest(gettext("No exec command specified"))
     extra_env = _strings(env, "Env")
     if detach_keys:
         parse_detach_keys(detach_keys)  # a bad one is a 400 now, not at start
@@ -115,7 +116,8 @@ def create_exec(container: Container, cmd: Any, *, tty: bool = False, stdin: boo
         process["env"].append("TERM=xterm")
     if workdir:
         if not workdir.startswith("/"):
-            raise BadRequest(f"the working directory '{workdir}' is invalid, it needs to be an absolute path")
+            raise BadRequest(gettext("the working directory '%(workdir)s' is invalid, it needs to be an absolute "
+                                     "path") % {"workdir": workdir})
         process["cwd"] = workdir
     if user:
         uid, gid = _user_ids(rootfs(container), user)
@@ -138,13 +140,15 @@ def create_exec(container: Container, cmd: Any, *, tty: bool = False, stdin: boo
 def start_exec(instance: ExecInstance, *, console_size: list[int] | None = None, timeout: float = 15) -> ExecInstance:
     """Start the exec under its own supervisor; returns once it runs (or has already ended)."""
     if instance.state() != "created":
-        raise Conflict(f"Error: Exec command {instance.id} is already running")
+        raise Conflict(gettext("Error: Exec command %(instance_id)s is already running")
+                       % {"instance_id": instance.id})
     container = Container.objects.filter(pk=instance.container_id).first()
     if container is None or reconcile(container).state not in RUNNING_STATES:
-        raise Conflict(f"Container {instance.container_id} is not running")
+        raise Conflict(gettext("Container %(container_id)s is not running") % {"container_id": instance.container_id})
     binary = runtime_binary()
     if binary is None:
-        raise RuntimeUnavailable(f"no OCI runtime is installed ({settings.CONTAINER_RUNTIME} not found on PATH)")
+        raise RuntimeUnavailable(gettext("no OCI runtime is installed (%(CONTAINER_RUNTIME)s not found on PATH)")
+                                 % {"CONTAINER_RUNTIME": settings.CONTAINER_RUNTIME})
     if console_size:
         instance.config["io"]["console_size"] = console_size
         (instance.directory / "exec.json").write_text(json.dumps(instance.config))
@@ -176,7 +180,7 @@ def attach_exec(instance: ExecInstance, *, stdin: bool = False, stdout: bool = T
 
 def resize_exec(instance: ExecInstance, height: int, width: int) -> None:
     if instance.state() not in ("starting", "running"):
-        raise Conflict(f"Exec {instance.id} is not running")
+        raise Conflict(gettext("Exec %(instance_id)s is not running") % {"instance_id": instance.id})
     resize_process(instance.directory, height, width)
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from django.conf import settings
+from django.utils.translation import gettext
 
 from ...errors import BadRequest, NotFound
 from ...models import Container
@@ -37,9 +38,11 @@ def _copy_into(container: Container, path: str, archive: BinaryIO) -> int:
         with RootFS(root) as fs:
             os.close(fs.open_dir(clean_path(path)))
     except (FileNotFoundError, NotADirectoryError):
-        raise NotFound(f"Could not find the file {path} in container {container.short_id}") from None
+        raise NotFound(gettext("Could not find the file %(path)s in container %(container_short_id)s")
+                       % {"path": path, "container_short_id": container.short_id}) from None
     except OSError as exc:
-        raise BadRequest(f"cannot copy to {path}: {exc.strerror}") from None
+        raise BadRequest(gettext("cannot copy to %(path)s: %(strerror)s")
+                         % {"path": path, "strerror": exc.strerror}) from None
     limit = settings.IMAGESTORE_MAX_LAYER_SIZE
     return apply_layer(open_decompressed(archive, max_output=limit), root, at=clean_path(path), max_bytes=limit)
 
@@ -51,9 +54,11 @@ def _lookup(container: Container, path: str) -> tuple[str, os.stat_result]:
         with RootFS(ensure_rootfs(container)) as fs:
             return rel, fs.lstat(rel)
     except (FileNotFoundError, NotADirectoryError):
-        raise NotFound(f"Could not find the file {path} in container {container.short_id}") from None
+        raise NotFound(gettext("Could not find the file %(path)s in container %(container_short_id)s")
+                       % {"path": path, "container_short_id": container.short_id}) from None
     except OSError as exc:
-        raise BadRequest(f"cannot read {path}: {exc.strerror}") from None
+        raise BadRequest(gettext("cannot read %(path)s: %(strerror)s")
+                         % {"path": path, "strerror": exc.strerror}) from None
 
 
 def archive_of(container: Container, path: str) -> Iterator[bytes]:

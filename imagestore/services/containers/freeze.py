@@ -16,6 +16,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from django.utils.translation import gettext
+
 from ...errors import Conflict
 from ...models import Container
 from .lookup import RUNNING_STATES, container_dir, runtime_binary
@@ -70,7 +72,9 @@ def _pause(container: Container) -> bool:
             continue
         if status in ("", "stopped", "created"):
             return False  # exited (or never started): nothing runs that could change its files
-        raise Conflict(f"cannot pause container {container.short_id} ({status}): {result.stderr.strip()[:300]}")
+        raise Conflict(gettext("cannot pause container %(container_short_id)s (%(status)s): %(stderr)s")
+                       % {"container_short_id": container.short_id, "status": status,
+                          "stderr": result.stderr.strip()[:300]})
 
 
 def _exited(container: Container) -> bool:

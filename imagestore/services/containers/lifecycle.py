@@ -19,6 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from ...blobs import get_store
 from ...dbutil import database_url
@@ -51,7 +52,7 @@ def _list(value: Any, what: str) -> list[str] | None:
     if isinstance(value, str):
         return [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise BadRequest(f"{what} must be a list of strings")
+        raise BadRequest(gettext("%(what)s must be a list of strings") % {"what": what})
     return list(value)
 
 
@@ -64,9 +65,9 @@ def _limit(value: Any, what: str, minimum: int = 0) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value >= 1 << 62:
-        raise BadRequest(f"{what} must be a non-negative integer")
+        raise BadRequest(gettext("%(what)s must be a non-negative integer") % {"what": what})
     if 0 < value < minimum:
-        raise BadRequest(f"{what} must be at least {minimum}")
+        raise BadRequest(gettext("%(what)s must be at least %(minimum)s") % {"what": what, "minimum": minimum})
     return value
 
 
@@ -89,11 +90,13 @@ def create_container(image_ref: str, *, cmd: Any = None, entrypoint: Any = None,
     image = resolve_image(image_ref)
     if name:
         if not _NAME_RE.match(name):
-            raise BadRequest(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+            raise BadRequest(gettext("Invalid container name (%(name)s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+                             % {"name": name},
                              field="name")
         name = name.lstrip("/")
         if Container.objects.filter(name=name).exists():
-            raise Conflict(f'Conflict. The container name "/{name}" is already in use.', field="name")
+            raise Conflict(gettext('Conflict. The container name "/%(name)s" is already in use.')
+                           % {"name": name}, field="name")
     config = {
         "Image": image_ref,
         "Cmd": _list(cmd, "cmd"),
@@ -108,7 +111,7 @@ def create_container(image_ref: str, *, cmd: Any = None, entrypoint: Any = None,
     }
     image_config = ImageConfig.parse(get_store().read_bytes(image.id)).container_config
     if not _args(config, image_config):
-        raise BadRequest("no command specified: the image has no CMD or ENTRYPOINT, give cmd")
+        raise BadRequest(gettext("no command specified: the image has no CMD or ENTRYPOINT, give cmd"))
     chain = ensure_snapshot(image)
     container_id = secrets.token_hex(32)
     directory = _root() / "containers" / container_id
@@ -119,7 +122,7 @@ def create_container(image_ref: str, *, cmd: Any = None, entrypoint: Any = None,
             for d in ("upper", "work", "rootfs"):
                 (directory / d).mkdir()
             if not _mount_overlay(snapshot_dir(chain), directory / "upper", directory / "work", directory / "rootfs"):
-                raise ServiceError("cannot mount an overlay root (set CONTAINER_ROOTFS=copy on this host)")
+                raise ServiceError(gettext("cannot mount an overlay root (set CONTAINER_ROOTFS=copy on this host)"))
         else:
             # A copied root (reflinked where the filesystem can), the container's own.
             subprocess.run(["cp", "-a", "--reflink=auto", f"{snapshot_dir(chain)}/.", str(directory / "rootfs")],
@@ -135,7 +138,8 @@ def create_container(image_ref: str, *, cmd: Any = None, entrypoint: Any = None,
             subprocess.run(["umount", "-l", str(directory / "rootfs")], capture_output=True)
         shutil.rmtree(directory, ignore_errors=True)
         if isinstance(exc, IntegrityError):
-            raise Conflict(f'Conflict. The container name "/{name}" is already in use.', field="name") from None
+            raise Conflict(gettext('Conflict. The container name "/%(name)s" is already in use.')
+                           % {"name": name}, field="name") from None
         raise
     return container
 
@@ -145,7 +149,7 @@ def _console_size(value: Any) -> list[int] | None:
         return None
     if (not isinstance(value, list) or len(value) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 16 for v in value)):
-        raise BadRequest("ConsoleSize must be [height, width]")
+        raise BadRequest(gettext("ConsoleSize must be [height, width]"))
     return [int(v) for v in value] if any(value) else None
 
 
@@ -153,8 +157,8 @@ def remove_container(container: Container, *, force: bool = False) -> None:
     reconcile(container)
     if container.state in RUNNING_STATES:
         if not force:
-            raise Conflict(f"You cannot remove a running container {container.id}. Stop the container before "
-                           "attempting removal or force remove")
+            raise Conflict(gettext("You cannot remove a running container %(container_id)s. Stop the container "
+                                   "before attempting removal or force remove") % {"container_id": container.id})
         kill_container(container, "KILL")
         wait_container(container, timeout=10)
     chain = container.snapshot
@@ -189,9 +193,10 @@ def _read_etc(root: Path, name: str, what: str) -> bytes | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     except ValueError as exc:
-        raise BadRequest(f"unable to find user {name}: {exc}") from None
+        raise BadRequest(gettext("unable to find user %(name)s: %(exc)s") % {"name": name, "exc": exc}) from None
     except OSError as exc:
-        raise BadRequest(f"unable to find user {name}: cannot read /etc/{what}: {exc.strerror}") from None
+        raise BadRequest(gettext("unable to find user %(name)s: cannot read /etc/%(what)s: %(strerror)s")
+                         % {"name": name, "what": what, "strerror": exc.strerror}) from None
 
 
 def _passwd_entry(root: Path, name: str, *, uid: int | None = None) -> tuple[int, int] | None:
@@ -212,11 +217,13 @@ def _passwd_line(root: Path, name: str, *, uid: int | None = None) -> tuple[str,
             continue
         if len(fields) < 4 or not (fields[2].isascii() and fields[2].isdigit()
                                    and fields[3].isascii() and fields[3].isdigit()):
-            raise BadRequest(f"unable to find user {name}: line {number} of /etc/passwd is malformed "
-                             "(expected name:password:uid:gid with numeric ids)")
+            raise BadRequest(gettext("unable to find user %(name)s: line %(number)s of /etc/passwd is malformed "
+                                     "(expected name:password:uid:gid with numeric ids)")
+                             % {"name": name, "number": number})
         uid, gid = int(fields[2]), int(fields[3])
         if uid >= 1 << 32 or gid >= 1 << 32:
-            raise BadRequest(f"unable to find user {name}: line {number} of /etc/passwd has an id out of range")
+            raise BadRequest(gettext("unable to find user %(name)s: line %(number)s of /etc/passwd has an id out "
+                                     "of range") % {"name": name, "number": number})
         return fields[0], uid, gid
     return None
 
@@ -270,14 +277,15 @@ def _user_ids(root: Path, user: str) -> tuple[int, int]:
     else:
         entry = _passwd_entry(root, name)
         if entry is None:
-            raise BadRequest(f"unable to find user {name}: no matching entries in passwd file")
+            raise BadRequest(gettext("unable to find user %(name)s: no matching entries in passwd file")
+                             % {"name": name})
         uid, gid = entry
     if group:
         if not (group.isascii() and group.isdigit()):
-            raise BadRequest(f"group {group!r} must be numeric")
+            raise BadRequest(gettext("group %(group)s must be numeric") % {"group": repr(group)})
         gid = int(group)
     if uid >= 1 << 32 or (gid or 0) >= 1 << 32:
-        raise BadRequest(f"user {user!r}: id out of range")
+        raise BadRequest(gettext("user %(user)s: id out of range") % {"user": repr(user)})
     return uid, gid if gid is not None else uid
 
 
@@ -379,8 +387,9 @@ def _start(container: Container, *, timeout: float) -> Container:
     binary = runtime_binary()
     if binary is None:
         raise RuntimeUnavailable(
-            f"cannot start container {container.short_id}: no OCI runtime is installed "
-            f"({settings.CONTAINER_RUNTIME} not found on PATH)"
+            gettext("cannot start container %(container_short_id)s: no OCI runtime is installed "
+                    "(%(CONTAINER_RUNTIME)s not found on PATH)")
+            % {"container_short_id": container.short_id, "CONTAINER_RUNTIME": settings.CONTAINER_RUNTIME}
         )
     directory = container_dir(container)
     ensure_rootfs(container)
@@ -439,20 +448,22 @@ def _launch(container: Container, directory: Path, binary: str, netns: str | Non
 def _runc(container: Container, *args: str) -> subprocess.CompletedProcess[str]:
     binary = runtime_binary()
     if binary is None:
-        raise RuntimeUnavailable(f"no OCI runtime is installed ({settings.CONTAINER_RUNTIME} not found on PATH)")
+        raise RuntimeUnavailable(gettext("no OCI runtime is installed (%(CONTAINER_RUNTIME)s not found on PATH)")
+                                 % {"CONTAINER_RUNTIME": settings.CONTAINER_RUNTIME})
     return subprocess.run([binary, *args], capture_output=True, text=True)
 
 
 def kill_container(container: Container, sig: str = "KILL") -> Container:
     reconcile(container)
     if container.state not in RUNNING_STATES:
-        raise Conflict(f"Container {container.id} is not running")
+        raise Conflict(gettext("Container %(container_id)s is not running") % {"container_id": container.id})
     name = sig.upper().removeprefix("SIG")
     if not (name.isdigit() or hasattr(signal, f"SIG{name}")):
-        raise BadRequest(f"invalid signal: {sig}")
+        raise BadRequest(gettext("invalid signal: %(sig)s") % {"sig": sig})
     result = _runc(container, "kill", container.id, name)
     if result.returncode != 0 and "not running" not in result.stderr and "does not exist" not in result.stderr:
-        raise Conflict(f"cannot signal container {container.short_id}: {result.stderr.strip()}")
+        raise Conflict(gettext("cannot signal container %(container_short_id)s: %(value)s")
+                       % {"container_short_id": container.short_id, "value": result.stderr.strip()})
     return container
 
 
@@ -463,7 +474,8 @@ STOP_TIMEOUT_MAX = 3600
 def _check_timeout(timeout: float | None) -> None:
     # A non-finite or negative timeout would make the deadline never pass (nan compares false).
     if timeout is not None and not (math.isfinite(timeout) and timeout >= 0):
-        raise BadRequest(f"a timeout must be a finite number of seconds, not {timeout}")
+        raise BadRequest(gettext("a timeout must be a finite number of seconds, not %(timeout)s")
+                         % {"timeout": timeout})
 
 
 def wait_container(container: Container, *, timeout: float | None = None,
@@ -545,7 +557,7 @@ class Waiter:
 
     def __init__(self, container: Container, condition: str = "not-running") -> None:
         if condition not in WAIT_CONDITIONS:
-            raise BadRequest(f"invalid condition: {condition}")
+            raise BadRequest(gettext("invalid condition: %(condition)s") % {"condition": condition})
         self.condition = condition
         self.pk = container.pk
         self.first_finish = container.finished_at if container.state not in RUNNING_STATES else None
@@ -586,14 +598,17 @@ def wait_for(container: Container, condition: str = "not-running", *,
 def rename_container(container: Container, new_name: str) -> Container:
     new_name = (new_name or "").lstrip("/")
     if not new_name or not _NAME_RE.match(new_name):
-        raise BadRequest(f"Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        raise BadRequest(gettext("Invalid container name (%(new_name)s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+                         % {"new_name": new_name})
     if new_name == container.name:
-        raise Conflict(f"Renaming a container with the same name as its current name: {new_name}")
+        raise Conflict(gettext("Renaming a container with the same name as its current name: %(new_name)s")
+                       % {"new_name": new_name})
     try:
         with transaction.atomic():
             Container.objects.filter(pk=container.pk).update(name=new_name)
     except IntegrityError:
-        raise Conflict(f'Conflict. The container name "/{new_name}" is already in use.') from None
+        raise Conflict(gettext('Conflict. The container name "/%(new_name)s" is already in use.')
+                       % {"new_name": new_name}) from None
     container.name = new_name
     return container
 

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from django.conf import settings
+from django.utils.translation import gettext
 
 from ...errors import BadRequest, NotFound, ServiceError
 from ...models import Container
@@ -51,16 +52,16 @@ def get_container(ref: str) -> Container:
     """By full id, unique id prefix, or name, as docker accepts."""
     ref = (ref or "").strip().lstrip("/")
     if not ref:
-        raise BadRequest("a container id or name is required")
+        raise BadRequest(gettext("a container id or name is required"))
     if not _REF_RE.match(ref):
         # No name or id is spelled so; nor is the database asked (PostgreSQL refuses a NUL).
-        raise ContainerNotFound(f"No such container: {ref}")
+        raise ContainerNotFound(gettext("No such container: %(ref)s") % {"ref": ref})
     found = Container.objects.filter(name=ref).first() or Container.objects.filter(pk=ref).first()
     if found is None and re.fullmatch(r"[a-f0-9]{1,64}", ref):
         matches = list(Container.objects.filter(pk__startswith=ref)[:2])
         if len(matches) > 1:
-            raise BadRequest(f"multiple containers found with provided prefix: {ref}")
+            raise BadRequest(gettext("multiple containers found with provided prefix: %(ref)s") % {"ref": ref})
         found = matches[0] if matches else None
     if found is None:
-        raise ContainerNotFound(f"No such container: {ref}")
+        raise ContainerNotFound(gettext("No such container: %(ref)s") % {"ref": ref})
     return found

@@ -31,6 +31,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+from django.utils.translation import gettext
+
 from ...errors import BadRequest, ServiceError
 
 NETWORK_MODES = ("bridge", "none", "host")
@@ -43,7 +45,7 @@ def normalize_mode(mode: str | None, default: str) -> str:
     if not mode or mode == "default":
         return default
     if mode not in NETWORK_MODES:
-        raise BadRequest(f"network {mode} not found: use bridge, none or host")
+        raise BadRequest(gettext("network %(mode)s not found: use bridge, none or host") % {"mode": mode})
     return mode
 
 
@@ -77,7 +79,8 @@ def teardown_network(directory: Path) -> None:
 def _run(args: list[str], what: str, stdin: str | None = None) -> None:
     result = subprocess.run(args, input=stdin, capture_output=True, text=True)
     if result.returncode != 0:
-        raise ServiceError(f"cannot {what}: {(result.stderr or result.stdout).strip()[:500]}")
+        raise ServiceError(gettext("cannot %(what)s: %(value)s")
+                           % {"what": what, "value": (result.stderr or result.stdout).strip()[:500]})
 
 
 def prepare_network(directory: Path, mode: str) -> str | None:
@@ -92,8 +95,8 @@ def prepare_network(directory: Path, mode: str) -> str | None:
         if mode == "bridge":
             pasta = shutil.which("pasta")
             if pasta is None:
-                raise ServiceError("pasta (Debian package passt) is not installed: the bridge network needs it "
-                                   "(or create the container with network none)")
+                raise ServiceError(gettext("pasta (Debian package passt) is not installed: the bridge network "
+                                           "needs it (or create the container with network none)"))
             # --runas 0: this pasta (passt 2023-03) cannot join a namespace given by path once it has
             # dropped to nobody; it still confines itself (seccomp, its own namespaces) as it starts.
             _run([pasta, "--config-net", "--netns", str(path), "--runas", "0", "--quiet",

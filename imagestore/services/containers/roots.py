@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from django.conf import settings
+from django.utils.translation import gettext
 
 from ...blobs import get_store, in_use
 from ...errors import ServiceError
@@ -58,7 +59,8 @@ def ensure_rootfs(container: Container) -> Path:
     if container.rootfs_mode == "overlay" and not os.path.ismount(root):
         directory = container_dir(container)
         if not _mount_overlay(snapshot_dir(container.snapshot), directory / "upper", directory / "work", root):
-            raise ServiceError(f"cannot mount the root filesystem of container {container.short_id}")
+            raise ServiceError(gettext("cannot mount the root filesystem of container %(container_short_id)s")
+                               % {"container_short_id": container.short_id})
     return root
 
 

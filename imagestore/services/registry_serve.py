@@ -1,0 +1,615 @@
+"""This store served as an OCI Distribution registry at /v2/ (the interface: imagestore.registryapi).
+
+Names: a /v2/ name (``team/app``) is first this registry's own repository (registry = the host
+clients name this dashboard by, REGISTRY_NAME or the request's Host: what ``docker push
+HOST:PORT/team/app`` leaves on a Docker host), then Docker Hub's (``library/centos``, the name
+a ``registry-mirrors`` client sends), then ``host/path`` for other registries
+(``quay.io/org/app``): every image in the store can be pulled by its names.
+
+Pushes: blobs stream into the blob store's temporary files (``tmp/upload-*``), hashed on the way,
+and get their final name only when the digest the client names matches; an interrupted upload
+leaves its temporary file, which housekeeping removes after GC_GRACE_SECONDS. A pushed image
+manifest becomes an Image like a pulled one (services.pull.register_pulled: image id = config
+digest, its Tag and RepoDigest); indexes and artifacts are Manifest rows (with ManifestTag).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+
+from ..blobs import BlobStore, get_store, mark_in_use
+from ..errors import Conflict, ServiceError
+from ..models import Image, ImageLayer, Layer, Manifest, ManifestTag, RepoDigest, Repository, Tag
+from ..oci import distribution as spec
+from ..oci import mediatypes
+from ..oci.config import ImageConfig, InvalidConfig
+from ..oci.diffid import DiffIdHasher
+from ..oci.digest import Digest, sha256_digest
+from ..oci.errors import OCIError
+from ..oci.reference import DEFAULT_DOMAIN, Reference
+from .layout import image_manifest
+from .manifests import ManifestBytes, keep_manifests
+from .pull import _normalise, _record_diff_id, _verified_diff_id, register_pulled
+from .store import LayerRecord
+
+READ_SIZE = 1 << 20
+UPLOAD_PREFIX = "upload-"
+
+
+# --- names ----------------------------------------------------------------------------------------
+
+def local_registry(host: str) -> str:
+    """The registry name this dashboard's own repositories carry."""
+    return settings.REGISTRY_NAME or host
+
+
+def _candidates(name: str, host: str) -> list[tuple[str, str]]:
+    out = [(local_registry(host), name), (DEFAULT_DOMAIN, name)]
+    if "/" not in name:
+        out.append((DEFAULT_DOMAIN, f"library/{name}"))
+    first, _, rest = name.partition("/")
+    if rest and ("." in first or first == "localhost"):
+        out.append((first, rest))
+    return out
+
+
+def find_repository(name: str, host: str) -> Repository | None:
+    candidates = _candidates(name, host)
+    condition = Q()
+    for registry, path in candidates:
+        condition |= Q(registry=registry, path=path)
+    found = {(r.registry, r.path): r for r in Repository.objects.filter(condition)}
+    for key in candidates:
+        if key in found:
+            return found[key]
+    return None
+
+
+def v2_name(repository: Repository, host: str) -> str | None:
+    """The /v2/ name that reaches ``repository`` here (None when another repository shadows it)."""
+    if repository.registry == local_registry(host):
+        return repository.path
+    if repository.registry == DEFAULT_DOMAIN:
+        name = repository.path
+    else:
+        name = f"{repository.registry}/{repository.path}"
+        if not spec.NAME_RE.match(name):
+            return None
+    found = find_repository(name, host)
+    return name if found is None or found.pk == repository.pk else None
+
+
+def repository_for_push(name: str, host: str) -> Repository:
+    repository, _ = Repository.objects.get_or_create(registry=local_registry(host), path=name)
+    return repository
+
+
+# --- blobs ----------------------------------------------------------------------------------------
+
+@dataclass
+class Blob:
+    path: Path
+    size: int
+    digest: Digest
+
+
+def blob_in_repository(repository: Repository, digest: str) -> bool:
+    """Whether a repository's images, manifests or artifacts use this blob."""
+    return (Manifest.objects.filter(repository=repository).filter(
+                Q(digest=digest) | Q(image_id=digest) | Q(image__image_layers__layer__digest=digest)).exists()
+            or Tag.objects.filter(repository=repository).filter(
+                Q(image_id=digest) | Q(image__image_layers__layer__digest=digest)).exists()
+            or any(digest in (blobs or []) for blobs in Manifest.objects.filter(
+                repository=repository, image__isnull=True).values_list("blobs", flat=True)))
+
+
+def get_blob(digest_text: str, *, repository: Repository | None = None, scoped: bool = False) -> Blob:
+    """A stored blob; with ``scoped`` (anonymous readers of a public repository), only one the
+    repository uses. Signed-in users may pull every repository, so a blob by digest is theirs."""
+    digest = spec.parse_digest(digest_text)
+    store = get_store()
+    path = store.path(digest)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise spec.BlobUnknown(f"blob {digest} is unknown to this registry", detail={"digest": str(digest)}) from None
+    if scoped and (repository is None or not blob_in_repository(repository, str(digest))):
+        raise spec.BlobUnknown(f"blob {digest} is unknown to this repository", detail={"digest": str(digest)})
+    return Blob(path, size, digest)
+
+
+# --- uploads --------------------------------------------------------------------------------------
+
+class _Session:
+    """What this process knows of an upload it is receiving: the sha256 (and diff_id) so far."""
+
+    def __init__(self) -> None:
+        self.sha = hashlib.sha256()
+        self.offset = 0
+        self.diff: DiffIdHasher | None = DiffIdHasher(max_output=settings.IMAGESTORE_MAX_LAYER_SIZE)
+        self.lock = threading.Lock()
+
+
+_sessions: dict[str, _Session] = {}
+_sessions_lock = threading.Lock()
+
+
+def _upload_path(store: BlobStore, name: str, upload_id: str) -> Path:
+    try:
+        uuid.UUID(hex=upload_id)
+    except ValueError:
+        raise spec.BlobUploadUnknown("unknown upload") from None
+    owner = hashlib.sha256(name.encode()).hexdigest()[:16]  # an upload belongs to its repository
+    return store.tmp_dir / f"{UPLOAD_PREFIX}{uuid.UUID(hex=upload_id).hex}-{owner}"
+
+
+def start_upload(name: str) -> str:
+    store = get_store()
+    upload_id = uuid.uuid4().hex
+    path = _upload_path(store, name, upload_id)
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    os.close(fd)
+    return upload_id
+
+
+def upload_offset(name: str, upload_id: str) -> int:
+    try:
+        return _upload_path(get_store(), name, upload_id).stat().st_size
+    except FileNotFoundError:
+        raise spec.BlobUploadUnknown("unknown upload, or it was cancelled or finished") from None
+
+
+def _session_for(upload_id: str, offset: int) -> _Session | None:
+    with _sessions_lock:
+        session = _sessions.get(upload_id)
+        if session is None and offset == 0:
+            session = _sessions[upload_id] = _Session()
+    if session is not None and session.offset != offset:
+        return None  # another process took part of it: hash from the file at the end
+    return session
+
+
+def _forget(upload_id: str) -> None:
+    with _sessions_lock:
+        session = _sessions.pop(upload_id, None)
+    if session is not None and session.diff is not None:
+        session.diff.close()
+
+
+def append(name: str, upload_id: str, stream: BinaryIO, *, start: int | None = None,
+           length: int | None = None) -> int:
+    """Stream a chunk onto the upload (``start``: its Content-Range start, which must be where the
+    upload stands); returns the new size. Nothing is held in memory beyond one read."""
+    store = get_store()
+    path = _upload_path(store, name, upload_id)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    except FileNotFoundError:
+        raise spec.BlobUploadUnknown("unknown upload, or it was cancelled or finished") from None
+    limit = settings.IMAGESTORE_MAX_UPLOAD_SIZE
+    with os.fdopen(fd, "ab") as out:
+        mark_in_use(out.fileno())  # housekeeping leaves it while we write
+        offset = os.fstat(out.fileno()).st_size
+        if start is not None and start != offset:
+            raise spec.RangeInvalid(f"the chunk starts at {start}, the upload is at {offset}",
+                                   detail={"offset": offset})
+        if length is not None and offset + length > limit:
+            raise spec.SizeInvalid(f"the upload would be larger than {limit} bytes (IMAGESTORE_MAX_UPLOAD_SIZE)",
+                                   status=413)
+        session = _session_for(upload_id, offset)
+        if session is not None and not session.lock.acquire(blocking=False):
+            session = None
+        try:
+            received = 0
+            while True:
+                want = READ_SIZE if length is None else min(READ_SIZE, length - received)
+                if want <= 0:
+                    break
+                chunk = stream.read(want)
+                if not chunk:
+                    break
+                if offset + received + len(chunk) > limit:
+                    raise spec.SizeInvalid(f"the upload is larger than {limit} bytes (IMAGESTORE_MAX_UPLOAD_SIZE)",
+                                           status=413)
+                out.write(chunk)
+                received += len(chunk)
+                if session is not None:
+                    session.sha.update(chunk)
+                    if session.diff is not None:
+                        session.diff.feed(chunk)
+            out.flush()
+            if length is not None and received != length:
+                raise spec.SizeInvalid(f"the chunk ended after {received} of {length} bytes")
+            if session is not None:
+                session.offset = offset + received
+        except BaseException:
+            if session is not None:
+                _forget(upload_id)  # what was written stays; the digest is taken from the file
+            raise
+        finally:
+            if session is not None and session.lock.locked():
+                session.lock.release()
+        return offset + received
+
+
+def _file_digest(path: Path) -> Digest:
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(READ_SIZE):
+            sha.update(chunk)
+    return Digest("sha256", sha.hexdigest())
+
+
+def finish_upload(name: str, upload_id: str, digest_text: str, stream: BinaryIO | None = None,
+                  length: int | None = None) -> Digest:
+    """The final PUT: the last chunk (if any), then the digest check; the blob gets its name."""
+    expected = spec.parse_digest(digest_text)
+    if stream is not None and length != 0:
+        append(name, upload_id, stream, length=length)
+    store = get_store()
+    path = _upload_path(store, name, upload_id)
+    if not path.exists():
+        raise spec.BlobUploadUnknown("unknown upload, or it was cancelled or finished")
+    size = path.stat().st_size
+    with _sessions_lock:
+        session = _sessions.pop(upload_id, None)
+    diff_id: tuple[Digest, int] | None = None
+    if session is not None and session.offset == size:
+        actual = Digest("sha256", session.sha.hexdigest())
+        if session.diff is not None and actual == expected:
+            try:
+                diff_id = (session.diff.finish(actual), session.diff.size)
+            except (OCIError, ValueError, EOFError):
+                diff_id = None  # not a layer (or not one we can read): checked at the manifest
+    else:
+        if session is not None and session.diff is not None:
+            session.diff.close()
+        actual = _file_digest(path)
+    if actual != expected:
+        path.unlink(missing_ok=True)
+        raise spec.DigestInvalid(f"the upload's bytes hash to {actual}, not {expected}",
+                                 detail={"expected": str(expected), "actual": str(actual)})
+    final = store.path(actual)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(path, final)  # verified: the same bytes whether or not the store had them
+    if diff_id is not None:
+        (store.root / "locks").mkdir(exist_ok=True)
+        _record_diff_id(store, actual, diff_id[0], diff_id[1])
+    return actual
+
+
+def cancel_upload(name: str, upload_id: str) -> None:
+    path = _upload_path(get_store(), name, upload_id)
+    _forget(upload_id)
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        raise spec.BlobUploadUnknown("unknown upload, or it was cancelled or finished") from None
+
+
+def monolithic_upload(name: str, digest_text: str, stream: BinaryIO, length: int | None) -> Digest:
+    upload_id = start_upload(name)
+    try:
+        return finish_upload(name, upload_id, digest_text, stream, length)
+    finally:
+        _upload_path(get_store(), name, upload_id).unlink(missing_ok=True)
+        _forget(upload_id)
+
+
+def mount_blob(digest_text: str, source: Repository | None, *, scoped: bool) -> Digest | None:
+    """A cross-repository mount: the blob is in the store already (stored once), so mounting is
+    saying yes. None when the source does not have it (the client then uploads)."""
+    try:
+        return get_blob(digest_text, repository=source, scoped=scoped).digest
+    except spec.BlobUnknown:
+        return None
+
+
+# --- manifests: reading ---------------------------------------------------------------------------
+
+@dataclass
+class ServedManifest:
+    data: bytes
+    media_type: str
+    digest: Digest
+
+
+def _kept(row: Manifest) -> ServedManifest | None:
+    try:
+        data = get_store().read_bytes(row.digest)
+    except FileNotFoundError:
+        return None
+    return ServedManifest(data, row.media_type, Digest.parse(row.digest))
+
+
+def _descriptors(image: Image) -> tuple[spec.Descriptor, list[spec.Descriptor], list[ImageLayer]]:
+    links = list(ImageLayer.objects.filter(image=image).select_related("layer").order_by("position"))
+    config = spec.Descriptor(mediatypes.OCI_CONFIG, Digest.parse(image.id), image.config_size)
+    layers = [spec.Descriptor(link.layer.media_type, Digest.parse(link.layer.digest), link.layer.size)
+              for link in links]
+    return config, layers, links
+
+
+def _built(repository: Repository, image: Image, accepted: list[str]) -> ServedManifest:
+    """The manifest push builds for an image that came with none (imported, loaded, committed),
+    kept, so asking by its digest later gets the same bytes."""
+    config, layers, links = _descriptors(image)
+    if not spec.acceptable(mediatypes.OCI_MANIFEST, accepted) and spec.acceptable(mediatypes.DOCKER_MANIFEST,
+                                                                                  accepted) \
+            and spec.has_docker_form(layers):
+        data, media_type = spec.docker_manifest(config, layers), mediatypes.DOCKER_MANIFEST
+    else:
+        data, media_type = image_manifest(image, links), mediatypes.OCI_MANIFEST
+    digest = sha256_digest(data)
+    store = get_store()
+    with store.pins() as pins, transaction.atomic():
+        if Image.objects.filter(pk=image.pk).exists():
+            keep_manifests(repository, [ManifestBytes(data, media_type, digest)], image, pins)
+    return ServedManifest(data, media_type, digest)
+
+
+def _for_image(repository: Repository, image: Image, accepted: list[str]) -> ServedManifest:
+    """The manifest a tag naming ``image`` serves: the newest one kept for it here that the client
+    accepts (what was pushed or pulled, byte for byte), else one built from the rows."""
+    rows = list(Manifest.objects.filter(repository=repository, image=image))
+    referenced = dict(RepoDigest.objects.filter(repository=repository, image=image)
+                      .values_list("digest", "created_at"))
+    # A RepoDigest names the top-level manifest (an index when one was pulled); newest first.
+    rows.sort(key=lambda r: (r.digest in referenced, referenced.get(r.digest) or r.created_at, r.created_at),
+              reverse=True)
+    for row in rows:
+        if spec.acceptable(row.media_type, accepted):
+            served = _kept(row)
+            if served is not None:
+                return served
+    return _built(repository, image, accepted)
+
+
+def get_manifest(repository: Repository | None, reference: str, accepted: list[str]) -> ServedManifest:
+    if repository is None:
+        raise spec.NameUnknown("repository name not known to registry")
+    if spec.is_digest(reference):
+        digest = spec.parse_digest(reference)
+        row = Manifest.objects.filter(repository=repository, digest=str(digest)).first()
+        served = _kept(row) if row is not None else None
+        if served is None:
+            raise spec.ManifestUnknown(f"manifest {digest} is unknown to this repository",
+                                       detail={"digest": str(digest)})
+        return served  # by digest: exactly these bytes, whatever Accept says (the digest is the contract)
+    spec.check_tag(reference)
+    artifact = ManifestTag.objects.filter(repository=repository, name=reference).select_related("manifest").first()
+    if artifact is not None:
+        served = _kept(artifact.manifest)
+        if served is not None:
+            return served
+    tag = Tag.objects.filter(repository=repository, name=reference).select_related("image").first()
+    if tag is None:
+        raise spec.ManifestUnknown(f"manifest tagged {reference} is unknown to this repository",
+                                   detail={"tag": reference})
+    return _for_image(repository, tag.image, accepted)
+
+
+# --- manifests: pushing ---------------------------------------------------------------------------
+
+def _layer_record(store: BlobStore, descriptor: spec.Descriptor, diff_id: Digest,
+                  known: dict[str, Layer]) -> LayerRecord:
+    row = known.get(str(diff_id))
+    if row is not None and row.digest == str(descriptor.digest):
+        return LayerRecord(row.diff_id, row.digest, row.media_type, row.size, row.uncompressed_size)
+    verified = _verified_diff_id(store, descriptor.digest)
+    if verified is None:
+        # Uploaded through another process (or mounted): read it once to learn what it holds.
+        hasher = DiffIdHasher(max_output=settings.IMAGESTORE_MAX_LAYER_SIZE)
+        try:
+            with store.open(descriptor.digest) as f:
+                while chunk := f.read(READ_SIZE):
+                    hasher.feed(chunk)
+            verified = (hasher.finish(descriptor.digest), hasher.size)
+        except (OCIError, ValueError, EOFError) as exc:
+            raise spec.ManifestInvalid(f"layer {descriptor.digest} is not a readable layer: {exc}") from None
+        finally:
+            hasher.close()
+        (store.root / "locks").mkdir(exist_ok=True)
+        _record_diff_id(store, descriptor.digest, verified[0], verified[1])
+    if verified[0] != diff_id:
+        raise spec.ManifestInvalid(f"layer {descriptor.digest} holds {verified[0]}, its config says {diff_id}")
+    if descriptor.media_type not in (mediatypes.OCI_LAYER_GZIP, mediatypes.OCI_LAYER_TAR, mediatypes.OCI_LAYER_ZSTD,
+                                     mediatypes.DOCKER_LAYER_GZIP, mediatypes.DOCKER_LAYER_TAR):
+        raise spec.ManifestInvalid(f"layer {descriptor.digest} has media type {descriptor.media_type[:100]}")
+    return LayerRecord(str(diff_id), str(descriptor.digest), _normalise(descriptor.media_type), descriptor.size,
+                       verified[1])
+
+
+def _check_blobs(store: BlobStore, descriptors: list[spec.Descriptor]) -> None:
+    for descriptor in descriptors:
+        try:
+            size = store.size(descriptor.digest)
+        except FileNotFoundError:
+            raise spec.ManifestBlobUnknown(f"blob {descriptor.digest} is unknown to this registry",
+                                           detail={"digest": str(descriptor.digest)}) from None
+        if size != descriptor.size:
+            raise spec.ManifestInvalid(f"blob {descriptor.digest} holds {size} bytes, the manifest says "
+                                       f"{descriptor.size}")
+
+
+def put_manifest(name: str, host: str, reference: str, data: bytes, content_type: str) -> tuple[Digest, Manifest]:
+    digest = sha256_digest(data)
+    tag: str | None = None
+    if spec.is_digest(reference):
+        if spec.parse_digest(reference) != digest:
+            raise spec.DigestInvalid(f"the manifest's bytes hash to {digest}, not {reference}",
+                                     detail={"expected": reference, "actual": str(digest)})
+    else:
+        tag = spec.check_tag(reference)
+    parsed = spec.parse_manifest(data, content_type)
+    store = get_store()
+    repository = repository_for_push(name, host)
+    document = ManifestBytes(data, parsed.media_type, digest)
+    if parsed.is_index:
+        children = {d.digest for d in parsed.manifests}
+        have = set(Manifest.objects.filter(repository=repository, digest__in=[str(c) for c in children])
+                   .values_list("digest", flat=True))
+        missing = [c for c in children if str(c) not in have and not store.exists(c)]
+        if missing:
+            raise spec.ManifestBlobUnknown(f"manifest {missing[0]} is unknown to this repository",
+                                           detail={"digest": str(missing[0])})
+        return digest, _keep_other(repository, document, tag, [str(c) for c in children])
+    _check_blobs(store, parsed.blobs)
+    if not parsed.is_image:
+        return digest, _keep_other(repository, document, tag, [str(d.digest) for d in parsed.blobs])
+    assert parsed.config is not None
+    try:
+        config = ImageConfig.parse(store.read_bytes(parsed.config.digest))
+    except (InvalidConfig, OCIError) as exc:
+        raise spec.ManifestInvalid(f"config {parsed.config.digest}: {exc}") from None
+    if len(config.diff_ids) != len(parsed.layers):
+        raise spec.ManifestInvalid(f"the manifest lists {len(parsed.layers)} layers, its config "
+                                   f"{len(config.diff_ids)}")
+    known = {row.diff_id: row for row in Layer.objects.filter(diff_id__in=[str(d) for d in config.diff_ids])}
+    records = [_layer_record(store, descriptor, diff_id, known)
+               for descriptor, diff_id in zip(parsed.layers, config.diff_ids, strict=True)]
+    ref = Reference(repository.registry, repository.path, tag)
+    with store.pins() as pins, transaction.atomic():
+        if tag is not None:
+            ManifestTag.objects.filter(repository=repository, name=tag).delete()  # the tag moves to an image
+        image = register_pulled(ref, digest, config, records, pins, [document])
+        row = Manifest.objects.get(repository=repository, digest=str(digest))
+    del image
+    return digest, row
+
+
+def _keep_other(repository: Repository, document: ManifestBytes, tag: str | None, blobs: list[str]) -> Manifest:
+    """An index or an artifact: its row (no image), its tag as a ManifestTag."""
+    with get_store().pins() as pins, transaction.atomic():
+        (row,) = keep_manifests(repository, [document], None, pins, blobs=blobs)
+        if tag is not None:
+            Tag.objects.filter(repository=repository, name=tag).delete()  # an image tag moves to this manifest
+            ManifestTag.objects.update_or_create(repository=repository, name=tag, defaults={"manifest": row})
+    return row
+
+
+# --- discovery ------------------------------------------------------------------------------------
+
+def _page(names: list[str], n: int | None, last: str | None) -> tuple[list[str], bool]:
+    names = sorted(set(names))
+    if last:
+        names = [x for x in names if x > last]
+    if n is not None and len(names) > n:
+        return names[:n], True
+    return names, False
+
+
+def list_tags(repository: Repository | None, n: int | None, last: str | None) -> tuple[list[str], bool]:
+    if repository is None:
+        raise spec.NameUnknown("repository name not known to registry")
+    names = list(Tag.objects.filter(repository=repository).values_list("name", flat=True))
+    names += list(ManifestTag.objects.filter(repository=repository).values_list("name", flat=True))
+    return _page(names, n, last)
+
+
+def catalog(host: str, n: int | None, last: str | None) -> tuple[list[str], bool]:
+    repositories = Repository.objects.filter(Q(tags__isnull=False) | Q(manifests__isnull=False)).distinct()
+    names = []
+    local = local_registry(host)
+    taken = {r.path for r in repositories if r.registry == local}
+    for repository in repositories:
+        if repository.registry == local:
+            names.append(repository.path)
+        elif repository.registry == DEFAULT_DOMAIN:
+            if repository.path not in taken:
+                names.append(repository.path)
+        elif spec.NAME_RE.match(f"{repository.registry}/{repository.path}"):
+            names.append(f"{repository.registry}/{repository.path}")
+    return _page(names, n, last)
+
+
+def referrers(repository: Repository | None, digest_text: str, artifact_type: str = "") -> dict[str, Any]:
+    """The referrers API (spec "Listing Referrers"): an image index of the manifests whose
+    ``subject`` is this digest; an unknown digest has none (200 and an empty list)."""
+    digest = spec.parse_digest(digest_text)
+    rows = (Manifest.objects.filter(repository=repository, subject=str(digest)) if repository
+            else Manifest.objects.none())
+    if artifact_type:
+        rows = rows.filter(artifact_type=artifact_type)
+    manifests = []
+    for row in rows.order_by("created_at", "id"):
+        entry: dict[str, Any] = {"mediaType": row.media_type, "digest": row.digest, "size": row.size}
+        if row.artifact_type:
+            entry["artifactType"] = row.artifact_type
+        if row.annotations:
+            entry["annotations"] = row.annotations
+        manifests.append(entry)
+    return {"schemaVersion": 2, "mediaType": mediatypes.OCI_INDEX, "manifests": manifests}
+
+
+# --- deleting -------------------------------------------------------------------------------------
+
+def delete_manifest(repository: Repository | None, reference: str) -> None:
+    """DELETE of a manifest (by digest: it, and the tags naming it) or of a tag, by the removal
+    rules of ``docker rmi`` (services.remove): an image no name needs any more is deleted with
+    the layers only it used; one a container uses keeps its rows (409)."""
+    from .remove import remove_image
+
+    if repository is None:
+        raise spec.NameUnknown("repository name not known to registry")
+    ref = Reference(repository.registry, repository.path)
+    if spec.is_digest(reference):
+        digest = spec.parse_digest(reference)
+        row = Manifest.objects.filter(repository=repository, digest=str(digest)).first()
+        if row is None:
+            raise spec.ManifestUnknown(f"manifest {digest} is unknown to this repository")
+        if row.image_id is None:
+            row.delete()  # its ManifestTags go with it; GC frees the bytes
+            return
+        names = [f"{ref.name}:{t}" for t in Tag.objects.filter(repository=repository, image_id=row.image_id)
+                 .values_list("name", flat=True)]
+        names += [f"{ref.name}@{d}" for d in RepoDigest.objects.filter(repository=repository, image_id=row.image_id)
+                  .values_list("digest", flat=True)]
+        if not names:
+            row.delete()
+        for name in names:
+            _remove(remove_image, name)
+        Manifest.objects.filter(repository=repository, digest=str(digest)).delete()
+        return
+    spec.check_tag(reference)
+    deleted, _ = ManifestTag.objects.filter(repository=repository, name=reference).delete()
+    if deleted:
+        return
+    if not Tag.objects.filter(repository=repository, name=reference).exists():
+        raise spec.ManifestUnknown(f"manifest tagged {reference} is unknown to this repository")
+    _remove(remove_image, f"{ref.name}:{reference}")
+
+
+def _remove(remove_image: Any, name: str) -> None:
+    try:
+        remove_image(name)
+    except Conflict as exc:
+        raise spec.Denied(str(exc), status=409) from None
+    except ServiceError as exc:
+        if exc.status == 404:
+            return  # gone already (an earlier name took the image with it)
+        raise
+
+
+def iter_file(path: Path, start: int, length: int) -> Iterator[bytes]:
+    """A byte range of a blob, streamed."""
+    with open(path, "rb") as f:
+        f.seek(start)
+        left = length
+        while left > 0:
+            chunk = f.read(min(READ_SIZE, left))
+            if not chunk:
+                return
+            left -= len(chunk)
+            yield chunk
