@@ -6,16 +6,20 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpResponse, StreamingHttpResponse
+from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from ..errors import NotFound
 from ..models import Image
+from ..services import diff as diff_service
 from ..services import files as file_service
 from ..services import images as image_service
+from ..services import packages as package_service
 from .views import REF_PARAMETER
 
 
@@ -130,7 +134,7 @@ class ImageFilesViewSet(viewsets.GenericViewSet):
         """What layer ``n`` (0 is the base) adds, modifies and removes."""
         image = image_service.resolve_image(ref)
         if not n.isdigit() or len(n) > 4:
-            raise NotFound(f"no layer {n!r}: layers are numbered from 0")
+            raise NotFound(gettext("no layer %(n)s: layers are numbered from 0") % {"n": n[:8]})
         return Response(file_service.layer_changes(image, int(n)))
 
     @extend_schema(parameters=[REF_PARAMETER], responses=EfficiencySerializer)
@@ -138,3 +142,103 @@ class ImageFilesViewSet(viewsets.GenericViewSet):
         """Space wasted by files later layers overwrite or remove, and dive's efficiency score."""
         image = image_service.resolve_image(ref)
         return Response(file_service.efficiency(image))
+
+
+class PackageSerializer(serializers.Serializer):
+    kind = serializers.CharField(help_text="deb, apk, rpm, python or npm")
+    name = serializers.CharField()
+    version = serializers.CharField()
+    arch = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]  # the source package, not Field.source
+    license = serializers.CharField()
+    purl = serializers.CharField()
+    layer = serializers.IntegerField(help_text="position of the layer that installed it")
+    path = serializers.SerializerMethodField()
+
+    def get_path(self, row: Any) -> str:
+        return "/" + row.path
+
+
+class StorePackageSerializer(PackageSerializer):
+    image = serializers.CharField(source="image_id")
+    short_id = serializers.SerializerMethodField()
+    repo_tags = serializers.SerializerMethodField()
+
+    def get_short_id(self, row: Any) -> str:
+        return str(row.image_id).split(":", 1)[-1][:12]
+
+    def get_repo_tags(self, row: Any) -> list[str]:
+        return sorted(f"{t.repository.name}:{t.name}" for t in row.image.tags.all())
+
+
+class PackagesQuerySerializer(serializers.Serializer):
+    name = serializers.CharField(required=False, max_length=255)
+    version = serializers.CharField(required=False, max_length=255)
+    kind = serializers.ChoiceField(required=False, choices=["deb", "apk", "rpm", "python", "npm"])
+
+
+class SbomQuerySerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=list(package_service.SBOM_FORMATS), default="spdx-json")
+
+
+class ImagePackagesViewSet(viewsets.GenericViewSet):
+    serializer_class = PackageSerializer
+    queryset = Image.objects.none()
+
+    @extend_schema(parameters=[REF_PARAMETER, PackagesQuerySerializer], responses=PackageSerializer(many=True))
+    def list(self, request: Request, ref: str) -> Response:
+        """The packages an image holds (``name`` here matches part of the name)."""
+        query = _query(PackagesQuerySerializer, request)
+        rows = package_service.image_packages(image_service.resolve_image(ref))
+        if query.get("name"):
+            rows = rows.filter(name__icontains=query["name"])
+        if query.get("version"):
+            rows = rows.filter(version=query["version"])
+        if query.get("kind"):
+            rows = rows.filter(kind=query["kind"])
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(PackageSerializer(page, many=True).data)
+
+    @extend_schema(parameters=[REF_PARAMETER, SbomQuerySerializer], responses={200: OpenApiTypes.OBJECT})
+    def sbom(self, request: Request, ref: str) -> Response:
+        """The image's SBOM: SPDX 2.3 JSON (``spdx-json``) or CycloneDX 1.5 JSON (``cyclonedx-json``)."""
+        query = _query(SbomQuerySerializer, request)
+        image = image_service.resolve_image(ref)
+        document = package_service.sbom(image, query["format"])
+        response = Response(document)
+        suffix = "spdx.json" if query["format"] == "spdx-json" else "cdx.json"
+        response["Content-Disposition"] = f'attachment; filename="{image.short_id}.{suffix}"'
+        return response
+
+
+class StorePackagesViewSet(viewsets.GenericViewSet):
+    serializer_class = StorePackageSerializer
+    queryset = Image.objects.none()
+
+    @extend_schema(parameters=[PackagesQuerySerializer], responses=StorePackageSerializer(many=True))
+    def list(self, request: Request) -> Response:
+        """Every image holding a package: ``?name=openssl&version=1.0.1e`` (exact)."""
+        query = _query(PackagesQuerySerializer, request)
+        rows = package_service.search_packages(query.get("name", ""), query.get("version", ""),
+                                               query.get("kind", "")).prefetch_related("image__tags__repository")
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(StorePackageSerializer(page, many=True).data)
+
+
+class DiffQuerySerializer(serializers.Serializer):
+    # "from" is a Python keyword: the field is declared below under its query name.
+    to = serializers.CharField(max_length=512, help_text="the newer image (any reference)")
+
+
+DiffQuerySerializer._declared_fields["from"] = serializers.CharField(  # type: ignore[attr-defined]
+    max_length=512, help_text="the older image (any reference)")
+
+
+class ImageDiffView(APIView):
+    @extend_schema(parameters=[DiffQuerySerializer], responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request) -> Response:
+        """Files, packages, config and layers that differ between two images."""
+        query = _query(DiffQuerySerializer, request)
+        old = image_service.resolve_image(query["from"])
+        new = image_service.resolve_image(query["to"])
+        return Response(diff_service.diff_images(old, new))

@@ -5,7 +5,7 @@ from django.urls import path, re_path
 from rest_framework.routers import DefaultRouter
 
 from .containers import ContainerViewSet
-from .contents import ImageFilesViewSet
+from .contents import ImageDiffView, ImageFilesViewSet, ImagePackagesViewSet, StorePackagesViewSet
 from .system import FsckView, GcView, HousekeepingRunViewSet
 from .views import ImageViewSet, JobViewSet, RegistryCredentialViewSet, SearchView
 
@@ -33,6 +33,9 @@ image_files = ImageFilesViewSet.as_view({"get": "list"})
 image_file_content = ImageFilesViewSet.as_view({"get": "content"})
 image_layer_changes = ImageFilesViewSet.as_view({"get": "changes"})
 image_efficiency = ImageFilesViewSet.as_view({"get": "efficiency"})
+image_packages = ImagePackagesViewSet.as_view({"get": "list"})
+image_sbom = ImagePackagesViewSet.as_view({"get": "sbom"})
+store_packages = StorePackagesViewSet.as_view({"get": "list"})
 
 urlpatterns = [
     path("images/", image_list, name="image-list"),
@@ -43,6 +46,7 @@ urlpatterns = [
     re_path(r"^images/(?P<ref>remove)/$", image_remove, name="image-remove"),
     re_path(r"^images/(?P<ref>pull)/$", image_pull, name="image-pull"),
     re_path(r"^images/(?P<ref>.+)/push/$", image_push, name="image-push"),
+    path("images/diff/", ImageDiffView.as_view(), name="image-diff"),
     path("search/", SearchView.as_view(), name="search"),
     path("system/gc/", GcView.as_view(), name="system-gc"),
     path("system/fsck/", FsckView.as_view(), name="system-fsck"),
@@ -54,6 +58,9 @@ urlpatterns = [
     re_path(r"^images/(?P<ref>.+)/files/$", image_files, name="image-files"),
     re_path(r"^images/(?P<ref>.+)/layers/(?P<n>[^/]+)/changes/$", image_layer_changes, name="image-layer-changes"),
     re_path(r"^images/(?P<ref>.+)/efficiency/$", image_efficiency, name="image-efficiency"),
+    re_path(r"^images/(?P<ref>.+)/packages/$", image_packages, name="image-packages"),
+    re_path(r"^images/(?P<ref>.+)/sbom/$", image_sbom, name="image-sbom"),
+    path("packages/", store_packages, name="packages"),
     re_path(r"^images/(?P<ref>.+)/$", image_detail, name="image-detail"),
     *router.urls,
 ]

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext
 
 from ..blobs import get_store
 from ..errors import BadRequest, NotFound
@@ -48,6 +49,7 @@ class Tree:
 
     nodes: dict[str, Node] = field(default_factory=dict)
     children: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    implied: set[str] = field(default_factory=set)  # directories no tar entry describes
 
     def remove(self, path: str) -> list[Node]:
         """Remove ``path`` and everything below it; the nodes removed."""
@@ -71,6 +73,7 @@ class Tree:
             self.remove(path)
         self._parents(path, layer, entry.mtime)
         self.nodes[path] = Node(entry, layer)
+        self.implied.discard(path)
         if path:
             parent, _, name = path.rpartition("/")
             self.children[parent].add(name)
@@ -89,6 +92,7 @@ class Tree:
             if directory in self.nodes:  # a file where a directory is now needed: replaced
                 self.remove(directory)
             self.nodes[directory] = Node(Entry(directory, DIR, mode=0o755, mtime=mtime), layer)
+            self.implied.add(directory)
             up, _, name = directory.rpartition("/")
             self.children[up].add(name)
 
@@ -146,10 +150,12 @@ def apply_layer(tree: Tree, index: LayerIndex, n: int) -> list[Node]:
 
 
 class _ContentsCache:
-    """Merged trees of recently viewed images (an image's layers never change)."""
+    """Merged trees of recently viewed images (an image's layers never change), within a budget
+    of entries per process (as layerindex.CACHE_ENTRIES, for the same reason)."""
 
-    def __init__(self, size: int = 8) -> None:
+    def __init__(self, size: int = 8, budget: int = layerindex.CACHE_ENTRIES) -> None:
         self.size = size
+        self.budget = budget
         self.items: OrderedDict[str, ImageContents] = OrderedDict()
         self.lock = threading.Lock()
 
@@ -163,7 +169,8 @@ class _ContentsCache:
     def put(self, key: str, value: ImageContents) -> None:
         with self.lock:
             self.items[key] = value
-            while len(self.items) > self.size:
+            while len(self.items) > 1 and (len(self.items) > self.size or sum(
+                    len(i.entries) for v in self.items.values() for i in v.indexes) > self.budget):
                 self.items.popitem(last=False)
 
 
@@ -195,7 +202,7 @@ def clean_path(path: str | None) -> str:
     """``/etc/``, ``etc``, ``/./etc`` -> ``etc``; ``/`` -> ``""``. ``..`` stops at the root."""
     text = (path or "/").strip()
     if "\x00" in text or len(text) > 4096:
-        raise BadRequest("invalid path", field="path")
+        raise BadRequest(gettext("invalid path"), field="path")
     parts: list[str] = []
     for part in text.split("/"):
         if part in ("", "."):
@@ -226,7 +233,7 @@ def resolve(tree: Tree, path: str, *, follow_last: bool = True) -> str:
         if node is not None and node.entry.type == SYMLINK and (pending or follow_last):
             hops += 1
             if hops > MAX_LINK_HOPS:
-                raise BadRequest(f"/{path}: too many levels of symbolic links", field="path")
+                raise BadRequest(gettext("/%(path)s: too many levels of symbolic links") % {"path": path}, field="path")
             target = node.entry.link
             if target.startswith("/"):
                 done = []
@@ -269,7 +276,8 @@ def _layer_tree(indexes: list[LayerIndex], n: int) -> Tree:
 
 def _check_layer(found: ImageContents, layer: int | None) -> None:
     if layer is not None and not 0 <= layer < len(found.layers):
-        raise NotFound(f"the image has {len(found.layers)} layers: no layer {layer}", field="layer")
+        raise NotFound(gettext("the image has %(count)s layers: no layer %(layer)s")
+                       % {"count": len(found.layers), "layer": layer}, field="layer")
 
 
 def list_files(image: Image, path: str | None = None, *, layer: int | None = None,
@@ -287,7 +295,7 @@ def list_files(image: Image, path: str | None = None, *, layer: int | None = Non
     if layer is None:
         directory = resolve(tree, directory)
     if directory and directory not in tree.nodes:
-        raise NotFound(f"no such file or directory: /{directory}", field="path")
+        raise NotFound(gettext("no such file or directory: /%(path)s") % {"path": directory}, field="path")
     if directory and tree.nodes[directory].entry.type != DIR:
         node = tree.nodes[directory]
         return [describe(node.entry, node.layer)]
@@ -298,7 +306,7 @@ def list_files(image: Image, path: str | None = None, *, layer: int | None = Non
 def glob_matcher(pattern: str) -> Any:
     """``**/*.so*``: ``**`` spans directories, ``*`` and ``?`` stay within one name."""
     if len(pattern) > MAX_GLOB:
-        raise BadRequest(f"the glob is longer than {MAX_GLOB} characters", field="glob")
+        raise BadRequest(gettext("the glob is longer than %(limit)s characters") % {"limit": MAX_GLOB}, field="glob")
     text = pattern.strip().lstrip("/")
     out = []
     i = 0
@@ -353,7 +361,7 @@ def layer_changes(image: Image, n: int) -> dict[str, Any]:
 
 
 def _copy(tree: Tree) -> Tree:
-    copied = Tree(dict(tree.nodes))
+    copied = Tree(dict(tree.nodes), implied=set(tree.implied))
     for key, value in tree.children.items():
         copied.children[key] = set(value)
     return copied
@@ -431,7 +439,7 @@ def _find(found: ImageContents, path: str, layer: int | None) -> tuple[str, Node
     if node is None and resolved == "":
         node = Node(Entry("", DIR, mode=0o755), 0)
     if node is None or node.entry.type == WHITEOUT:
-        raise NotFound(f"no such file or directory: /{clean_path(path)}", field="path")
+        raise NotFound(gettext("no such file or directory: /%(path)s") % {"path": clean_path(path)}, field="path")
     return resolved, node
 
 
@@ -450,7 +458,8 @@ def read_content(image: Image, path: str, *, layer: int | None = None) -> FileCo
     elif entry.type == HARDLINK:
         member = entry.link
     else:
-        raise BadRequest(f"/{resolved} is a {entry.type}, which has no content to read", field="path")
+        raise BadRequest(gettext("/%(path)s is a %(type)s, which has no content to read")
+                         % {"path": resolved, "type": entry.type}, field="path")
     layer_row = found.layers[node.layer]
     return FileContent(entry, node.layer, resolved, False, _member_bytes(layer_row, member), entry.size)
 
@@ -531,7 +540,7 @@ def _directory_tar(found: ImageContents, tree: Tree, directory: str) -> Iterator
                     left -= len(chunk)
                     yield chunk
                 if left:
-                    raise BadRequest(f"{name}: the layer ends inside this file")
+                    raise BadRequest(gettext("%(name)s: the layer ends inside this file") % {"name": name})
                 yield b"\0" * (-info.size % 512)
                 for other, other_entry in others:  # the same bytes again: a hard link to the first
                     yield _hard_link(other, first, other_entry)
