@@ -20,6 +20,7 @@ from ..services import diff as diff_service
 from ..services import files as file_service
 from ..services import images as image_service
 from ..services import packages as package_service
+from ..services import updates as update_service
 from .views import REF_PARAMETER
 
 
@@ -244,3 +245,18 @@ class ImageDiffView(APIView):
         old = image_service.resolve_image(query["from"])
         new = image_service.resolve_image(query["to"])
         return Response(diff_service.diff_images(old, new))
+
+
+class UpdateCheckSerializer(serializers.Serializer):
+    image = serializers.CharField()
+    update_available = serializers.BooleanField(allow_null=True)
+    update_checked_at = serializers.DateTimeField(allow_null=True)
+    tags = serializers.ListField(child=serializers.DictField())
+
+
+class ImageUpdateCheckView(APIView):
+    @extend_schema(parameters=[REF_PARAMETER], request=None, responses={200: UpdateCheckSerializer})
+    def post(self, request: Request, ref: str) -> Response:
+        """Ask the registry now whether each tag of the image still names it (a manifest HEAD)."""
+        image = image_service.resolve_image(ref)
+        return Response(update_service.check_image(image, owner=request.user))

@@ -5,7 +5,13 @@ from django.urls import path, re_path
 from rest_framework.routers import DefaultRouter
 
 from .containers import ContainerViewSet
-from .contents import ImageDiffView, ImageFilesViewSet, ImagePackagesViewSet, StorePackagesViewSet
+from .contents import (
+    ImageDiffView,
+    ImageFilesViewSet,
+    ImagePackagesViewSet,
+    ImageUpdateCheckView,
+    StorePackagesViewSet,
+)
 from .system import FsckView, GcView, HousekeepingRunViewSet
 from .views import ImageViewSet, JobViewSet, RegistryCredentialViewSet, SearchView
 
@@ -60,6 +66,7 @@ urlpatterns = [
     re_path(r"^images/(?P<ref>.+)/efficiency/$", image_efficiency, name="image-efficiency"),
     re_path(r"^images/(?P<ref>.+)/packages/$", image_packages, name="image-packages"),
     re_path(r"^images/(?P<ref>.+)/sbom/$", image_sbom, name="image-sbom"),
+    re_path(r"^images/(?P<ref>.+)/check-update/$", ImageUpdateCheckView.as_view(), name="image-check-update"),
     path("packages/", store_packages, name="packages"),
     re_path(r"^images/(?P<ref>.+)/$", image_detail, name="image-detail"),
     *router.urls,

@@ -46,6 +46,7 @@ from .registries import check_reachable, client_for, endpoints_for
 from .repositories import get_or_create_repository
 from .store import LayerRecord, register_image
 from .tag import tag_image
+from .updates import mark_current
 
 CHUNK = 1 << 20
 READ_SIZE = 256 << 10
@@ -351,6 +352,8 @@ def _pull_from(client: RegistryClient, ref: Reference, platform: Platform, progr
                 repository = get_or_create_repository(ref)
                 RepoDigest.objects.get_or_create(repository=repository, digest=str(manifest_digest), image=current)
                 keep_manifests(repository, puller.documents, current, pins)
+            if ref.tag:
+                mark_current(current)
             progress.log(f"Digest: {manifest_digest}")
             status = f"Status: Image is up to date for {name}"
             progress.log(status)
@@ -371,6 +374,8 @@ def _pull_from(client: RegistryClient, ref: Reference, platform: Platform, progr
             records = [f.result() for f in futures]
         existed = Image.objects.filter(pk=str(config.digest)).exists()
         image = register_pulled(ref, manifest_digest, config, records, pins, puller.documents)
+        if ref.tag:
+            mark_current(image)  # what the registry serves for the tag now
         for descriptor in layers:
             size = _size(descriptor)
             item = _digest(descriptor).short
