@@ -55,6 +55,7 @@ from imagestore.services.remove import preview_removal, remove_image, remove_ima
 from imagestore.services.search import LOCAL, SearchFilters, search
 from imagestore.services.tag import tag_image
 
+from .contents import compare_choices
 from .forms import (
     AuditFilterForm,
     ImageFilterForm,
@@ -199,6 +200,7 @@ def image_detail(request: HttpRequest, ref: str) -> HttpResponse:
         "format": template, "formatted": formatted, "format_error": error, "can_change": is_operator(request.user),
         "confirm": confirm, "steps": steps,
         "push_as": {tag: _push_identity(request, tag) for tag in data["RepoTags"]},
+        "compare_with": compare_choices(image),
     })
 
 

@@ -264,6 +264,7 @@ class ImageFilters:
     all: bool = False
     registry: str | None = None  # only names of this registry (dangling images have none)
     order: str = "-created"  # created, size or repository, "-" for descending
+    update_available: bool | None = None  # the registry has a newer image for its tag (services.updates)
 
 
 ORDERS = {"created": "row_created", "size": "row_size", "repository": "row_repository"}
@@ -279,6 +280,8 @@ def _image_conditions(filters: ImageFilters, prefix: str) -> Q:
         q &= Q(**{f"{prefix}created__gt": pivot.created})
     if filters.until is not None:
         q &= Q(**{f"{prefix}created__lte": filters.until})
+    if filters.update_available is not None:
+        q &= Q(**{f"{prefix}update_available": filters.update_available})
     return q
 
 
@@ -361,6 +364,7 @@ def list_image_rows(filters: ImageFilters) -> QuerySet:
         row_size=F("image__size"),
         row_repository=F("repository__name"),
         row_tag=F("name"),
+        row_update=F("image__update_available"),
     )
     untagged = Image.objects.filter(tags__isnull=True).filter(_image_conditions(filters, ""))
     untagged = _apply_labels(untagged, filters, "")
@@ -373,6 +377,7 @@ def list_image_rows(filters: ImageFilters) -> QuerySet:
         row_size=F("size"),
         row_repository=Value(None, output_field=CharField()),
         row_tag=Value(None, output_field=CharField()),
+        row_update=F("update_available"),
     )
     key = filters.order.lstrip("-")
     if key not in ORDERS:
