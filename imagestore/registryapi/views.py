@@ -156,6 +156,8 @@ def manifest(request: HttpRequest, name: str, reference: str) -> HttpResponse:
         access = request.registry_access  # type: ignore[attr-defined]
         repository = registry_serve.pull_through(name, reference, host(request), access.user)
         served = registry_serve.get_manifest(repository, reference, accepted)
+    if request.method == "GET" and repository is not None:
+        registry_serve.record_pull(repository, reference, served)
     body = b"" if request.method == "HEAD" else served.data
     response = HttpResponse(body, content_type=served.media_type)
     response["Content-Length"] = str(len(served.data))
