@@ -607,6 +607,9 @@ def _keep_other(repository: Repository, document: ManifestBytes, tag: str | None
         if tag is not None:
             Tag.objects.filter(repository=repository, name=tag).delete()  # an image tag moves to this manifest
             ManifestTag.objects.update_or_create(repository=repository, name=tag, defaults={"manifest": row})
+        pushed = f"{repository.name}:{tag}" if tag is not None else f"{repository.name}@{row.digest}"
+        audit.record("push", object_type="manifest", object_id=row.digest, names=[pushed],
+                     attributes={"name": pushed, "media_type": row.media_type, "artifact_type": row.artifact_type})
     return row
 
 
@@ -681,7 +684,10 @@ def delete_manifest(repository: Repository | None, reference: str) -> None:
         if row is None:
             raise spec.ManifestUnknown(f"manifest {digest} is unknown to this repository")
         if row.image_id is None:
-            row.delete()  # its ManifestTags go with it; GC frees the bytes
+            with transaction.atomic():
+                row.delete()  # its ManifestTags go with it; GC frees the bytes
+                audit.record("delete", object_type="manifest", object_id=str(digest),
+                             names=[f"{repository.name}@{digest}"])
             return
         names = [f"{ref.name}:{t}" for t in Tag.objects.filter(repository=repository, image_id=row.image_id)
                  .values_list("name", flat=True)]
@@ -694,9 +700,11 @@ def delete_manifest(repository: Repository | None, reference: str) -> None:
         Manifest.objects.filter(repository=repository, digest=str(digest)).delete()
         return
     spec.check_tag(reference)
-    deleted, _ = ManifestTag.objects.filter(repository=repository, name=reference).delete()
-    if deleted:
-        return
+    with transaction.atomic():
+        deleted, _ = ManifestTag.objects.filter(repository=repository, name=reference).delete()
+        if deleted:
+            audit.record("untag", object_type="manifest", names=[f"{repository.name}:{reference}"])
+            return
     if not Tag.objects.filter(repository=repository, name=reference).exists():
         raise spec.ManifestUnknown(f"manifest tagged {reference} is unknown to this repository")
     _remove(remove_image, f"{ref.name}:{reference}")

@@ -63,3 +63,13 @@ def test_an_interrupted_upload_leaves_only_its_temporary_files_which_housekeepin
     gc.collect_garbage(grace_seconds=0)
     assert not list((store_root / "tmp").iterdir())
     assert pusher("GET", start["Location"]).status_code == 404
+
+
+def test_pushes_and_deletes_of_artifacts_are_in_the_audit_trail(pusher: Registry) -> None:  # noqa: F811
+    from imagestore.models import AuditEvent
+
+    manifest, _notes = _push_artifact(pusher)
+    assert pusher("DELETE", f"/v2/team/notes/manifests/{manifest}").status_code == 202
+    events = list(AuditEvent.objects.filter(object_type="manifest").order_by("time").values_list(
+        "action", "username", "interface"))
+    assert events == [("push", "olive", "registry"), ("delete", "olive", "registry")]
