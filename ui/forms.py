@@ -12,12 +12,14 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from imagestore.errors import user_message
+
 
 def add_service_error(form: forms.Form, exc: Exception, default: str | None = None) -> None:
     """Show a service's error on the form: beside its ``field`` when the form has that field,
     else beside ``default`` (None: above the form)."""
     field = getattr(exc, "field", None)
-    form.add_error(field if field in form.fields else default, str(exc))
+    form.add_error(field if field in form.fields else default, user_message(exc))
 
 
 class StyledForm(forms.Form):
@@ -58,6 +60,23 @@ class ImageFilterForm(StyledForm):
                                widget=forms.TextInput(attrs={"placeholder": "docker.io", "type": "search"}))
     order = forms.ChoiceField(required=False, choices=[(o, o) for o in (
         "-created", "created", "-size", "size", "repository", "-repository")])
+
+
+class AuditFilterForm(StyledForm):
+    """The Audit page's filters (the same as ``GET /api/v1/events/``'s)."""
+
+    who = forms.CharField(required=False, max_length=255, label=_("Who"),
+                          widget=forms.TextInput(attrs={"placeholder": "admin", "type": "search"}))
+    action = forms.CharField(required=False, max_length=255, label=_("Action"),
+                             widget=forms.TextInput(attrs={"placeholder": "tag,untag", "type": "search"}))
+    object = forms.CharField(required=False, max_length=255, label=_("Object"),
+                             widget=forms.TextInput(attrs={"placeholder": "busybox, sha256:8b44", "type": "search"}))
+    since = forms.CharField(required=False, max_length=64, label=_("Since"),
+                            widget=forms.TextInput(attrs={"placeholder": "24h, 2026-01-31"}))
+    until = forms.CharField(required=False, max_length=64, label=_("Until"),
+                            widget=forms.TextInput(attrs={"placeholder": "1h, 2026-02-01T12:00"}))
+    outcome = forms.ChoiceField(required=False, label=_("Outcome"), choices=[
+        ("", _("all")), ("ok", _("ok")), ("error", _("error"))])
 
 
 class TagForm(StyledForm):

@@ -9,6 +9,7 @@ urlpatterns = [
     path("images/", views.images, name="ui-images"),
     path("pull/", views.pull, name="ui-pull"),
     path("jobs/", views.jobs, name="ui-jobs"),
+    path("audit/", views.audit_page, name="ui-audit"),
     path("jobs/toasts/", views.job_toasts, name="ui-job-toasts"),
     path("jobs/<str:job_id>/", views.job_detail, name="ui-job"),
     path("search/", views.search_page, name="ui-search"),

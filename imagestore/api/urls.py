@@ -4,6 +4,7 @@ actions before the catch-all detail route."""
 from django.urls import path, re_path
 from rest_framework.routers import DefaultRouter
 
+from .audit import AuditEventViewSet
 from .containers import ContainerViewSet
 from .contents import (
     ImageDiffView,
@@ -20,6 +21,7 @@ router.register("jobs", JobViewSet, basename="job")
 router.register("registries", RegistryCredentialViewSet, basename="registry")
 router.register("containers", ContainerViewSet, basename="container")
 router.register("system/runs", HousekeepingRunViewSet, basename="housekeeping-run")
+router.register("events", AuditEventViewSet, basename="audit-event")
 
 image_list = ImageViewSet.as_view({"get": "list"})
 # Collection actions; GET/DELETE still reach an image that happens to be named like one.

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('imagestore', '0008_registry'),
+        ('imagestore', '0009_audit'),
     ]
 
     operations = [

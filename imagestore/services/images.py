@@ -13,7 +13,7 @@ from django.db.models.functions import Concat
 from django.db.models.lookups import Exact
 from django.utils.translation import gettext
 
-from ..dockertime import docker_time
+from ..dockertime import TimeValueError, docker_time
 from ..errors import AmbiguousImage, BadRequest, ImageNotFound
 from ..models import Image, RepoDigest, Tag
 from ..oci import reference
@@ -290,18 +290,25 @@ def until_filter(values: list[str], now: datetime | None = None) -> datetime | N
     if not values:
         return None
     if len(values) > 1:
-        raise BadRequest("more than one until filter specified", field="until")
+        raise BadRequest(gettext("more than one until filter specified"), field="until")
     try:
         return docker_time(values[0], now)
-    except ValueError as exc:
-        raise BadRequest(str(exc), field="until") from None
+    except TimeValueError as exc:
+        raise BadRequest(time_value_message(exc), field="until") from None
+
+
+def time_value_message(exc: TimeValueError) -> str:
+    """Docker's words for a time it cannot read, in the request's language."""
+    if exc.reason is None:
+        return gettext('failed to parse value as time or duration: "%(value)s"') % {"value": exc.value}
+    return gettext('parsing time "%(value)s": %(reason)s') % {"value": exc.value, "reason": exc.reason}
 
 
 def check_filter_names(given: dict[str, list[str]], accepted: set[str]) -> None:
     """Docker's Args.Validate: a filter it does not know is a 400, never silently ignored."""
     for name in given:
         if name not in accepted:
-            raise BadRequest(f"invalid filter '{name}'", field="filters")
+            raise BadRequest(gettext("invalid filter '%(name)s'") % {"name": name}, field="filters")
 
 
 def _label_match(labels: list[str], prefix: str) -> Q:
@@ -311,7 +318,7 @@ def _label_match(labels: list[str], prefix: str) -> Q:
     for label in labels:
         key, has_value, value = label.partition("=")
         if not key:
-            raise BadRequest(f"invalid filter 'label={label}'")
+            raise BadRequest(gettext("invalid filter 'label=%(label)s'") % {"label": label}, field="filters")
         q &= Q(**{f"{prefix}labels__has_key": key})
         if has_value:
             q &= Q(Exact(KeyTextTransform(key, f"{prefix}labels"), value))
@@ -387,6 +394,19 @@ def list_image_rows(filters: ImageFilters) -> QuerySet:
     return tagged_rows.order_by().union(untagged_rows.order_by(), all=True).order_by(*ordering)
 
 
+def count_image_rows(filters: ImageFilters, rows: QuerySet) -> int:
+    """How many rows ``list_image_rows(filters)`` holds: for the unfiltered list (the images
+    page's first view) cached until the store changes (services/store_stats.py), since counting
+    a UNION of every tag and image is a full scan."""
+    import dataclasses
+
+    from .store_stats import cached
+
+    if dataclasses.replace(filters, order="-created", all=False) == ImageFilters():  # no filter at all
+        return cached(f"image-rows:{'all' if filters.all else 'top'}", rows.count)
+    return rows.count()
+
+
 def image_summaries(filters: ImageFilters) -> list[dict[str, object]]:
     """One entry per image with its tags and digests (the Engine API's ImageSummary),
     in three queries whatever the number of images."""
@@ -424,24 +444,33 @@ def image_summaries(filters: ImageFilters) -> list[dict[str, object]]:
 
 
 def image_sizes(image_ids: list[str]) -> dict[str, dict[str, int]]:
-    """Each image's own bytes (layers no other image uses) and shared bytes, in one query."""
-    from django.db.models import Count, OuterRef, Subquery
+    """Each image's own bytes (layers no other image uses) and shared bytes, in two queries
+    whatever the number of images: their layer links, then how many images use each of those
+    layers (both by index; a correlated count per link took a second on PostgreSQL at 10,000
+    images, bench/images_page.py)."""
+    from django.db.models import Count
 
     from ..models import ImageLayer
 
-    users = (ImageLayer.objects.filter(layer_id=OuterRef("layer_id")).values("layer_id")
-             .annotate(n=Count("image_id", distinct=True)).values("n"))
     out: dict[str, dict[str, int]] = {i: {"unique": 0, "shared": 0} for i in image_ids}
-    rows = (ImageLayer.objects.filter(image_id__in=image_ids)
-            .values("image_id", "layer__uncompressed_size").annotate(users=Subquery(users)))
-    for row in rows:
-        key = "shared" if (row["users"] or 1) > 1 else "unique"
-        out[row["image_id"]][key] += row["layer__uncompressed_size"]
+    links = list(ImageLayer.objects.filter(image_id__in=image_ids)
+                 .values_list("image_id", "layer_id", "layer__uncompressed_size").order_by())
+    users = dict(ImageLayer.objects.filter(layer_id__in={layer for _, layer, _ in links}).values("layer_id")
+                 .annotate(n=Count("image_id", distinct=True)).values_list("layer_id", "n").order_by())
+    for image_id, layer_id, size in links:
+        out[image_id]["shared" if users.get(layer_id, 1) > 1 else "unique"] += size
     return out
 
 
 def store_totals() -> dict[str, int]:
-    """Images, bytes on disk (blobs), and bytes of layers more than one image uses."""
+    """Images, bytes on disk (blobs), and bytes of layers more than one image uses (cached
+    until the store changes: services/store_stats.py)."""
+    from .store_stats import cached
+
+    return cached("totals", _store_totals)
+
+
+def _store_totals() -> dict[str, int]:
     from django.db.models import Count, Sum
 
     from ..models import Layer
