@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from pathlib import Path
 
 import environ
@@ -61,6 +62,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: every request counted and timed, refused ones included.
+    "imagestore.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -71,6 +74,8 @@ MIDDLEWARE = [
     "imagestore.uploadguard.UploadGuardMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Who acts, for the audit trail (the user is read when an event is recorded).
+    "imagestore.middleware.AuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -166,6 +171,8 @@ JOB_PROGRESS_INTERVAL = float(env_int("JOB_PROGRESS_INTERVAL_MS", 500, minimum=0
 # is kept this long after its save job succeeded, for downloading.
 GC_GRACE_SECONDS = env_int("GC_GRACE_SECONDS", 3600, minimum=0)
 EXPORT_RETENTION = env_int("EXPORT_RETENTION", 86400, minimum=0)
+# Audit events older than this many days are removed by the hourly housekeeping (0: kept forever).
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 365, minimum=0)
 
 # Uploads land on the data folder's filesystem, so keeping one for its job is a rename.
 private_dir(IMAGESTORE_ROOT / "uploads")
@@ -310,6 +317,13 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-stale-jobs": {"task": "imagestore.tasks.sweep_stale_jobs", "schedule": 60.0},
     "collect-garbage": {"task": "imagestore.tasks.collect_garbage", "schedule": 3600.0},
 }
+# Is a newer image available for each tag pulled from a registry (services.updates): checked this
+# often by beat (0: never), with at least UPDATE_CHECK_SPACING seconds between two requests to one registry.
+UPDATE_CHECK_INTERVAL = env_int("UPDATE_CHECK_INTERVAL", 6 * 3600, minimum=0)
+UPDATE_CHECK_SPACING = env_int("UPDATE_CHECK_SPACING", 1, minimum=0)
+if UPDATE_CHECK_INTERVAL:
+    CELERY_BEAT_SCHEDULE["check-updates"] = {"task": "imagestore.tasks.check_updates",
+                                             "schedule": float(UPDATE_CHECK_INTERVAL)}
 
 # --- REST API ---------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -400,3 +414,12 @@ LOGGING = {
     "loggers": {"django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# --- Prometheus metrics (/metrics, imagestore/metrics.py) ----------------------------------
+# Every process (gunicorn's, Celery's) writes its samples under one folder of this installation,
+# which /metrics adds up (prometheus_client's multiprocess mode). `make run` empties it at start
+# (manage.py reset_metrics): samples of processes of an earlier run are not this run's.
+METRICS_DIR = private_dir(VAR_DIR / "metrics" / CELERY_TASK_DEFAULT_QUEUE)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
+# A bearer token Prometheus sends (`authorization: {credentials: ...}`); unset: loopback only.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")

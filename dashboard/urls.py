@@ -5,9 +5,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from imagestore.api.views import IndexSearchView
 from imagestore.login_limit import LimitedAuthenticationForm
+from imagestore.metrics import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Prometheus (imagestore/metrics.py): METRICS_TOKEN as a bearer token, or loopback only.
+    path("metrics", metrics_view, name="metrics"),
     path("api/v1/", include("imagestore.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -13,6 +13,7 @@ from django.urls import path, reverse
 from .errors import USER_ERRORS, ServiceError
 from .models import (
     ApiToken,
+    AuditEvent,
     Container,
     HousekeepingRun,
     Image,
@@ -86,7 +87,8 @@ class ImageAdmin(ReadOnlyMixin, admin.ModelAdmin):
     search_fields = ["id", "tags__repository__name", "tags__name", "comment", "author"]
     readonly_fields = [
         "id", "config_size", "created", "author", "comment", "architecture", "os", "variant",
-        "docker_version", "parent", "size", "labels", "added_at", "last_tag_time", "broken", "broken_reason",
+        "docker_version", "parent", "size", "labels", "added_at", "last_tag_time", "last_pulled_at", "broken",
+        "broken_reason",
     ]
     inlines = [ImageLayerInline]
     actions = ["remove_images", "force_remove_images"]
@@ -338,3 +340,24 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """The audit trail, read-only: events are written by the services and removed by retention."""
+
+    list_display = ["time", "username", "token_name", "interface", "address", "action", "object_type", "object_label",
+                    "outcome"]
+    list_filter = ["action", "interface", "outcome", "object_type", ("time", admin.DateFieldListFilter)]
+    search_fields = ["username", "token_name", "policy", "object_id", "action", "error"]
+    date_hierarchy = "time"
+    readonly_fields = ["time", "user", "username", "token_name", "policy", "interface", "address", "action",
+                       "object_type", "object_id", "object_names", "attributes", "outcome", "error", "job_id"]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_active and request.user.is_staff)
+
+    @admin.display(description="object")
+    def object_label(self, event: AuditEvent) -> str:
+        names = ", ".join(str(n) for n in event.object_names or [])
+        return f"{names} {event.object_id[:19]}".strip()

@@ -18,3 +18,7 @@ class ImagestoreConfig(AppConfig):
         connect()  # cached store-wide sums are recomputed after any change
 
         outbound_policy()  # a bad OUTBOUND_ALLOW entry stops start-up, naming it
+
+        from .services.audit import connect_signals
+
+        connect_signals()

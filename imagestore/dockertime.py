@@ -22,6 +22,16 @@ _RFC3339ISH = re.compile(
 MAX_TIME_VALUE = 64  # longer than any timestamp Docker writes
 
 
+class TimeValueError(ValueError):
+    """A value Docker cannot read as a time: ``value`` as given, ``reason`` when it looked like
+    a date (None: neither a time nor a duration). ``str()`` is Docker's English message."""
+
+    def __init__(self, value: str, reason: str | None = None) -> None:
+        self.value, self.reason = value, reason
+        super().__init__(f'parsing time "{value}": {reason}' if reason is not None
+                         else f'failed to parse value as time or duration: "{value}"')
+
+
 def parse_go_duration(value: str) -> float | None:
     """Seconds for a Go duration (``1h30m``, ``-1.5h``, ``300ms``, ``0``), None if it is not one."""
     text = value
@@ -47,7 +57,7 @@ def parse_unix(value: str) -> float:
     """``seconds[.fraction]`` (ParseTimestamps): ValueError otherwise."""
     secs, dot, frac = value.partition(".")
     if not re.fullmatch(r"-?[0-9]+", secs) or (dot and not re.fullmatch(r"[0-9]+", frac)):
-        raise ValueError(f"failed to parse value as time or duration: {value!r}".replace("'", '"'))
+        raise TimeValueError(value)
     return int(secs) + (int(frac) / 10 ** len(frac) if dot else 0.0)
 
 
@@ -58,7 +68,7 @@ def docker_time(value: str, now: datetime | None = None) -> datetime:
     now = now or datetime.now(UTC)
     text = value.strip()
     if not text or len(text) > MAX_TIME_VALUE:
-        raise ValueError(f'failed to parse value as time or duration: "{value[:MAX_TIME_VALUE]}"')
+        raise TimeValueError(value[:MAX_TIME_VALUE])
     duration = parse_go_duration(text) if text != "0" else None
     if duration is not None:
         return now - timedelta(seconds=duration)
@@ -77,13 +87,11 @@ def docker_time(value: str, now: datetime | None = None) -> datetime:
             moment = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0),
                               int(second or 0), tzinfo=tz)
         except ValueError as exc:
-            raise ValueError(f'parsing time "{text}": {exc}') from None
+            raise TimeValueError(text, str(exc)) from None
         return moment + timedelta(microseconds=int((frac or "0").ljust(9, "0")) / 1000)
     if "-" in text.lstrip("-"):
-        raise ValueError(f'parsing time "{text}": cannot parse as RFC 3339')
+        raise TimeValueError(text, "cannot parse as RFC 3339")
     try:
         return datetime.fromtimestamp(parse_unix(text), UTC)
-    except (OverflowError, OSError):
-        raise ValueError(f'failed to parse value as time or duration: "{text}"') from None
-    except ValueError:
-        raise ValueError(f'failed to parse value as time or duration: "{text}"') from None
+    except (OverflowError, OSError, ValueError):
+        raise TimeValueError(text) from None

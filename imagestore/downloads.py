@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from django.http import StreamingHttpResponse
 
-from .services.save import archive_stream, plan_save
+from .metrics import counted
+from .services.save import archive_stream, plan_save, record_save
 
 
 def archive_response(names: list[str], filename: str | None = None) -> StreamingHttpResponse:
     plan = plan_save(names)
-    response = StreamingHttpResponse(archive_stream(plan), content_type="application/x-tar")
+    record_save(names)  # docker save's event: the download is answered from here on
+    response = StreamingHttpResponse(counted("save", archive_stream(plan)), content_type="application/x-tar")
     response["Content-Length"] = str(plan.size())
     if filename:
         response["Content-Disposition"] = f'attachment; filename="{filename}"'

@@ -92,9 +92,17 @@ class Image(models.Model):
     layers = models.ManyToManyField(Layer, through="ImageLayer", related_name="images")
     added_at = models.DateTimeField(auto_now_add=True)
     last_tag_time = models.DateTimeField(null=True, blank=True)
+    # Every pull of it (docker pull that found it, a registry client fetching it): what
+    # retention's "unused for" reads.
+    last_pulled_at = models.DateTimeField(null=True, blank=True)
     # Set by ``manage.py fsck --repair`` when a blob the image needs is missing or corrupt.
     broken = models.BooleanField(default=False, db_index=True)
     broken_reason = models.TextField(blank=True, default="")
+    # When the packages inside were read from its layers' indexes (services.packages); null: not yet.
+    packages_scanned_at = models.DateTimeField(null=True, blank=True)
+    # The registry's digest for its tag differs from the stored one (services.updates); null: unknown.
+    update_available = models.BooleanField(null=True, blank=True, db_index=True)
+    update_checked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created", "id"]
@@ -130,6 +138,33 @@ class ImageLayer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.image_id} layer {self.position}"
+
+
+class ImagePackage(models.Model):
+    """A package an image holds, read from a package database in its layers (dpkg, apk, rpm,
+    Python, Node): what ``GET /api/v1/packages/?name=&version=`` searches across the store."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="packages")
+    kind = models.CharField(max_length=16, help_text="deb, apk, rpm, python or npm")
+    name = models.CharField(max_length=255)
+    version = models.CharField(max_length=255, blank=True, default="")
+    arch = models.CharField(max_length=64, blank=True, default="")
+    source = models.CharField(max_length=255, blank=True, default="")
+    license = models.TextField(blank=True, default="")
+    purl = models.TextField(blank=True, default="")
+    layer = models.PositiveIntegerField(default=0, help_text="position of the layer that installed it")
+    path = models.TextField(blank=True, default="", help_text="the database it was read from")
+
+    class Meta:
+        ordering = ["image", "kind", "name", "arch"]
+        indexes = [models.Index(fields=["name", "version"], name="imagepackage_name_version")]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=["deb", "apk", "rpm", "python", "npm"]),
+                                   name="imagepackage_kind_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}"
 
 
 class Tag(models.Model):
@@ -289,6 +324,7 @@ class Job(models.Model):
         COMMIT = "commit"
         GC = "gc"
         FSCK = "fsck"
+        RETENTION = "retention"
 
     class State(models.TextChoices):
         QUEUED = "queued"
@@ -314,6 +350,8 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Who asked, from where (services.audit.Actor.origin): the worker acts on their behalf.
+    origin = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -322,7 +360,7 @@ class Job(models.Model):
                 condition=Q(state__in=["queued", "running", "succeeded", "failed", "cancelled"]), name="job_state_valid"
             ),
             models.CheckConstraint(
-                condition=Q(kind__in=["import", "pull", "push", "save", "load", "commit", "gc", "fsck"]),
+                condition=Q(kind__in=["import", "pull", "push", "save", "load", "commit", "gc", "fsck", "retention"]),
                 name="job_kind_valid",
             ),
         ]
@@ -379,10 +417,12 @@ class HousekeepingRun(models.Model):
 
 __all__ = [
     "DEFAULT_DOMAIN",
+    "AuditEvent",
     "Container",
     "HousekeepingRun",
     "Image",
     "ImageLayer",
+    "ImagePackage",
     "Job",
     "Layer",
     "Manifest",
@@ -390,7 +430,10 @@ __all__ = [
     "RepoDigest",
     "Repository",
     "RepositoryGrant",
+    "RetentionPolicy",
     "Tag",
+    "Webhook",
+    "WebhookDelivery",
 ]
 
 
@@ -433,3 +476,142 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}... ({self.user})"
+
+
+class AuditEvent(models.Model):
+    """One change (or refused attempt) through any door, append-only: written by
+    services.audit in the same transaction as the change, never updated, deleted only by
+    retention (AUDIT_RETENTION_DAYS)."""
+
+    class Interface(models.TextChoices):
+        BROWSER = "browser"
+        REST = "rest"
+        DOCKER = "docker"
+        REGISTRY = "registry"
+        ADMIN = "admin"
+        COMMAND = "command"
+        POLICY = "policy"
+        SYSTEM = "system"
+
+    class Outcome(models.TextChoices):
+        OK = "ok"
+        ERROR = "error"
+
+    id = models.BigAutoField(primary_key=True)
+    time = models.DateTimeField(db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="+")
+    username = models.CharField(max_length=150, blank=True, default="", help_text="kept when the user goes")
+    token_name = models.CharField(max_length=255, blank=True, default="")
+    policy = models.CharField(max_length=255, blank=True, default="")
+    interface = models.CharField(max_length=16, choices=Interface.choices)
+    address = models.CharField(max_length=64, blank=True, default="", help_text="the client's address")
+    action = models.CharField(max_length=32, db_index=True, help_text="Docker's event vocabulary where it has one")
+    object_type = models.CharField(max_length=16, help_text="image, container, registry, user, system")
+    object_id = models.CharField(max_length=255, blank=True, default="", db_index=True)
+    object_names = models.JSONField(default=list, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    outcome = models.CharField(max_length=8, choices=Outcome.choices, default=Outcome.OK)
+    error = models.TextField(blank=True, default="")
+    job_id = models.UUIDField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-time", "-id"]
+        indexes = [models.Index(fields=["action", "time"], name="audit_action_time")]
+        constraints = [
+            models.CheckConstraint(condition=Q(outcome__in=["ok", "error"]), name="audit_outcome_valid"),
+            models.CheckConstraint(
+                condition=Q(interface__in=["browser", "rest", "docker", "registry", "admin", "command", "policy",
+                                           "system"]),
+                name="audit_interface_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.time:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.action} {self.object_id}"
+
+    def save(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if not self._state.adding:
+            raise ValueError("audit events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ValueError("audit events are removed by retention only (AUDIT_RETENTION_DAYS)")
+
+
+class Webhook(models.Model):
+    """An operator's receiver of audit events: each matching event is POSTed to ``url`` as JSON,
+    signed with its secret (``X-Signature-256: sha256=<HMAC-SHA256 of the body>``), which is
+    stored encrypted (imagestore.secrets) and never shown again."""
+
+    name = models.CharField(max_length=255, blank=True, default="")
+    url = models.URLField(max_length=2000)
+    events = models.JSONField(default=list, blank=True, help_text="actions to send (tag, push, ...); empty: all")
+    secret_encrypted = models.TextField(editable=False, help_text="the HMAC key, encrypted")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name or self.url
+
+
+class WebhookDelivery(models.Model):
+    """One delivery of one event to one webhook: every attempt's outcome, the next try's time."""
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.ForeignKey(AuditEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    payload = models.JSONField(default=dict)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_status = models.IntegerField(null=True, blank=True, help_text="the receiver's last HTTP status")
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(state__in=["pending", "delivered", "failed"]),
+                                   name="webhookdelivery_state_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.webhook} #{self.pk} ({self.state})"
+
+
+class RetentionPolicy(models.Model):
+    """Rules that keep a repository glob from filling the store: keep the ``keep_last`` most
+    recent tags and those matching ``keep_tags``, remove untagged images older than
+    ``untagged_older_than`` and images unused for ``unused_for`` (durations like ``7d``), never
+    an image with the label ``keep_label``; run on ``schedule`` (a duration between runs)."""
+
+    name = models.CharField(max_length=255, unique=True)
+    repository = models.CharField(max_length=255, help_text="a glob over repository names, e.g. team/*")
+    keep_last = models.PositiveIntegerField(null=True, blank=True, help_text="the N most recent tags are kept")
+    keep_tags = models.CharField(max_length=255, blank=True, default="", help_text="a regex; matching tags stay")
+    untagged_older_than = models.CharField(max_length=32, blank=True, default="", help_text="e.g. 7d, 12h")
+    unused_for = models.CharField(max_length=32, blank=True, default="", help_text="no container, no pull for e.g. 30d")
+    keep_label = models.CharField(max_length=255, blank=True, default="", help_text="key or key=value; always kept")
+    schedule = models.CharField(max_length=32, blank=True, default="", help_text="how often it runs, e.g. 1d; empty: "
+                                                                                "by hand")
+    active = models.BooleanField(default=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "retention policies"
+
+    def __str__(self) -> str:
+        return self.name

@@ -18,6 +18,7 @@ $PY manage.py check_broker
 $PY manage.py migrate --noinput
 $PY manage.py collectstatic --noinput >/dev/null
 $PY manage.py ensure_admin
+$PY manage.py reset_metrics >/dev/null  # an earlier run's samples are not this run's
 
 # Job control: each server starts in a process group of its own (its pid), so stopping can
 # reach its children (gunicorn's workers, Celery's pool and beat) even if it dies first.

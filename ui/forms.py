@@ -62,6 +62,23 @@ class ImageFilterForm(StyledForm):
         "-created", "created", "-size", "size", "repository", "-repository")])
 
 
+class AuditFilterForm(StyledForm):
+    """The Audit page's filters (the same as ``GET /api/v1/events/``'s)."""
+
+    who = forms.CharField(required=False, max_length=255, label=_("Who"),
+                          widget=forms.TextInput(attrs={"placeholder": "admin", "type": "search"}))
+    action = forms.CharField(required=False, max_length=255, label=_("Action"),
+                             widget=forms.TextInput(attrs={"placeholder": "tag,untag", "type": "search"}))
+    object = forms.CharField(required=False, max_length=255, label=_("Object"),
+                             widget=forms.TextInput(attrs={"placeholder": "busybox, sha256:8b44", "type": "search"}))
+    since = forms.CharField(required=False, max_length=64, label=_("Since"),
+                            widget=forms.TextInput(attrs={"placeholder": "24h, 2026-01-31"}))
+    until = forms.CharField(required=False, max_length=64, label=_("Until"),
+                            widget=forms.TextInput(attrs={"placeholder": "1h, 2026-02-01T12:00"}))
+    outcome = forms.ChoiceField(required=False, label=_("Outcome"), choices=[
+        ("", _("all")), ("ok", _("ok")), ("error", _("error"))])
+
+
 class TagForm(StyledForm):
     repository = forms.CharField(max_length=512, label=_("Add a tag"),
                                  widget=forms.TextInput(attrs={"placeholder": "repo/name:tag"}))

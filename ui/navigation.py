@@ -36,6 +36,7 @@ SIDEBAR: list[Section] = [
     Section("ui-search", _("Search"), "search", ("ui-search",)),
     Section("ui-registries", _("Registries"), "hdd-network", ("ui-registr",)),
     Section("ui-jobs", _("Jobs"), "list-task", ("ui-job",)),
+    Section("ui-audit", _("Audit"), "journal-text", ("ui-audit",), staff_only=True),
     Section("", _("Admin"), "gear", (), staff_only=True, external="/admin/"),
 ]
 

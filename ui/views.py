@@ -3,6 +3,7 @@ the live parts (job progress) poll the REST API from small plain JavaScript."""
 
 from __future__ import annotations
 
+import csv
 import json
 import uuid
 from typing import Any
@@ -25,9 +26,10 @@ from django_htmx.middleware import HtmxDetails
 
 from imagestore.downloads import archive_response
 from imagestore.errors import USER_ERRORS, user_message
-from imagestore.models import Container, Image, ImageLayer, Job, RegistryCredential
+from imagestore.models import AuditEvent, Container, Image, ImageLayer, Job, RegistryCredential
 from imagestore.oci.redact import redact_text
 from imagestore.permissions import is_operator
+from imagestore.services import audit
 from imagestore.services import containers as container_service
 from imagestore.services.containers.console import run_container
 from imagestore.services.history import image_history
@@ -53,7 +55,9 @@ from imagestore.services.remove import preview_removal, remove_image, remove_ima
 from imagestore.services.search import LOCAL, SearchFilters, search
 from imagestore.services.tag import tag_image
 
+from .contents import compare_choices
 from .forms import (
+    AuditFilterForm,
     ImageFilterForm,
     ImportForm,
     LoadForm,
@@ -196,6 +200,7 @@ def image_detail(request: HttpRequest, ref: str) -> HttpResponse:
         "format": template, "formatted": formatted, "format_error": error, "can_change": is_operator(request.user),
         "confirm": confirm, "steps": steps,
         "push_as": {tag: _push_identity(request, tag) for tag in data["RepoTags"]},
+        "compare_with": compare_choices(image),
     })
 
 
@@ -265,6 +270,55 @@ def job_detail(request: HtmxHttpRequest, job_id: str) -> HttpResponse:
     # htmx asks for the progress part alone every second while the job runs (ui/_job_progress.html).
     template = "ui/_job_progress.html" if request.htmx else "ui/job.html"
     return render(request, template, {"job": job, "can_change": is_operator(request.user), "watching": job.id})
+
+
+AUDIT_PAGE_SIZE = 50
+
+
+@login_required
+def audit_page(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+    """The audit trail with filters; ``?format=csv`` or ``?format=jsonl`` streams the whole
+    filtered trail as a download (operators only, as the API)."""
+    if not is_operator(request.user):
+        return render(request, "ui/error.html", {"message": _("The audit trail is for operators.")}, status=403)
+    form = AuditFilterForm(request.GET)
+    rows = AuditEvent.objects.none()
+    if form.is_valid():
+        try:
+            rows = audit.events(audit.filters_from(request.GET))
+        except Errors as exc:
+            add_service_error(form, exc)
+    export = request.GET.get("format")
+    if export in ("csv", "jsonl") and not form.errors:
+        return _audit_export(rows, export)
+    page = Paginator(rows.select_related(None), AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "ui/audit.html", {"form": form, "page": page})
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _audit_export(rows: Any, export: str) -> StreamingHttpResponse:
+    """The rows as CSV or JSON Lines, streamed from the database in chunks (never held whole)."""
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    if export == "csv":
+        writer = csv.writer(_Echo())
+
+        def lines() -> Any:
+            yield writer.writerow(audit.EXPORT_FIELDS)
+            for event in rows.iterator(chunk_size=500):
+                row = audit.event_row(event)
+                yield writer.writerow([json.dumps(row[f]) if isinstance(row[f], (list, dict)) else row[f]
+                                       for f in audit.EXPORT_FIELDS])
+        response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    else:
+        response = StreamingHttpResponse(
+            (json.dumps(audit.event_row(event)) + "\n" for event in rows.iterator(chunk_size=500)),
+            content_type="application/x-ndjson")
+    response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.{export}"'
+    return response
 
 
 # Toasts say when a job of the user's own ends; this many at most per answer (the rest follow).

@@ -41,6 +41,7 @@ def _authenticate(request: HttpRequest) -> Any:
         raise PermissionError("authentication required: send a token in the Authorization header "
                               '(~/.docker/config.json "HttpHeaders": {"Authorization": "Token ..."})')
     user = found[0]
+    request.auth = found[1]  # type: ignore[attr-defined]  # the token's name, for the audit trail
     if not is_operator(user):
         raise PermissionError("the Docker API is full control: it needs staff or the operators group")
     return user

@@ -3,7 +3,7 @@ Image names keep their slashes and ports, so the suffix (``/json``, ``/tag``) de
 
 from django.urls import re_path
 
-from . import interactive, views
+from . import events, interactive, views
 
 V = r"^(?:v(?P<version>[0-9]+\.[0-9]+)/)?"
 
@@ -13,7 +13,9 @@ urlpatterns = [
     re_path(V + r"info$", views.info),
     re_path(V + r"auth$", views.auth),
     re_path(V + r"system/df$", views.system_df),
+    re_path(V + r"events$", events.events),
     re_path(V + r"images/json$", views.images_list),
+    re_path(V + r"distribution/(?P<name>.+)/json$", views.distribution_inspect),
     re_path(V + r"images/create$", views.images_create),
     re_path(V + r"images/load$", views.images_load),
     re_path(V + r"images/search$", views.images_search),

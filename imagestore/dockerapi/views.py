@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.utils.translation import gettext
 from django.views.decorators.csrf import csrf_exempt
 
 from ..downloads import archive_response
@@ -103,7 +104,7 @@ def system_df(request: HttpRequest) -> JsonResponse:
     types = request.GET.getlist("type")
     unknown = [t for t in types if t not in DISK_USAGE_TYPES]
     if unknown:
-        raise BadRequest(f"invalid disk usage type: {unknown[0][:64]}")
+        raise BadRequest(gettext("invalid disk usage type: %(type)s") % {"type": unknown[0][:64]})
     return JsonResponse(disk_usage(types))
 
 
@@ -148,7 +149,7 @@ def _image_filters(request: HttpRequest) -> ImageFilters:
     dangling = f.get("dangling")
     for label in f.get("label", []) + f.get("label!", []):
         if not label.partition("=")[0]:
-            raise BadRequest(f"invalid filter 'label={label}'")
+            raise BadRequest(gettext("invalid filter 'label=%(label)s'") % {"label": label})
     return ImageFilters(
         reference=f.get("reference", []),
         dangling=None if not dangling else dangling[0].lower() in ("true", "1"),
@@ -159,6 +160,14 @@ def _image_filters(request: HttpRequest) -> ImageFilters:
         until=until_filter(f.get("until", [])),
         all=flag(request, "all"),
     )
+
+
+@docker_view(("GET",))
+def distribution_inspect(request: HttpRequest, name: str) -> JsonResponse:
+    """``docker manifest inspect``-like: what the registry serves for a name (services.updates)."""
+    from ..services.updates import distribution_info
+
+    return JsonResponse(distribution_info(name, owner=request.user))
 
 
 @docker_view(("GET",))

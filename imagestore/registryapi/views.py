@@ -149,6 +149,8 @@ def manifest(request: HttpRequest, name: str, reference: str) -> HttpResponse:
     accepted = spec.accepted_types(request.headers.getlist("Accept") if hasattr(request.headers, "getlist")
                                    else [request.META.get("HTTP_ACCEPT", "")])
     served = registry_serve.get_manifest(repository, reference, accepted)
+    if request.method == "GET" and repository is not None:
+        registry_serve.record_pull(repository, reference, served)
     body = b"" if request.method == "HEAD" else served.data
     response = HttpResponse(body, content_type=served.media_type)
     response["Content-Length"] = str(len(served.data))

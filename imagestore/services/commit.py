@@ -14,6 +14,7 @@ import tempfile
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from ..blobs import get_store, mark_in_use
@@ -24,7 +25,7 @@ from ..oci.changes import InvalidChange, apply_changes
 from ..oci.config import ImageConfig, encode, format_time
 from ..oci.layer import write_gzip_layer
 from ..oci.rootfs import RootFS, TarWriter
-from . import layerindex
+from . import audit, layerindex
 from .containers import container_changes, get_container, rootfs
 from .containers.freeze import frozen
 from .jobs import JobProgress, create_job, handler
@@ -62,6 +63,12 @@ def _layer_tar(container: Container, changes: list[dict[str, Any]], target: str)
 def commit_container(container_ref: str, *, repository: str | None = None, author: str = "", message: str = "",
                      pause: bool = True, changes: list[str] | None = None,
                      progress: Progress = NULL_PROGRESS) -> Image:
+    with audit.action("commit", object_type="container", names=[container_ref]):
+        return _commit(container_ref, repository, author, message, pause, changes, progress)
+
+
+def _commit(container_ref: str, repository: str | None, author: str, message: str, pause: bool,
+            changes: list[str] | None, progress: Progress) -> Image:
     container = get_container(container_ref)
     target = parse_target(repository) if repository else None
     store = get_store()
@@ -116,7 +123,11 @@ def commit_container(container_ref: str, *, repository: str | None = None, autho
                           for link in parent.image_layers.select_related("layer").order_by("position")]
                 layers.append(LayerRecord(str(info.diff_id), str(digest), mediatypes.OCI_LAYER_GZIP, writer.size,
                                           info.size))
-                image = register_image(config, layers, parent=parent, pins=pins)
+                with transaction.atomic():
+                    image = register_image(config, layers, parent=parent, pins=pins)
+                    audit.record("commit", object_type="container", object_id=container.id, names=[container.name],
+                                 attributes={"imageID": image.id, "name": container.name,
+                                             "comment": message})
     if target is not None:
         tag_image(image, target)
     progress.log(image.id)

@@ -38,6 +38,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from .. import metrics
 from ..blobs import (
     BlobStore,
     age_of,
@@ -49,6 +50,7 @@ from ..blobs import (
     tree_size,
 )
 from ..models import Container, HousekeepingRun, Image, Job, Layer, Manifest
+from . import audit
 from .jobs import JobProgress, create_job, handler
 
 log = logging.getLogger(__name__)
@@ -442,7 +444,12 @@ def collect_garbage(grace_seconds: float | None = None, *, dry_run: bool = False
     grace = settings.GC_GRACE_SECONDS if grace_seconds is None else grace_seconds
     run = HousekeepingRun.objects.create(what=HousekeepingRun.What.GC, trigger=trigger, dry_run=dry_run,
                                          grace_seconds=int(grace), job=job)
-    return record(run, sweep(grace, dry_run=dry_run))
+    finished = record(run, sweep(grace, dry_run=dry_run))
+    if not dry_run:
+        metrics.GC_RUNS.inc()
+        metrics.GC_FREED.inc(finished.freed_bytes)
+        audit.remove_expired(settings.AUDIT_RETENTION_DAYS)  # the trail's retention rides on the hourly sweep
+    return finished
 
 
 def summary(run: HousekeepingRun) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from django.db.models.functions import Concat
 from django.db.models.lookups import Exact
 from django.utils.translation import gettext
 
-from ..dockertime import docker_time
+from ..dockertime import TimeValueError, docker_time
 from ..errors import AmbiguousImage, BadRequest, ImageNotFound
 from ..models import Image, RepoDigest, Tag
 from ..oci import reference
@@ -264,6 +264,7 @@ class ImageFilters:
     all: bool = False
     registry: str | None = None  # only names of this registry (dangling images have none)
     order: str = "-created"  # created, size or repository, "-" for descending
+    update_available: bool | None = None  # the registry has a newer image for its tag (services.updates)
 
 
 ORDERS = {"created": "row_created", "size": "row_size", "repository": "row_repository"}
@@ -279,6 +280,8 @@ def _image_conditions(filters: ImageFilters, prefix: str) -> Q:
         q &= Q(**{f"{prefix}created__gt": pivot.created})
     if filters.until is not None:
         q &= Q(**{f"{prefix}created__lte": filters.until})
+    if filters.update_available is not None:
+        q &= Q(**{f"{prefix}update_available": filters.update_available})
     return q
 
 
@@ -287,18 +290,25 @@ def until_filter(values: list[str], now: datetime | None = None) -> datetime | N
     if not values:
         return None
     if len(values) > 1:
-        raise BadRequest("more than one until filter specified", field="until")
+        raise BadRequest(gettext("more than one until filter specified"), field="until")
     try:
         return docker_time(values[0], now)
-    except ValueError as exc:
-        raise BadRequest(str(exc), field="until") from None
+    except TimeValueError as exc:
+        raise BadRequest(time_value_message(exc), field="until") from None
+
+
+def time_value_message(exc: TimeValueError) -> str:
+    """Docker's words for a time it cannot read, in the request's language."""
+    if exc.reason is None:
+        return gettext('failed to parse value as time or duration: "%(value)s"') % {"value": exc.value}
+    return gettext('parsing time "%(value)s": %(reason)s') % {"value": exc.value, "reason": exc.reason}
 
 
 def check_filter_names(given: dict[str, list[str]], accepted: set[str]) -> None:
     """Docker's Args.Validate: a filter it does not know is a 400, never silently ignored."""
     for name in given:
         if name not in accepted:
-            raise BadRequest(f"invalid filter '{name}'", field="filters")
+            raise BadRequest(gettext("invalid filter '%(name)s'") % {"name": name}, field="filters")
 
 
 def _label_match(labels: list[str], prefix: str) -> Q:
@@ -308,7 +318,7 @@ def _label_match(labels: list[str], prefix: str) -> Q:
     for label in labels:
         key, has_value, value = label.partition("=")
         if not key:
-            raise BadRequest(f"invalid filter 'label={label}'")
+            raise BadRequest(gettext("invalid filter 'label=%(label)s'") % {"label": label}, field="filters")
         q &= Q(**{f"{prefix}labels__has_key": key})
         if has_value:
             q &= Q(Exact(KeyTextTransform(key, f"{prefix}labels"), value))
@@ -354,6 +364,7 @@ def list_image_rows(filters: ImageFilters) -> QuerySet:
         row_size=F("image__size"),
         row_repository=F("repository__name"),
         row_tag=F("name"),
+        row_update=F("image__update_available"),
     )
     untagged = Image.objects.filter(tags__isnull=True).filter(_image_conditions(filters, ""))
     untagged = _apply_labels(untagged, filters, "")
@@ -366,6 +377,7 @@ def list_image_rows(filters: ImageFilters) -> QuerySet:
         row_size=F("size"),
         row_repository=Value(None, output_field=CharField()),
         row_tag=Value(None, output_field=CharField()),
+        row_update=F("update_available"),
     )
     key = filters.order.lstrip("-")
     if key not in ORDERS:

@@ -15,6 +15,7 @@ from typing import Any, BinaryIO, cast
 
 import requests
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -30,7 +31,7 @@ from ..oci.layer import write_gzip_layer
 from ..oci.platform import host_platform
 from ..oci.redact import redact_url
 from ..oci.reference import Reference
-from . import layerindex
+from . import audit, layerindex
 from .jobs import JobProgress, create_job, handler
 from .progress import NULL_PROGRESS, Progress
 from .registries import outbound_policy
@@ -81,11 +82,12 @@ def import_image(
 ) -> Image:
     """Import a tarball stream (plain, gzip, bzip2, xz or zstd) as a new image; ``changes`` are
     Dockerfile instructions for its config, as ``docker import --change``."""
-    target = parse_target(repository) if repository else None  # a bad name fails before any byte is read
-    container_config = _container_config(changes)  # and bad changes too
-    store = get_store()
-    with store.pins() as pins:
-        return _import(source, store, pins, source_name, total, target, message, container_config, progress)
+    with audit.action("import", names=[repository] if repository else []):
+        target = parse_target(repository) if repository else None  # a bad name fails before any byte is read
+        container_config = _container_config(changes)  # and bad changes too
+        store = get_store()
+        with store.pins() as pins:
+            return _import(source, store, pins, source_name, total, target, message, container_config, progress)
 
 
 def _container_config(changes: list[str] | None) -> dict[str, Any]:
@@ -137,21 +139,25 @@ def _import(
     with store.writer() as config_writer:
         config_writer.write(config_bytes)
         config_writer.commit(config.digest, pins=pins)
-    image = register_image(
-        config,
-        [
-            LayerRecord(
-                diff_id=str(info.diff_id),
-                digest=str(digest),
-                media_type=mediatypes.OCI_LAYER_GZIP,
-                size=compressed_size,
-                uncompressed_size=info.size,
-            )
-        ],
-        pins=pins,
-    )
+    with transaction.atomic():  # the image, its name and the audit event together
+        image = register_image(
+            config,
+            [
+                LayerRecord(
+                    diff_id=str(info.diff_id),
+                    digest=str(digest),
+                    media_type=mediatypes.OCI_LAYER_GZIP,
+                    size=compressed_size,
+                    uncompressed_size=info.size,
+                )
+            ],
+            pins=pins,
+        )
+        if target is not None:
+            tag_image(image, target)
+        audit.record("import", object_id=image.id, names=[target.familiar] if target else [],
+                     attributes={"source": redact_url(source_name) if "://" in source_name else source_name})
     if target is not None:
-        tag_image(image, target)
         progress.log(f"Tagged {target.familiar}")
     progress.log(image.id)
     return image

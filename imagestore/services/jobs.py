@@ -28,9 +28,11 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from kombu.exceptions import OperationalError as BrokerError
 
+from .. import metrics
 from ..errors import Conflict, JobCancelled, JobNotFound, JobQueueUnavailable, status_for
 from ..models import Job
 from ..oci.redact import redact_text
+from . import audit
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,8 @@ def create_job(kind: str, params: dict[str, Any], owner: Any = None) -> Job:
     Raises JobQueueUnavailable (503) when the broker does not take the task; the job is
     then failed and its upload removed, so nothing is left queued that no worker will see.
     """
-    job = Job.objects.create(kind=kind, params=params, owner=owner if getattr(owner, "pk", None) else None)
+    job = Job.objects.create(kind=kind, params=params, owner=owner if getattr(owner, "pk", None) else None,
+                             origin=audit.current().origin())
     transaction.on_commit(lambda: publish_job(job))
     return job
 
@@ -207,11 +210,13 @@ def run_job(job_id: str, worker: str = "") -> Job | None:
         # A second delivery (acks_late redelivers after a lost worker, the sweeper re-sends).
         log.info("job %s is %s, not queued: this delivery of its task is a repeat and is ignored", job_id, state)
         return None
-    job = Job.objects.get(pk=job_id)
+    job = Job.objects.select_related("owner").get(pk=job_id)
     progress = JobProgress(job)
     try:
         try:
-            with Heartbeat(job.id):
+            # On behalf of whoever asked, through their door; a failure is the job's action's.
+            with Heartbeat(job.id), audit.acting(audit.for_job(job)), \
+                    audit.action(job.kind, object_type="job", object_id=str(job.id), names=_job_names(job)):
                 result = _HANDLERS[job.kind](job, progress)
         finally:
             progress.active = False
@@ -233,7 +238,35 @@ def run_job(job_id: str, worker: str = "") -> Job | None:
     finally:
         _remove_job_files(job)
     job.refresh_from_db()
+    _measure(job)
     return job
+
+
+def moved_bytes(job: Job) -> int:
+    """What a job moved, from its progress: every item's bytes done, but those it already had."""
+    total = 0
+    for state in (job.progress or {}).values():
+        phase = str(state.get("phase") or "").lower()
+        if "already exists" in phase or phase == "waiting":
+            continue
+        current = state.get("current")
+        if isinstance(current, int) and current > 0:
+            total += current
+    return total
+
+
+def _measure(job: Job) -> None:
+    seconds = (job.finished_at - job.started_at).total_seconds() if job.finished_at and job.started_at else None
+    try:
+        metrics.job_ended(job.kind, job.state, seconds, moved_bytes(job) if job.state == Job.State.SUCCEEDED else 0)
+    except Exception as exc:  # a metrics folder gone or full must not fail a finished job
+        log.warning("job %s: metrics not written: %s", job.id, exc)
+
+
+def _job_names(job: Job) -> list[str]:
+    params = job.params or {}
+    names = params.get("images") or [params.get("reference") or params.get("repository") or params.get("container")]
+    return [str(n) for n in names if n]
 
 
 def _remove_job_files(job: Job) -> None:

@@ -28,7 +28,7 @@ from ..oci.errors import CorruptArchive, InvalidReference
 from ..oci.layer import write_gzip_layer
 from ..oci.platform import host_platform
 from ..oci.reference import parse_normalized
-from . import layerindex
+from . import audit, layerindex
 from .import_ import layer_size_limit
 from .jobs import JobProgress, create_job, handler
 from .progress import NULL_PROGRESS, Progress
@@ -68,6 +68,11 @@ def _store_layer(store: BlobStore, pins: Pins, staged: StagedFile, known: dict[s
 
 
 def load_archive(stream: Readable, progress: Progress = NULL_PROGRESS) -> list[str]:
+    with audit.action("load"):
+        return _load_archive(stream, progress)
+
+
+def _load_archive(stream: Readable, progress: Progress = NULL_PROGRESS) -> list[str]:
     """Load every image of an archive; answers Docker's ``Loaded image: ...`` lines."""
     store = get_store()
     staging = Path(tempfile.mkdtemp(prefix="load-", dir=store.tmp_dir))
@@ -121,6 +126,7 @@ def _register_all(
             for name in names[id(image)]:
                 tag_image(stored, name)
                 lines.append(f"Loaded image: {name}")
+            audit.record("load", object_id=stored.id, names=names[id(image)])
             if not names[id(image)]:
                 lines.append(f"Loaded image ID: {stored.id}")
     for line in lines:

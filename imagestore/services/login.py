@@ -6,12 +6,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.db import transaction
 from django.utils.translation import gettext
 
 from ..errors import BadRequest
 from ..models import RegistryCredential
 from ..oci.registry import DOCKER_HUB, AuthenticationRequired, Credentials, Endpoint, RegistryClient, RegistryError
 from ..secrets import encrypt
+from . import audit
 from .registries import check_reachable, insecure_registries, outbound_policy
 
 _HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
@@ -36,6 +38,11 @@ def normalize_registry(value: str) -> str:
 
 def login(owner: Any, registry: str, username: str, secret: str) -> RegistryCredential:
     """Check the credentials with the registry (``/v2/`` and its challenge), then keep them."""
+    with audit.action("login", object_type="registry", names=[str(registry)], attributes={"username": username}):
+        return _login(owner, registry, username, secret)
+
+
+def _login(owner: Any, registry: str, username: str, secret: str) -> RegistryCredential:
     host = normalize_registry(registry)
     if not username or not secret:
         raise BadRequest(gettext("a username and a password (or token) are needed to log in"),
@@ -52,12 +59,18 @@ def login(owner: Any, registry: str, username: str, secret: str) -> RegistryCred
     except RegistryError as exc:
         raise BadRequest(gettext("login to %(host)s failed: %(exc)s")
                          % {"host": host, "exc": exc}, field="registry") from None
-    credential, _ = RegistryCredential.objects.update_or_create(
-        registry=host, owner=owner, defaults={"username": username, "secret_encrypted": encrypt(secret)}
-    )
+    with transaction.atomic():
+        credential, _ = RegistryCredential.objects.update_or_create(
+            registry=host, owner=owner, defaults={"username": username, "secret_encrypted": encrypt(secret)}
+        )
+        audit.record("login", object_type="registry", object_id=host, names=[host], attributes={"username": username})
     return credential
 
 
 def logout(owner: Any, registry: str) -> bool:
-    deleted, _ = RegistryCredential.objects.filter(owner=owner, registry=normalize_registry(registry)).delete()
+    host = normalize_registry(registry)
+    with transaction.atomic():
+        deleted, _ = RegistryCredential.objects.filter(owner=owner, registry=host).delete()
+        if deleted:
+            audit.record("logout", object_type="registry", object_id=host, names=[host])
     return bool(deleted)

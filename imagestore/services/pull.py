@@ -23,6 +23,7 @@ import requests
 import urllib3
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext
 
 from ..blobs import BlobStore, Pins, get_store, hold_lock_file
@@ -38,7 +39,7 @@ from ..oci.platform import Platform, host_platform
 from ..oci.redact import redact_text, redact_url
 from ..oci.reference import Reference, parse_normalized
 from ..oci.registry import MAX_CONFIG, RegistryClient, RegistryError, retry
-from . import layerindex
+from . import audit, layerindex
 from .jobs import JobProgress, create_job, handler
 from .manifests import ManifestBytes, keep_manifests
 from .progress import NULL_PROGRESS, Progress
@@ -46,6 +47,7 @@ from .registries import check_reachable, client_for, endpoints_for
 from .repositories import get_or_create_repository
 from .store import LayerRecord, register_image
 from .tag import tag_image
+from .updates import mark_current
 
 CHUNK = 1 << 20
 READ_SIZE = 256 << 10
@@ -321,8 +323,20 @@ def _up_to_date(ref: Reference, config_digest: Digest) -> Image | None:
     return image
 
 
+def mark_pulled(image: Image, name: str) -> None:
+    """A pull of ``image`` (as ``name``): its ``last_pulled_at`` and the audit trail's ``pull``
+    event, in the caller's transaction. The registry API's manifest fetches call it too."""
+    Image.objects.filter(pk=image.pk).update(last_pulled_at=timezone.now())
+    audit.record("pull", object_id=image.id, names=[name], attributes={"name": name})
+
+
 def pull_image(reference: str, *, platform: str | None = None, progress: Progress = NULL_PROGRESS,
                owner: Any = None) -> PullResult:
+    with audit.action("pull", names=[reference]):
+        return _pull(reference, platform, progress, owner)
+
+
+def _pull(reference: str, platform: str | None, progress: Progress, owner: Any) -> PullResult:
     ref = parse_normalized(reference).with_default_tag()
     wanted = parse_platform(platform)
     errors = []
@@ -351,6 +365,9 @@ def _pull_from(client: RegistryClient, ref: Reference, platform: Platform, progr
                 repository = get_or_create_repository(ref)
                 RepoDigest.objects.get_or_create(repository=repository, digest=str(manifest_digest), image=current)
                 keep_manifests(repository, puller.documents, current, pins)
+                mark_pulled(current, name)
+                if ref.tag:
+                    mark_current(current)
             progress.log(f"Digest: {manifest_digest}")
             status = f"Status: Image is up to date for {name}"
             progress.log(status)
@@ -370,7 +387,11 @@ def _pull_from(client: RegistryClient, ref: Reference, platform: Platform, progr
             ]
             records = [f.result() for f in futures]
         existed = Image.objects.filter(pk=str(config.digest)).exists()
-        image = register_pulled(ref, manifest_digest, config, records, pins, puller.documents)
+        with transaction.atomic():
+            image = register_pulled(ref, manifest_digest, config, records, pins, puller.documents)
+            mark_pulled(image, name)
+            if ref.tag:
+                mark_current(image)  # what the registry serves for the tag now
         for descriptor in layers:
             size = _size(descriptor)
             item = _digest(descriptor).short

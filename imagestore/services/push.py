@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils.translation import gettext
 
@@ -21,6 +22,7 @@ from ..oci import mediatypes
 from ..oci.digest import Digest
 from ..oci.reference import Reference, parse_normalized
 from ..oci.registry import RegistryClient, RegistryError, retry
+from . import audit
 from .jobs import JobProgress, create_job, handler
 from .layout import image_manifest
 from .progress import NULL_PROGRESS, Progress
@@ -104,7 +106,10 @@ def push_image(name: str, *, all_tags: bool = False, owner: Any = None,
         manifest = image_manifest(image, links)
         digest = retry(lambda: client.put_manifest(ref.path, str(ref.tag), manifest,  # noqa: B023
                                                    mediatypes.OCI_MANIFEST))
-        RepoDigest.objects.get_or_create(repository=get_or_create_repository(ref), digest=str(digest), image=image)
+        with transaction.atomic():
+            RepoDigest.objects.get_or_create(repository=get_or_create_repository(ref), digest=str(digest),
+                                             image=image)
+            audit.record("push", object_id=image.id, names=[ref.familiar], attributes={"name": ref.familiar})
         line = f"{ref.tag}: digest: {digest} size: {len(manifest)}"
         progress.log(line)
         results.append({"reference": ref.familiar, "digest": str(digest), "size": len(manifest)})

@@ -38,6 +38,7 @@ from ..oci.diffid import DiffIdHasher
 from ..oci.digest import Digest, sha256_digest
 from ..oci.errors import OCIError
 from ..oci.reference import DEFAULT_DOMAIN, Reference
+from . import audit
 from .layout import image_manifest
 from .manifests import ManifestBytes, keep_manifests
 from .pull import _normalise, _record_diff_id, _verified_diff_id, register_pulled
@@ -376,6 +377,22 @@ def _for_image(repository: Repository, image: Image, accepted: list[str]) -> Ser
     return _built(repository, image, accepted)
 
 
+def record_pull(repository: Repository, reference: str, served: ServedManifest) -> None:
+    """A client fetched an image's manifest: a pull (``last_pulled_at``, the audit trail). An
+    index or an artifact names no image here, so it is no image's pull."""
+    from .pull import mark_pulled
+
+    image_id = (Manifest.objects.filter(repository=repository, digest=str(served.digest))
+                .values_list("image_id", flat=True).first())
+    if image_id is None and not spec.is_digest(reference):
+        image_id = Tag.objects.filter(repository=repository, name=reference).values_list("image_id", flat=True).first()
+    image = Image.objects.filter(pk=image_id).first() if image_id else None
+    if image is not None:
+        name = f"{repository.name}@{reference}" if spec.is_digest(reference) else f"{repository.name}:{reference}"
+        with transaction.atomic():
+            mark_pulled(image, name)
+
+
 def get_manifest(repository: Repository | None, reference: str, accepted: list[str]) -> ServedManifest:
     if repository is None:
         raise spec.NameUnknown("repository name not known to registry")
@@ -485,6 +502,8 @@ def put_manifest(name: str, host: str, reference: str, data: bytes, content_type
             ManifestTag.objects.filter(repository=repository, name=tag).delete()  # the tag moves to an image
         image = register_pulled(ref, digest, config, records, pins, [document])
         row = Manifest.objects.get(repository=repository, digest=str(digest))
+        pushed = ref.familiar if tag is not None else f"{ref.familiar}@{digest}"
+        audit.record("push", object_id=image.id, names=[pushed], attributes={"name": pushed})
     del image
     return digest, row
 

@@ -31,6 +31,7 @@ from ..models import Container, Image, ImageLayer, Layer, Manifest, RepoDigest, 
 from ..oci import reference
 from ..oci.digest import Digest
 from ..oci.errors import OCIError
+from . import audit
 from .gc import delete_blobs_on_commit
 from .images import check_filter_names, label_conditions, resolve_image_and_reference, until_filter
 
@@ -44,6 +45,18 @@ class _Removal:
         self.records: list[Record] = []
         self.freed = 0
         self.dry_run = dry_run  # rows change inside a transaction rolled back; no blob is touched
+        self.image_id = ""  # the image asked for
+        self.deleted_images: list[str] = []
+
+    def audit_events(self) -> list[tuple[str, dict[str, Any]]]:
+        """Docker's ``untag`` and ``delete`` events for what this removal did."""
+        events: list[tuple[str, dict[str, Any]]] = [
+            ("untag", {"object_id": self.image_id, "names": [r["Untagged"]], "attributes": {"name": r["Untagged"]}})
+            for r in self.records if "Untagged" in r
+        ]
+        events += [("delete", {"object_id": image_id, "attributes": {"name": image_id}})
+                   for image_id in self.deleted_images]
+        return events
 
 
 class _Rollback(Exception):
@@ -106,7 +119,11 @@ def _is_single_reference(refs: list[reference.Reference]) -> bool:
 
 def remove_image(name: str, *, force: bool = False, noprune: bool = False) -> list[Record]:
     """Remove one image by name or id; the records say what was untagged and deleted."""
-    return _remove(name, force=force, noprune=noprune).records
+    with audit.action("delete", names=[name]):
+        with transaction.atomic():  # the removal and its audit events together
+            removal = _remove(name, force=force, noprune=noprune)
+            audit.record_many(removal.audit_events())
+        return removal.records
 
 
 def preview_removal(name: str, *, force: bool = False, noprune: bool = False) -> list[Record]:
@@ -128,6 +145,7 @@ def _remove(name: str, *, force: bool, noprune: bool, dry_run: bool = False) -> 
     with transaction.atomic():
         image, ref = resolve_image_and_reference(name)
         image = Image.objects.select_for_update().get(pk=image.pk)
+        removal.image_id = image.id
         refs = _references(image)
         removed_repository_ref = False
         if ref is not None:
@@ -210,6 +228,7 @@ def _delete(image: Image, removal: _Removal, *, force: bool, prune: bool, quiet:
         return
     parent_id = image.parent_id
     records.append({"Deleted": image.id})
+    removal.deleted_images.append(image.id)
     chains, freed = _delete_image_rows(image, dry_run=removal.dry_run)
     records.extend({"Deleted": chain_id} for chain_id in chains)
     removal.freed += freed
@@ -291,10 +310,10 @@ def prune_options(given: dict[str, list[str]], now: datetime | None = None) -> d
         elif value.lower() in ("false", "0"):
             dangling = False
         else:
-            raise BadRequest(f"invalid filter 'dangling={value}'", field="filters")
+            raise BadRequest(gettext("invalid filter 'dangling=%(value)s'") % {"value": value}, field="filters")
     for label in given.get("label", []) + given.get("label!", []):
         if not label.partition("=")[0]:
-            raise BadRequest(f"invalid filter 'label={label}'", field="filters")
+            raise BadRequest(gettext("invalid filter 'label=%(label)s'") % {"label": label}, field="filters")
     return {"all": not dangling, "until": until_filter(given.get("until", []), now),
             "labels": list(given.get("label", [])), "not_labels": list(given.get("label!", []))}
 
@@ -304,6 +323,19 @@ def prune_images(*, all: bool = False, until: datetime | None = None, labels: li
     """``docker image prune [-a] [--filter until=... --filter label=...]``: dangling images
     (with ``all``, every image no container uses) created at or before ``until`` and matching
     the labels are removed; answers Docker's ImagesDeleted records and SpaceReclaimed bytes."""
+    with audit.action("prune"):
+        result = _prune(all=all, until=until, labels=labels, not_labels=not_labels)
+        attributes = {"reclaimed": result["SpaceReclaimed"], "all": all}
+        if until is not None:
+            attributes["until"] = until.isoformat()
+        if labels or not_labels:
+            attributes["label"] = ",".join([*(labels or []), *(f"!{label}" for label in not_labels or [])])
+        audit.record("prune", object_type="image", attributes=attributes)
+    return result
+
+
+def _prune(*, all: bool, until: datetime | None, labels: list[str] | None,
+           not_labels: list[str] | None) -> dict[str, Any]:
     deleted: list[Record] = []
     freed = 0
     candidates = Image.objects.filter(containers__isnull=True)
@@ -341,5 +373,7 @@ def _prune_one(image_id: str) -> _Removal:
             return removal
         # Untag every reference, then delete (as ``prune -a`` does); noprune: a parent
         # is pruned on its own turn, only if it is a candidate itself.
+        removal.image_id = image.id
         _delete(image, removal, force=True, prune=False)
+        audit.record_many(removal.audit_events())
     return removal

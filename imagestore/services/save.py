@@ -24,6 +24,7 @@ from ..oci.digest import Digest
 from ..oci.errors import InvalidReference
 from ..oci.manifest import Descriptor
 from ..oci.reference import Reference, parse_normalized
+from . import audit
 from .images import resolve_image_and_reference
 from .jobs import JobProgress, create_job, handler
 from .progress import NULL_PROGRESS, Progress
@@ -126,6 +127,12 @@ def save_to_file(names: list[str], target: Path, progress: Progress = NULL_PROGR
     return written
 
 
+def record_save(names: list[str]) -> None:
+    """``save`` in the audit trail, one event per image (a save changes nothing else)."""
+    audit.record_many([("save", {"object_id": image.id, "names": [r.familiar for r in refs]})
+                       for image, refs in _select(names).values()])
+
+
 def start_save(names: list[str], owner: Any = None) -> Job:
     plan_save(names)  # a missing image or bad name is said now, not by the job
     return create_job(Job.Kind.SAVE, {"images": list(names)}, owner=owner)
@@ -135,6 +142,7 @@ def start_save(names: list[str], owner: Any = None) -> Job:
 def run_save_job(job: Job, progress: JobProgress) -> dict[str, Any]:
     target = exports_dir() / f"{job.id}.tar"
     size = save_to_file(job.params["images"], target, progress)
+    record_save(job.params["images"])
     progress.log(f"Saved {len(job.params['images'])} name(s), {size} bytes")
     return {"file": target.name, "size": size, "download": f"/api/v1/jobs/{job.id}/download/"}
 

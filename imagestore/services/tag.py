@@ -9,6 +9,7 @@ from django.utils.translation import gettext
 from ..errors import BadRequest, ImageNotFound
 from ..models import Image, Tag
 from ..oci import reference
+from . import audit
 from .repositories import get_or_create_repository
 
 
@@ -21,6 +22,11 @@ def parse_target(target: str | reference.Reference) -> reference.Reference:
 
 
 def tag_image(image: Image, target: str | reference.Reference) -> Tag:
+    with audit.action("tag", object_id=image.id, names=[str(getattr(target, "familiar", target))]):
+        return _tag(image, target)
+
+
+def _tag(image: Image, target: str | reference.Reference) -> Tag:
     ref = parse_target(target)
     with transaction.atomic():
         # Lock the image row: a concurrent removal either finished (and we say so)
@@ -32,4 +38,5 @@ def tag_image(image: Image, target: str | reference.Reference) -> Tag:
             repository=repository, name=ref.tag, defaults={"image": image}
         )
         Image.objects.filter(pk=image.pk).update(last_tag_time=timezone.now())
+        audit.record("tag", object_id=image.id, names=[ref.familiar], attributes={"name": ref.familiar})
     return tag

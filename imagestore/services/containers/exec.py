@@ -34,6 +34,7 @@ from django.utils.translation import gettext
 from ...errors import BadRequest, Conflict, NotFound
 from ...models import Container
 from ...supervisor import supervisor_command
+from .. import audit
 from .attach import Attachment, attach_process, parse_detach_keys, resize_process
 from .lifecycle import _user_ids, reconcile
 from .lookup import RUNNING_STATES, RuntimeUnavailable, _root, container_dir, rootfs, runtime_binary
@@ -162,6 +163,9 @@ def start_exec(instance: ExecInstance, *, console_size: list[int] | None = None,
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and instance.state() == "starting" and process.poll() is None:
         time.sleep(0.01)
+    cmd = " ".join(str(a) for a in instance.config.get("Cmd") or [])
+    audit.record("exec_start", object_type="container", object_id=container.id, names=[container.name],
+                 attributes=audit.container_attributes(container, execID=instance.id, execCommand=cmd))
     return instance
 
 

@@ -29,6 +29,7 @@ from ...oci.config import ImageConfig
 from ...oci.rootfs import RootFS
 from ...oci.runtime import Limits, runtime_config
 from ...supervisor import supervisor_command
+from .. import audit
 from ..images import resolve_image
 from ..names import generate_name
 from .lookup import (
@@ -71,6 +72,8 @@ def _limit(value: Any, what: str, minimum: int = 0) -> int | None:
     return value
 
 
+@audit.audited("create", object_type="container", describe=lambda image_ref, **kw: {"names": [kw.get("name") or ""],
+                                                                                 "attributes": {"image": image_ref}})
 def create_container(image_ref: str, *, cmd: Any = None, entrypoint: Any = None, env: Any = None,
                      working_dir: str = "", user: str = "", name: str = "", network: str = "",
                      memory: Any = None, nano_cpus: Any = None, pids_limit: Any = None, tty: bool = False,
@@ -133,6 +136,8 @@ def create_container(image_ref: str, *, cmd: Any = None, entrypoint: Any = None,
                 id=container_id, name=name or generate_name(taken), image=image, config=config, snapshot=chain,
                 rootfs_mode=mode,
             )
+            audit.record("create", object_type="container", object_id=container.id, names=[container.name],
+                         attributes=audit.container_attributes(container))
     except BaseException as exc:
         if os.path.ismount(directory / "rootfs"):
             subprocess.run(["umount", "-l", str(directory / "rootfs")], capture_output=True)
@@ -153,6 +158,7 @@ def _console_size(value: Any) -> list[int] | None:
     return [int(v) for v in value] if any(value) else None
 
 
+@audit.audited("destroy", object_type="container", describe=audit.container_object)
 def remove_container(container: Container, *, force: bool = False) -> None:
     reconcile(container)
     if container.state in RUNNING_STATES:
@@ -165,7 +171,10 @@ def remove_container(container: Container, *, force: bool = False) -> None:
     directory = container_dir(container)
     teardown_network(directory)
     _release_rootfs(container)
-    container.delete()
+    with transaction.atomic():
+        audit.record("destroy", object_type="container", object_id=container.id, names=[container.name],
+                     attributes=audit.container_attributes(container))
+        container.delete()
     shutil.rmtree(directory, ignore_errors=True)
     release_snapshot(chain)
 
@@ -370,6 +379,7 @@ def reconcile_all() -> int:
     return count
 
 
+@audit.audited("start", object_type="container", describe=audit.container_object)
 def start_container(container: Container, *, timeout: float = 15) -> Container:
     """Start it under its supervisor. Starts of one container take turns (a lock file in its
     folder, held until it is recorded running): a second start must not tear down the first
@@ -401,8 +411,11 @@ def _start(container: Container, *, timeout: float) -> Container:
         raise
     # Running and its supervisor in one write: a reconcile never sees one without the other.
     # Unless it has already ended (record_exit set finished_at): then that stays.
-    Container.objects.filter(pk=container.pk, finished_at__isnull=True).update(
-        state=Container.State.RUNNING, supervisor_pid=process.pid)
+    with transaction.atomic():
+        Container.objects.filter(pk=container.pk, finished_at__isnull=True).update(
+            state=Container.State.RUNNING, supervisor_pid=process.pid)
+        audit.record("start", object_type="container", object_id=container.id, names=[container.name],
+                     attributes=audit.container_attributes(container))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -453,6 +466,7 @@ def _runc(container: Container, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([binary, *args], capture_output=True, text=True)
 
 
+@audit.audited("kill", object_type="container", describe=audit.container_object)
 def kill_container(container: Container, sig: str = "KILL") -> Container:
     reconcile(container)
     if container.state not in RUNNING_STATES:
@@ -464,6 +478,8 @@ def kill_container(container: Container, sig: str = "KILL") -> Container:
     if result.returncode != 0 and "not running" not in result.stderr and "does not exist" not in result.stderr:
         raise Conflict(gettext("cannot signal container %(container_short_id)s: %(value)s")
                        % {"container_short_id": container.short_id, "value": result.stderr.strip()})
+    audit.record("kill", object_type="container", object_id=container.id, names=[container.name],
+                 attributes=audit.container_attributes(container, signal=name))
     return container
 
 
@@ -496,6 +512,7 @@ def wait_container(container: Container, *, timeout: float | None = None,
         time.sleep(0.1)
 
 
+@audit.audited("stop", object_type="container", describe=audit.container_object)
 def stop_container(container: Container, *, timeout: float = 10) -> Container:
     """SIGTERM, then SIGKILL after ``timeout`` seconds, as ``docker stop``."""
     _check_timeout(timeout)
@@ -507,6 +524,8 @@ def stop_container(container: Container, *, timeout: float = 10) -> Container:
     if container.state in RUNNING_STATES:
         kill_container(container, "KILL")
         container = wait_container(container, timeout=10)
+    audit.record("stop", object_type="container", object_id=container.id, names=[container.name],
+                 attributes=audit.container_attributes(container))
     return container
 
 
@@ -520,11 +539,15 @@ def record_exit(container_id: str, code: int, error: str = "", *, supervisor_pid
     this_run = Container.objects.filter(pk=container_id, finished_at__isnull=True)
     if supervisor_pid is not None:
         this_run = this_run.filter(supervisor_pid=supervisor_pid)
-    won = this_run.update(
-        state=Container.State.EXITED, exit_code=code, finished_at=timezone.now(), supervisor_pid=None,
-        error=error[:4000],
-    )
-    container = Container.objects.filter(pk=container_id).first() if won else None
+    with transaction.atomic():
+        won = this_run.update(
+            state=Container.State.EXITED, exit_code=code, finished_at=timezone.now(), supervisor_pid=None,
+            error=error[:4000],
+        )
+        container = Container.objects.filter(pk=container_id).first() if won else None
+        if container is not None:
+            audit.record("die", object_type="container", object_id=container.id, names=[container.name],
+                         attributes=audit.container_attributes(container, exitCode=code))
     if container is None:
         return
     teardown_network(container_dir(container))  # the run's network goes with it
@@ -606,6 +629,8 @@ def rename_container(container: Container, new_name: str) -> Container:
     try:
         with transaction.atomic():
             Container.objects.filter(pk=container.pk).update(name=new_name)
+            audit.record("rename", object_type="container", object_id=container.id, names=[new_name],
+                         attributes={"name": new_name, "oldName": container.name})
     except IntegrityError:
         raise Conflict(gettext('Conflict. The container name "/%(new_name)s" is already in use.')
                        % {"new_name": new_name}) from None
