@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext
 
 from ..models import RegistryCredential
 from ..oci.outbound import OutboundPolicy
@@ -22,7 +23,8 @@ def registry_settings() -> dict[str, Any]:
     return {
         "registry_mirrors": [redact_url(url) for url in settings.REGISTRY_MIRRORS],
         "insecure_registries": list(settings.INSECURE_REGISTRIES),
-        "insecure_by_default": "loopback addresses (127.0.0.0/8, ::1, localhost)",
+        "insecure_by_default": gettext("loopback addresses (%(addresses)s)") % {
+            "addresses": "127.0.0.0/8, ::1, localhost"},
         "docker_hub_index_url": settings.DOCKER_HUB_INDEX_URL,
         "pull_concurrency": settings.PULL_CONCURRENCY,
     }
