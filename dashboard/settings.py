@@ -414,5 +414,10 @@ LOGGING = {
 # (manage.py reset_metrics): samples of processes of an earlier run are not this run's.
 METRICS_DIR = private_dir(VAR_DIR / "metrics" / CELERY_TASK_DEFAULT_QUEUE)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
+# Webhooks (services/webhooks.py): attempts per delivery, the first retry's wait (doubling
+# after each), and how long one attempt may take.
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 5, minimum=1)
+WEBHOOK_RETRY_BASE = env_int("WEBHOOK_RETRY_BASE", 10, minimum=0)
+WEBHOOK_TIMEOUT = env_int("WEBHOOK_TIMEOUT", 10, minimum=1)
 # A bearer token Prometheus sends (`authorization: {credentials: ...}`); unset: loopback only.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")

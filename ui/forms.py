@@ -77,6 +77,16 @@ class AuditFilterForm(StyledForm):
         ("", _("all")), ("ok", _("ok")), ("error", _("error"))])
 
 
+class WebhookForm(StyledForm):
+    name = forms.CharField(required=False, max_length=255, label=_("Name"))
+    url = forms.URLField(max_length=2000, label=_("URL"), assume_scheme="https",
+                         widget=forms.URLInput(attrs={"placeholder": "https://hooks.example.com/imagestore"}))
+    events = forms.CharField(required=False, max_length=1000, label=_("Events"),
+                             help_text=_("actions, comma-separated (tag, push, delete, ...); empty: all"))
+    secret = forms.CharField(max_length=255, label=_("Secret"), widget=forms.PasswordInput,
+                             help_text=_("signs each delivery: X-Signature-256: sha256=HMAC of the body"))
+
+
 class TagForm(StyledForm):
     repository = forms.CharField(max_length=512, label=_("Add a tag"),
                                  widget=forms.TextInput(attrs={"placeholder": "repo/name:tag"}))

@@ -26,11 +26,21 @@ from django_htmx.middleware import HtmxDetails
 
 from imagestore.downloads import archive_response
 from imagestore.errors import USER_ERRORS
-from imagestore.models import AuditEvent, Container, Image, ImageLayer, Job, RegistryCredential
+from imagestore.models import (
+    AuditEvent,
+    Container,
+    Image,
+    ImageLayer,
+    Job,
+    RegistryCredential,
+    Webhook,
+    WebhookDelivery,
+)
 from imagestore.oci.redact import redact_text
 from imagestore.permissions import is_operator
 from imagestore.services import audit
 from imagestore.services import containers as container_service
+from imagestore.services import webhooks as webhook_service
 from imagestore.services.containers.console import run_container
 from imagestore.services.history import image_history
 from imagestore.services.images import ImageFilters, image_sizes, list_image_rows, resolve_image, store_totals
@@ -58,6 +68,7 @@ from .forms import (
     RunForm,
     SearchForm,
     TagForm,
+    WebhookForm,
     add_service_error,
 )
 
@@ -257,6 +268,39 @@ def job_detail(request: HtmxHttpRequest, job_id: str) -> HttpResponse:
     # htmx asks for the progress part alone every second while the job runs (ui/_job_progress.html).
     template = "ui/_job_progress.html" if request.htmx else "ui/job.html"
     return render(request, template, {"job": job, "can_change": is_operator(request.user), "watching": job.id})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def webhooks_page(request: HttpRequest) -> HttpResponse:
+    """Operators' webhooks: add one, switch one on or off, remove one, read its delivery log."""
+    if not is_operator(request.user):
+        return render(request, "ui/error.html", {"message": _("Webhooks are for operators.")}, status=403)
+    form = WebhookForm()
+    if request.method == "POST":
+        hook_id = request.POST.get("webhook")
+        if request.POST.get("action") == "add":
+            form = WebhookForm(request.POST)
+            if form.is_valid():
+                try:
+                    webhook_service.create_webhook(url=form.cleaned_data["url"], secret=form.cleaned_data["secret"],
+                                                   events=form.cleaned_data["events"], name=form.cleaned_data["name"],
+                                                   owner=request.user)
+                    messages.success(request, _("Webhook added"))
+                    return HttpResponseRedirect(request.path)
+                except Errors as exc:
+                    add_service_error(form, exc)
+        elif hook_id and hook_id.isdigit():
+            hook = Webhook.objects.filter(pk=int(hook_id)).first()
+            if hook is not None and request.POST.get("action") == "delete":
+                hook.delete()
+                messages.success(request, _("Webhook removed"))
+            elif hook is not None and request.POST.get("action") == "toggle":
+                webhook_service.change_webhook(hook, active=not hook.active)
+            return HttpResponseRedirect(request.path)
+    hooks = list(Webhook.objects.order_by("name", "id"))
+    deliveries = list(WebhookDelivery.objects.select_related("webhook").order_by("-created_at", "-id")[:50])
+    return render(request, "ui/webhooks.html", {"form": form, "hooks": hooks, "deliveries": deliveries})
 
 
 AUDIT_PAGE_SIZE = 50

@@ -8,6 +8,7 @@ from .audit import AuditEventViewSet
 from .containers import ContainerViewSet
 from .system import FsckView, GcView, HousekeepingRunViewSet
 from .views import ImageViewSet, JobViewSet, RegistryCredentialViewSet, SearchView
+from .webhooks import WebhookViewSet
 
 router = DefaultRouter()
 router.register("jobs", JobViewSet, basename="job")
@@ -15,6 +16,7 @@ router.register("registries", RegistryCredentialViewSet, basename="registry")
 router.register("containers", ContainerViewSet, basename="container")
 router.register("system/runs", HousekeepingRunViewSet, basename="housekeeping-run")
 router.register("events", AuditEventViewSet, basename="audit-event")
+router.register("webhooks", WebhookViewSet, basename="webhook")
 
 image_list = ImageViewSet.as_view({"get": "list"})
 # Collection actions; GET/DELETE still reach an image that happens to be named like one.
