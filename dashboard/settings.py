@@ -316,6 +316,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-jobs": {"task": "imagestore.tasks.sweep_stale_jobs", "schedule": 60.0},
     "collect-garbage": {"task": "imagestore.tasks.collect_garbage", "schedule": 3600.0},
+    "retention-policies": {"task": "imagestore.tasks.run_due_retention_policies", "schedule": 60.0},
 }
 
 # --- REST API ---------------------------------------------------------------------

@@ -24,6 +24,7 @@ from .models import (
     RegistryCredential,
     RepoDigest,
     Repository,
+    RetentionPolicy,
     Tag,
     Webhook,
     WebhookDelivery,
@@ -433,3 +434,43 @@ class WebhookDeliveryAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(request.user.is_active and request.user.is_staff)
+
+
+class RetentionPolicyForm(forms.ModelForm):
+    class Meta:
+        model = RetentionPolicy
+        fields = ["name", "repository", "keep_last", "keep_tags", "untagged_older_than", "unused_for", "keep_label",
+                  "schedule", "active"]
+
+    def clean(self) -> dict[str, Any]:
+        from .services import retention
+
+        data = super().clean() or {}
+        try:
+            retention.validate(dict(data))
+        except ServiceError as exc:
+            field = getattr(exc, "field", None)
+            self.add_error(field if field in self.fields else None, str(exc))
+        return data
+
+
+@admin.register(RetentionPolicy)
+class RetentionPolicyAdmin(admin.ModelAdmin):
+    """Policies; preview and run them from the Retention page or the API (a run is a job)."""
+
+    form = RetentionPolicyForm
+    list_display = ["name", "repository", "keep_last", "keep_tags", "unused_for", "untagged_older_than", "schedule",
+                    "active", "last_run_at"]
+    readonly_fields = ["last_run_at", "created_at"]
+    actions = ["run_now"]
+
+    @admin.action(description="Run the selected policies now (as jobs)")
+    def run_now(self, request: HttpRequest, queryset: QuerySet[RetentionPolicy]) -> None:
+        from .services import retention
+
+        if not is_operator(request.user):
+            self.message_user(request, "Running policies needs staff or the operators group.", messages.ERROR)
+            return
+        for policy in queryset:
+            job = retention.start_run(policy, owner=request.user)
+            self.message_user(request, f"{policy.name}: job {job.id}", messages.SUCCESS)

@@ -37,6 +37,7 @@ SIDEBAR: list[Section] = [
     Section("ui-registries", _("Registries"), "hdd-network", ("ui-registr",)),
     Section("ui-jobs", _("Jobs"), "list-task", ("ui-job",)),
     Section("ui-audit", _("Audit"), "journal-text", ("ui-audit",), staff_only=True),
+    Section("ui-retention", _("Retention"), "calendar-x", ("ui-retention",), staff_only=True),
     Section("ui-webhooks", _("Webhooks"), "broadcast", ("ui-webhook",), staff_only=True),
     Section("", _("Admin"), "gear", (), staff_only=True, external="/admin/"),
 ]

@@ -11,6 +11,7 @@ urlpatterns = [
     path("jobs/", views.jobs, name="ui-jobs"),
     path("audit/", views.audit_page, name="ui-audit"),
     path("webhooks/", views.webhooks_page, name="ui-webhooks"),
+    path("retention/", views.retention_page, name="ui-retention"),
     path("jobs/toasts/", views.job_toasts, name="ui-job-toasts"),
     path("jobs/<str:job_id>/", views.job_detail, name="ui-job"),
     path("search/", views.search_page, name="ui-search"),

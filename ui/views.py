@@ -12,6 +12,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db import IntegrityError
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import render
@@ -33,6 +34,7 @@ from imagestore.models import (
     ImageLayer,
     Job,
     RegistryCredential,
+    RetentionPolicy,
     Webhook,
     WebhookDelivery,
 )
@@ -40,6 +42,7 @@ from imagestore.oci.redact import redact_text
 from imagestore.permissions import is_operator
 from imagestore.services import audit
 from imagestore.services import containers as container_service
+from imagestore.services import retention as retention_service
 from imagestore.services import webhooks as webhook_service
 from imagestore.services.containers.console import run_container
 from imagestore.services.history import image_history
@@ -65,6 +68,7 @@ from .forms import (
     LoadForm,
     PullForm,
     RegistryLoginForm,
+    RetentionPolicyForm,
     RunForm,
     SearchForm,
     TagForm,
@@ -301,6 +305,44 @@ def webhooks_page(request: HttpRequest) -> HttpResponse:
     hooks = list(Webhook.objects.order_by("name", "id"))
     deliveries = list(WebhookDelivery.objects.select_related("webhook").order_by("-created_at", "-id")[:50])
     return render(request, "ui/webhooks.html", {"form": form, "hooks": hooks, "deliveries": deliveries})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def retention_page(request: HttpRequest) -> HttpResponse:
+    """Retention policies: add, preview (exactly what a run removes), run as a job, remove."""
+    if not is_operator(request.user):
+        return render(request, "ui/error.html", {"message": _("Retention policies are for operators.")}, status=403)
+    form = RetentionPolicyForm()
+    previewed: dict[str, Any] | None = None
+    chosen: RetentionPolicy | None = None
+    if request.method == "POST":
+        action = request.POST.get("action")
+        policy_id = request.POST.get("policy") or ""
+        chosen = RetentionPolicy.objects.filter(pk=int(policy_id)).first() if policy_id.isdigit() else None
+        if action == "add":
+            form = RetentionPolicyForm(request.POST)
+            if form.is_valid():
+                try:
+                    data = retention_service.validate(dict(form.cleaned_data))
+                    RetentionPolicy.objects.create(**data)
+                    messages.success(request, _("Policy added"))
+                    return HttpResponseRedirect(request.path)
+                except Errors as exc:
+                    add_service_error(form, exc)
+                except IntegrityError:
+                    form.add_error("name", _("A policy of that name exists"))
+        elif chosen is not None and action == "preview":
+            previewed = retention_service.preview(chosen)
+        elif chosen is not None and action == "run":
+            job = retention_service.start_run(chosen, owner=request.user)
+            return HttpResponseRedirect(reverse("ui-job", args=[job.id]))
+        elif chosen is not None and action == "delete":
+            chosen.delete()
+            messages.success(request, _("Policy removed"))
+            return HttpResponseRedirect(request.path)
+    return render(request, "ui/retention.html", {"form": form, "policies": RetentionPolicy.objects.order_by("name"),
+                                                 "previewed": previewed, "chosen": chosen})
 
 
 AUDIT_PAGE_SIZE = 50

@@ -6,6 +6,7 @@ from rest_framework.routers import DefaultRouter
 
 from .audit import AuditEventViewSet
 from .containers import ContainerViewSet
+from .retention import RetentionPolicyViewSet
 from .system import FsckView, GcView, HousekeepingRunViewSet
 from .views import ImageViewSet, JobViewSet, RegistryCredentialViewSet, SearchView
 from .webhooks import WebhookViewSet
@@ -17,6 +18,7 @@ router.register("containers", ContainerViewSet, basename="container")
 router.register("system/runs", HousekeepingRunViewSet, basename="housekeeping-run")
 router.register("events", AuditEventViewSet, basename="audit-event")
 router.register("webhooks", WebhookViewSet, basename="webhook")
+router.register("retention-policies", RetentionPolicyViewSet, basename="retention-policy")
 
 image_list = ImageViewSet.as_view({"get": "list"})
 # Collection actions; GET/DELETE still reach an image that happens to be named like one.
