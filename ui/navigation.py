@@ -38,6 +38,8 @@ SIDEBAR: list[Section] = [
     Section("ui-repositories", _("Repositories"), "archive", ("ui-repositor",)),
     Section("ui-jobs", _("Jobs"), "list-task", ("ui-job",)),
     Section("ui-audit", _("Audit"), "journal-text", ("ui-audit",), staff_only=True),
+    Section("ui-retention", _("Retention"), "calendar-x", ("ui-retention",), staff_only=True),
+    Section("ui-webhooks", _("Webhooks"), "broadcast", ("ui-webhook",), staff_only=True),
     Section("", _("Admin"), "gear", (), staff_only=True, external="/admin/"),
 ]
 
