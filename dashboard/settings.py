@@ -213,6 +213,10 @@ REGISTRY_NAME = env_str("REGISTRY_NAME", "")
 REGISTRY_TOKEN_SECONDS = env_int("REGISTRY_TOKEN_SECONDS", 300, minimum=30, maximum=86400)
 # Pull-through cache: a /v2/ pull of a Docker Hub name the store lacks fetches it from here.
 REGISTRY_PROXY_REMOTE = env_str("REGISTRY_PROXY_REMOTE", "")
+# Which Docker Hub namespaces go through it (library: the official images; * for all).
+REGISTRY_PROXY_NAMESPACES = env_list("REGISTRY_PROXY_NAMESPACES", ["library"])
+# Anonymous pulls of those names (for other hosts' registry-mirrors, whose daemons send no login).
+REGISTRY_PROXY_ANONYMOUS = env_bool("REGISTRY_PROXY_ANONYMOUS", False)
 # Secrets of registry credentials are encrypted with a key derived from this (or SECRET_KEY).
 CREDENTIALS_KEY = env_str("CREDENTIALS_KEY", "")
 
@@ -316,6 +320,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-jobs": {"task": "imagestore.tasks.sweep_stale_jobs", "schedule": 60.0},
     "collect-garbage": {"task": "imagestore.tasks.collect_garbage", "schedule": 3600.0},
+    "retention-policies": {"task": "imagestore.tasks.run_due_retention_policies", "schedule": 60.0},
 }
 # Is a newer image available for each tag pulled from a registry (services.updates): checked this
 # often by beat (0: never), with at least UPDATE_CHECK_SPACING seconds between two requests to one registry.
@@ -421,5 +426,10 @@ LOGGING = {
 # (manage.py reset_metrics): samples of processes of an earlier run are not this run's.
 METRICS_DIR = private_dir(VAR_DIR / "metrics" / CELERY_TASK_DEFAULT_QUEUE)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
+# Webhooks (services/webhooks.py): attempts per delivery, the first retry's wait (doubling
+# after each), and how long one attempt may take.
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 5, minimum=1)
+WEBHOOK_RETRY_BASE = env_int("WEBHOOK_RETRY_BASE", 10, minimum=0)
+WEBHOOK_TIMEOUT = env_int("WEBHOOK_TIMEOUT", 10, minimum=1)
 # A bearer token Prometheus sends (`authorization: {credentials: ...}`); unset: loopback only.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")

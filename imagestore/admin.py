@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -23,7 +24,11 @@ from .models import (
     RegistryCredential,
     RepoDigest,
     Repository,
+    RepositoryGrant,
+    RetentionPolicy,
     Tag,
+    Webhook,
+    WebhookDelivery,
 )
 from .permissions import is_operator
 from .services.fsck import start_fsck
@@ -159,11 +164,12 @@ class TagAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 @admin.register(Repository)
 class RepositoryAdmin(admin.ModelAdmin):
-    list_display = ["name", "registry", "path", "star_count", "is_official", "is_automated"]
-    list_filter = ["registry", "is_official", "is_automated"]
+    list_display = ["name", "registry", "path", "public", "star_count", "is_official", "is_automated"]
+    list_filter = ["registry", "public", "is_official", "is_automated"]
     search_fields = ["name", "description"]
     readonly_fields = ["registry", "path", "name", "created_at"]
-    fields = ["registry", "path", "name", "description", "star_count", "is_official", "is_automated", "created_at"]
+    fields = ["registry", "path", "name", "description", "public", "star_count", "is_official", "is_automated",
+              "created_at"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -342,6 +348,16 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return False
 
 
+@admin.register(RepositoryGrant)
+class RepositoryGrantAdmin(admin.ModelAdmin):
+    """Rights at /v2/ for users and groups that are not operators (operators may do everything)."""
+
+    list_display = ["path", "user", "group", "can_pull", "can_push", "can_delete", "created_at"]
+    list_filter = ["can_push", "can_delete"]
+    search_fields = ["path", "user__username", "group__name"]
+    fields = ["path", "user", "group", "can_pull", "can_push", "can_delete"]
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """The audit trail, read-only: events are written by the services and removed by retention."""
@@ -361,3 +377,112 @@ class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def object_label(self, event: AuditEvent) -> str:
         names = ", ".join(str(n) for n in event.object_names or [])
         return f"{names} {event.object_id[:19]}".strip()
+
+
+class WebhookForm(forms.ModelForm):
+    url = forms.URLField(max_length=2000, assume_scheme="https")
+    secret = forms.CharField(required=False, widget=forms.PasswordInput, help_text="the HMAC-SHA256 key "
+                             "(X-Signature-256); kept encrypted, never shown; empty keeps the current one")
+    events_text = forms.CharField(required=False, label="events", help_text="actions, comma-separated "
+                                  "(tag, push, delete, ...); empty: all")
+
+    class Meta:
+        model = Webhook
+        fields = ["name", "url", "active"]
+
+    def clean(self) -> dict[str, Any]:
+        from .services import webhooks
+
+        data = super().clean() or {}
+        if not self.instance.pk and not data.get("secret"):
+            self.add_error("secret", "a secret is needed to sign the deliveries")
+        try:
+            if data.get("url"):
+                webhooks.check_url(data["url"])
+            webhooks.clean_events(data.get("events_text"))
+        except ServiceError as exc:
+            self.add_error(getattr(exc, "field", None) if getattr(exc, "field", None) in ("url",) else None, str(exc))
+        return data
+
+
+@admin.register(Webhook)
+class WebhookAdmin(admin.ModelAdmin):
+    """Receivers of audit events; saved through services.webhooks (URL checked, secret encrypted)."""
+
+    form = WebhookForm
+    list_display = ["__str__", "url", "events", "active", "created_at"]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        if obj is not None:
+            form.base_fields["events_text"].initial = ", ".join(obj.events or [])
+        return form
+
+    def save_model(self, request: HttpRequest, obj: Webhook, form: Any, change: bool) -> None:
+        from .services import webhooks
+
+        data = form.cleaned_data
+        try:
+            if change:
+                webhooks.change_webhook(obj, url=data["url"], secret=data.get("secret") or None,
+                                        events=data.get("events_text") or [], name=data["name"],
+                                        active=data["active"])
+            else:
+                created = webhooks.create_webhook(url=data["url"], secret=data.get("secret") or "",
+                                                  events=data.get("events_text"), name=data["name"],
+                                                  active=data["active"], owner=request.user)
+                obj.pk = created.pk
+        except ServiceError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["id", "webhook", "state", "attempts", "last_status", "created_at", "delivered_at"]
+    list_filter = ["state", "webhook"]
+    list_select_related = ["webhook"]
+    readonly_fields = ["webhook", "event", "payload", "state", "attempts", "last_status", "last_error",
+                       "created_at", "delivered_at", "next_attempt_at"]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_active and request.user.is_staff)
+
+
+class RetentionPolicyForm(forms.ModelForm):
+    class Meta:
+        model = RetentionPolicy
+        fields = ["name", "repository", "keep_last", "keep_tags", "untagged_older_than", "unused_for", "keep_label",
+                  "schedule", "active"]
+
+    def clean(self) -> dict[str, Any]:
+        from .services import retention
+
+        data = super().clean() or {}
+        try:
+            retention.validate(dict(data))
+        except ServiceError as exc:
+            field = getattr(exc, "field", None)
+            self.add_error(field if field in self.fields else None, str(exc))
+        return data
+
+
+@admin.register(RetentionPolicy)
+class RetentionPolicyAdmin(admin.ModelAdmin):
+    """Policies; preview and run them from the Retention page or the API (a run is a job)."""
+
+    form = RetentionPolicyForm
+    list_display = ["name", "repository", "keep_last", "keep_tags", "unused_for", "untagged_older_than", "schedule",
+                    "active", "last_run_at"]
+    readonly_fields = ["last_run_at", "created_at"]
+    actions = ["run_now"]
+
+    @admin.action(description="Run the selected policies now (as jobs)")
+    def run_now(self, request: HttpRequest, queryset: QuerySet[RetentionPolicy]) -> None:
+        from .services import retention
+
+        if not is_operator(request.user):
+            self.message_user(request, "Running policies needs staff or the operators group.", messages.ERROR)
+            return
+        for policy in queryset:
+            job = retention.start_run(policy, owner=request.user)
+            self.message_user(request, f"{policy.name}: job {job.id}", messages.SUCCESS)

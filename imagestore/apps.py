@@ -11,7 +11,7 @@ class ImagestoreConfig(AppConfig):
         from .api import auth_basic  # noqa: F401
 
         # Service modules register the job kinds they run.
-        from .services import commit, fsck, gc, import_, load, pull, push, save  # noqa: F401
+        from .services import commit, fsck, gc, import_, load, pull, push, retention, save  # noqa: F401
         from .services.registries import outbound_policy
         from .services.store_stats import connect
 

@@ -19,6 +19,22 @@ def run_job(job_id: str) -> None:
     jobs.run_job(job_id, worker=hostname)
 
 
+@shared_task(name="imagestore.tasks.run_due_retention_policies", ignore_result=True)
+def run_due_retention_policies() -> int:
+    """Beat, every minute: retention policies whose schedule has come round start as jobs."""
+    from .services import retention
+
+    return len(retention.start_due_runs())
+
+
+@shared_task(name="imagestore.tasks.deliver_webhook", ignore_result=True)
+def deliver_webhook(delivery_id: int) -> None:
+    """One attempt of one webhook delivery (services.webhooks queues the retries)."""
+    from .services import webhooks
+
+    webhooks.deliver(delivery_id)
+
+
 @shared_task(name="imagestore.tasks.sweep_stale_jobs", ignore_result=True)
 def sweep_stale_jobs() -> int:
     """Beat, every minute: running jobs whose worker died, queued jobs that no worker took."""

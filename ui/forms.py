@@ -79,6 +79,34 @@ class AuditFilterForm(StyledForm):
         ("", _("all")), ("ok", _("ok")), ("error", _("error"))])
 
 
+class WebhookForm(StyledForm):
+    name = forms.CharField(required=False, max_length=255, label=_("Name"))
+    url = forms.URLField(max_length=2000, label=_("URL"), assume_scheme="https",
+                         widget=forms.URLInput(attrs={"placeholder": "https://hooks.example.com/imagestore"}))
+    events = forms.CharField(required=False, max_length=1000, label=_("Events"),
+                             help_text=_("actions, comma-separated (tag, push, delete, ...); empty: all"))
+    secret = forms.CharField(max_length=255, label=_("Secret"), widget=forms.PasswordInput,
+                             help_text=_("signs each delivery: X-Signature-256: sha256=HMAC of the body"))
+
+
+class RetentionPolicyForm(StyledForm):
+    name = forms.CharField(max_length=255, label=_("Name"))
+    repository = forms.CharField(max_length=255, label=_("Repositories"),
+                                 widget=forms.TextInput(attrs={"placeholder": "team/*"}),
+                                 help_text=_("a glob over repository names; * stays within one level"))
+    keep_last = forms.IntegerField(required=False, min_value=0, label=_("Keep the most recent tags"))
+    keep_tags = forms.CharField(required=False, max_length=255, label=_("Always keep tags"),
+                                widget=forms.TextInput(attrs={"placeholder": "v*, release-*"}))
+    untagged_older_than = forms.CharField(required=False, max_length=32, label=_("Delete untagged images older than"),
+                                          widget=forms.TextInput(attrs={"placeholder": "7d"}))
+    unused_for = forms.CharField(required=False, max_length=32, label=_("Untag images unused for"),
+                                 widget=forms.TextInput(attrs={"placeholder": "30d"}))
+    keep_label = forms.CharField(required=False, max_length=255, label=_("Always keep images labelled"),
+                                 widget=forms.TextInput(attrs={"placeholder": "pinned=true"}))
+    schedule = forms.CharField(required=False, max_length=32, label=_("Run every"),
+                               widget=forms.TextInput(attrs={"placeholder": "1d"}), help_text=_("empty: by hand"))
+
+
 class TagForm(StyledForm):
     repository = forms.CharField(max_length=512, label=_("Add a tag"),
                                  widget=forms.TextInput(attrs={"placeholder": "repo/name:tag"}))

@@ -8,10 +8,12 @@ import json
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db import IntegrityError
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import render
@@ -26,11 +28,23 @@ from django_htmx.middleware import HtmxDetails
 
 from imagestore.downloads import archive_response
 from imagestore.errors import USER_ERRORS, user_message
-from imagestore.models import AuditEvent, Container, Image, ImageLayer, Job, RegistryCredential
+from imagestore.models import (
+    AuditEvent,
+    Container,
+    Image,
+    ImageLayer,
+    Job,
+    RegistryCredential,
+    RetentionPolicy,
+    Webhook,
+    WebhookDelivery,
+)
 from imagestore.oci.redact import redact_text
 from imagestore.permissions import is_operator
 from imagestore.services import audit
 from imagestore.services import containers as container_service
+from imagestore.services import retention as retention_service
+from imagestore.services import webhooks as webhook_service
 from imagestore.services.containers.console import run_container
 from imagestore.services.history import image_history
 from imagestore.services.images import (
@@ -63,9 +77,11 @@ from .forms import (
     LoadForm,
     PullForm,
     RegistryLoginForm,
+    RetentionPolicyForm,
     RunForm,
     SearchForm,
     TagForm,
+    WebhookForm,
     add_service_error,
 )
 
@@ -191,8 +207,11 @@ def image_detail(request: HttpRequest, ref: str) -> HttpResponse:
     history = image_history(image)
     steps = [dockerfile_step(row) for row in reversed(history)]
     made_by = {row["Layer"]: dockerfile_step(row) for row in history if row.get("Layer")}
+    from imagestore.services.registry_serve import pull_commands
+
     return render(request, "ui/image_detail.html", {
         "image": image, "inspect": data, "inspect_json": json.dumps(data, indent=2),
+        "registry_pulls": pull_commands(image, request.get_host()) if settings.REGISTRY_API_ENABLED else [],
         "layers": [{"link": link, "shared_with": shared.get(link.layer_id, 1) - 1, "colour": i % 6,
                     "made_by": made_by.get(link.layer.diff_id, "")} for i, link in enumerate(links)],
         "layers_total": sum(link.layer.uncompressed_size for link in links),
@@ -270,6 +289,77 @@ def job_detail(request: HtmxHttpRequest, job_id: str) -> HttpResponse:
     # htmx asks for the progress part alone every second while the job runs (ui/_job_progress.html).
     template = "ui/_job_progress.html" if request.htmx else "ui/job.html"
     return render(request, template, {"job": job, "can_change": is_operator(request.user), "watching": job.id})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def webhooks_page(request: HttpRequest) -> HttpResponse:
+    """Operators' webhooks: add one, switch one on or off, remove one, read its delivery log."""
+    if not is_operator(request.user):
+        return render(request, "ui/error.html", {"message": _("Webhooks are for operators.")}, status=403)
+    form = WebhookForm()
+    if request.method == "POST":
+        hook_id = request.POST.get("webhook")
+        if request.POST.get("action") == "add":
+            form = WebhookForm(request.POST)
+            if form.is_valid():
+                try:
+                    webhook_service.create_webhook(url=form.cleaned_data["url"], secret=form.cleaned_data["secret"],
+                                                   events=form.cleaned_data["events"], name=form.cleaned_data["name"],
+                                                   owner=request.user)
+                    messages.success(request, _("Webhook added"))
+                    return HttpResponseRedirect(request.path)
+                except Errors as exc:
+                    add_service_error(form, exc)
+        elif hook_id and hook_id.isdigit():
+            hook = Webhook.objects.filter(pk=int(hook_id)).first()
+            if hook is not None and request.POST.get("action") == "delete":
+                hook.delete()
+                messages.success(request, _("Webhook removed"))
+            elif hook is not None and request.POST.get("action") == "toggle":
+                webhook_service.change_webhook(hook, active=not hook.active)
+            return HttpResponseRedirect(request.path)
+    hooks = list(Webhook.objects.order_by("name", "id"))
+    deliveries = list(WebhookDelivery.objects.select_related("webhook").order_by("-created_at", "-id")[:50])
+    return render(request, "ui/webhooks.html", {"form": form, "hooks": hooks, "deliveries": deliveries})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def retention_page(request: HttpRequest) -> HttpResponse:
+    """Retention policies: add, preview (exactly what a run removes), run as a job, remove."""
+    if not is_operator(request.user):
+        return render(request, "ui/error.html", {"message": _("Retention policies are for operators.")}, status=403)
+    form = RetentionPolicyForm()
+    previewed: dict[str, Any] | None = None
+    chosen: RetentionPolicy | None = None
+    if request.method == "POST":
+        action = request.POST.get("action")
+        policy_id = request.POST.get("policy") or ""
+        chosen = RetentionPolicy.objects.filter(pk=int(policy_id)).first() if policy_id.isdigit() else None
+        if action == "add":
+            form = RetentionPolicyForm(request.POST)
+            if form.is_valid():
+                try:
+                    data = retention_service.validate(dict(form.cleaned_data))
+                    RetentionPolicy.objects.create(**data)
+                    messages.success(request, _("Policy added"))
+                    return HttpResponseRedirect(request.path)
+                except Errors as exc:
+                    add_service_error(form, exc)
+                except IntegrityError:
+                    form.add_error("name", _("A policy of that name exists"))
+        elif chosen is not None and action == "preview":
+            previewed = retention_service.preview(chosen)
+        elif chosen is not None and action == "run":
+            job = retention_service.start_run(chosen, owner=request.user)
+            return HttpResponseRedirect(reverse("ui-job", args=[job.id]))
+        elif chosen is not None and action == "delete":
+            chosen.delete()
+            messages.success(request, _("Policy removed"))
+            return HttpResponseRedirect(request.path)
+    return render(request, "ui/retention.html", {"form": form, "policies": RetentionPolicy.objects.order_by("name"),
+                                                 "previewed": previewed, "chosen": chosen})
 
 
 AUDIT_PAGE_SIZE = 50
@@ -460,6 +550,16 @@ def registries(request: HttpRequest) -> HttpResponse:
     return render(request, "ui/registries.html", {"form": form, "credentials": credentials,
                                                   "settings": registry_settings(),
                                                   "can_change": is_operator(request.user)})
+
+
+@login_required
+def repositories(request: HttpRequest) -> HttpResponse:
+    """This dashboard as a registry: each repository's ``docker pull`` command and who may push."""
+    from imagestore.services.registry_serve import repository_rows
+
+    host = request.get_host()
+    return render(request, "ui/repositories.html", {"rows": repository_rows(host), "host": host,
+                                                    "enabled": settings.REGISTRY_API_ENABLED})
 
 
 def _push_identity(request: HttpRequest, tag: str) -> str:

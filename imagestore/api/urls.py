@@ -13,8 +13,10 @@ from .contents import (
     ImageUpdateCheckView,
     StorePackagesViewSet,
 )
+from .retention import RetentionPolicyViewSet
 from .system import FsckView, GcView, HousekeepingRunViewSet
 from .views import ImageViewSet, JobViewSet, RegistryCredentialViewSet, SearchView
+from .webhooks import WebhookViewSet
 
 router = DefaultRouter()
 router.register("jobs", JobViewSet, basename="job")
@@ -22,6 +24,8 @@ router.register("registries", RegistryCredentialViewSet, basename="registry")
 router.register("containers", ContainerViewSet, basename="container")
 router.register("system/runs", HousekeepingRunViewSet, basename="housekeeping-run")
 router.register("events", AuditEventViewSet, basename="audit-event")
+router.register("webhooks", WebhookViewSet, basename="webhook")
+router.register("retention-policies", RetentionPolicyViewSet, basename="retention-policy")
 
 image_list = ImageViewSet.as_view({"get": "list"})
 # Collection actions; GET/DELETE still reach an image that happens to be named like one.

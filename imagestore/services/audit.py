@@ -152,16 +152,23 @@ def record(action: str, *, object_type: str = "image", object_id: str = "",
     ``user``: who, when the door does not know yet (a sign-in)."""
     event = _event(action, object_type, object_id, names, attributes, user=user)
     event.save()
+    _notify([event])
     return event
 
 
 def record_many(events: list[tuple[str, dict[str, Any]]]) -> None:
     """Several ``(action, record keywords)`` in one insert."""
     if events:
-        AuditEvent.objects.bulk_create([
+        _notify(AuditEvent.objects.bulk_create([
             _event(action, kw.get("object_type", "image"), kw.get("object_id", ""), kw.get("names", ()),
                    kw.get("attributes")) for action, kw in events
-        ])
+        ]))
+
+
+def _notify(events: list[AuditEvent]) -> None:
+    from .webhooks import notify_on_commit
+
+    notify_on_commit(events)
 
 
 def record_failure(action: str, exc: BaseException | str, *, object_type: str = "image", object_id: str = "",
@@ -171,7 +178,9 @@ def record_failure(action: str, exc: BaseException | str, *, object_type: str = 
     message = redact_text(str(exc) or exc.__class__.__name__)
     try:
         with transaction.atomic():
-            _event(action, object_type, object_id, names, attributes, error=message).save()
+            event = _event(action, object_type, object_id, names, attributes, error=message)
+            event.save()
+            _notify([event])
     except Exception as failure:  # a database that is down or holds no audit table yet
         log.warning("the failure of %s was not recorded in the audit trail: %s", action, failure)
 

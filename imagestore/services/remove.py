@@ -126,6 +126,15 @@ def remove_image(name: str, *, force: bool = False, noprune: bool = False) -> li
         return removal.records
 
 
+def remove_counted(name: str) -> _Removal:
+    """``remove_image`` for a retention policy: what went, the images deleted and the bytes freed
+    (the caller's transaction decides: inside one it rolls back, it is that policy's preview)."""
+    with audit.action("delete", names=[name]), transaction.atomic():
+        removal = _remove(name, force=False, noprune=False)
+        audit.record_many(removal.audit_events())
+    return removal
+
+
 def preview_removal(name: str, *, force: bool = False, noprune: bool = False) -> list[Record]:
     """What ``remove_image`` would report, without removing anything (for a confirmation).
     Raises the same conflicts it would."""

@@ -63,7 +63,8 @@ def query(context: dict[str, Any], **changes: Any) -> str:
 # What a job, a job's state and a container's state are called on the pages (a kind another
 # issue adds without a label here is shown capitalised).
 KIND_LABELS = {"import": _("Import"), "pull": _("Pull"), "push": _("Push"), "save": _("Save"), "load": _("Load"),
-               "commit": _("Commit"), "gc": _("Garbage collection"), "fsck": _("Store check")}
+               "commit": _("Commit"), "gc": _("Garbage collection"), "fsck": _("Store check"),
+               "retention": _("Retention policy")}
 STATE_LABELS = {"queued": _("queued"), "running": _("running"), "succeeded": _("succeeded"), "failed": _("failed"),
                 "cancelled": _("cancelled"), "created": _("created"), "paused": _("paused"),
                 "restarting": _("restarting"), "removing": _("removing"), "exited": _("exited"), "dead": _("dead")}
