@@ -132,7 +132,8 @@ def run(connection: Any) -> None:
             client.get(path)
         if os.environ.get("BENCH_SLOWEST"):  # where a page's time goes: its slowest queries
             for query in sorted(queries.captured_queries, key=lambda q: -float(q["time"]))[:3]:
-                print(f"    {float(query['time']) * 1000:7.1f} ms  {query['sql'][:400]}")
+                shown = query["sql"][:int(os.environ.get("BENCH_SQL_CHARS", "400"))]
+                print(f"    {float(query['time']) * 1000:7.1f} ms  {shown}")
         median = statistics.median(times) * 1000
         worst = max(worst, median / TARGET_MS)
         print(f"{name:>10} {path:<24} median {median:6.1f} ms (min {min(times) * 1000:6.1f}) "

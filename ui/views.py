@@ -203,7 +203,7 @@ def image_detail(request: HttpRequest, ref: str) -> HttpResponse:
             error = user_message(exc)
     links = list(ImageLayer.objects.filter(image=image).select_related("layer").order_by("position"))
     shared = dict(ImageLayer.objects.filter(layer__in=[link.layer_id for link in links]).values("layer")
-                  .annotate(n=Count("image", distinct=True)).values_list("layer", "n"))
+                  .annotate(n=Count("image_id", distinct=True)).values_list("layer", "n").order_by())
     history = image_history(image)
     steps = [dockerfile_step(row) for row in reversed(history)]
     made_by = {row["Layer"]: dockerfile_step(row) for row in history if row.get("Layer")}
