@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # two cores well (9.3 min in one process, 4.8 min in four, on 2 cores).
 TEST_PROCESSES ?= 4
 
-.PHONY: install system-deps messages compilemessages run test lint bench clean
+.PHONY: install system-deps messages compilemessages run test lint bench screenshots clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ run: install compilemessages
 
 test: install system-deps compilemessages
 	$(PY) -m pytest -n $(TEST_PROCESSES) --dist worksteal $(PYTEST_ARGS)
+
+# The README's screenshots (docs/screenshots/), taken by the browser test of every page.
+screenshots: install system-deps compilemessages
+	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest -p no:cacheprovider tests/e2e/test_pages.py
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -318,6 +318,13 @@ CELERY_BEAT_SCHEDULE = {
     "collect-garbage": {"task": "imagestore.tasks.collect_garbage", "schedule": 3600.0},
     "retention-policies": {"task": "imagestore.tasks.run_due_retention_policies", "schedule": 60.0},
 }
+# Is a newer image available for each tag pulled from a registry (services.updates): checked this
+# often by beat (0: never), with at least UPDATE_CHECK_SPACING seconds between two requests to one registry.
+UPDATE_CHECK_INTERVAL = env_int("UPDATE_CHECK_INTERVAL", 6 * 3600, minimum=0)
+UPDATE_CHECK_SPACING = env_int("UPDATE_CHECK_SPACING", 1, minimum=0)
+if UPDATE_CHECK_INTERVAL:
+    CELERY_BEAT_SCHEDULE["check-updates"] = {"task": "imagestore.tasks.check_updates",
+                                             "schedule": float(UPDATE_CHECK_INTERVAL)}
 
 # --- REST API ---------------------------------------------------------------------
 REST_FRAMEWORK = {

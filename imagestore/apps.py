@@ -13,6 +13,9 @@ class ImagestoreConfig(AppConfig):
         # Service modules register the job kinds they run.
         from .services import commit, fsck, gc, import_, load, pull, push, retention, save  # noqa: F401
         from .services.registries import outbound_policy
+        from .services.store_stats import connect
+
+        connect()  # cached store-wide sums are recomputed after any change
 
         outbound_policy()  # a bad OUTBOUND_ALLOW entry stops start-up, naming it
 

@@ -109,6 +109,16 @@ def about(field: str) -> Iterator[None]:
         raise
 
 
+def user_message(exc: BaseException) -> str:
+    """An error's message in the active language: the OCI layer's errors carry their English
+    template and its parameters (``OCIError.of``), translated here; the services' are
+    translated where they are raised."""
+    template = getattr(exc, "template", None)
+    if template:
+        return gettext(template) % getattr(exc, "params", {})
+    return str(exc)
+
+
 def status_for(exc: BaseException) -> int | None:
     """The HTTP status an error means, or None for an unexpected one (a bug)."""
     if isinstance(exc, ServiceError):

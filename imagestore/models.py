@@ -98,6 +98,11 @@ class Image(models.Model):
     # Set by ``manage.py fsck --repair`` when a blob the image needs is missing or corrupt.
     broken = models.BooleanField(default=False, db_index=True)
     broken_reason = models.TextField(blank=True, default="")
+    # When the packages inside were read from its layers' indexes (services.packages); null: not yet.
+    packages_scanned_at = models.DateTimeField(null=True, blank=True)
+    # The registry's digest for its tag differs from the stored one (services.updates); null: unknown.
+    update_available = models.BooleanField(null=True, blank=True, db_index=True)
+    update_checked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created", "id"]
@@ -133,6 +138,33 @@ class ImageLayer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.image_id} layer {self.position}"
+
+
+class ImagePackage(models.Model):
+    """A package an image holds, read from a package database in its layers (dpkg, apk, rpm,
+    Python, Node): what ``GET /api/v1/packages/?name=&version=`` searches across the store."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="packages")
+    kind = models.CharField(max_length=16, help_text="deb, apk, rpm, python or npm")
+    name = models.CharField(max_length=255)
+    version = models.CharField(max_length=255, blank=True, default="")
+    arch = models.CharField(max_length=64, blank=True, default="")
+    source = models.CharField(max_length=255, blank=True, default="")
+    license = models.TextField(blank=True, default="")
+    purl = models.TextField(blank=True, default="")
+    layer = models.PositiveIntegerField(default=0, help_text="position of the layer that installed it")
+    path = models.TextField(blank=True, default="", help_text="the database it was read from")
+
+    class Meta:
+        ordering = ["image", "kind", "name", "arch"]
+        indexes = [models.Index(fields=["name", "version"], name="imagepackage_name_version")]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=["deb", "apk", "rpm", "python", "npm"]),
+                                   name="imagepackage_kind_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}"
 
 
 class Tag(models.Model):
@@ -390,6 +422,7 @@ __all__ = [
     "HousekeepingRun",
     "Image",
     "ImageLayer",
+    "ImagePackage",
     "Job",
     "Layer",
     "Manifest",

@@ -8,7 +8,7 @@ import socket
 from celery import shared_task
 from celery.signals import worker_ready
 
-from .services import containers, gc, jobs
+from .services import containers, gc, jobs, updates
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,12 @@ def sweep_stale_jobs() -> int:
 def collect_garbage() -> int:
     """The hourly sweep of the data root (recorded as a HousekeepingRun)."""
     return gc.collect_garbage(trigger="beat").freed_count
+
+
+@shared_task(name="imagestore.tasks.check_updates", ignore_result=True)
+def check_updates() -> int:
+    """Beat, every UPDATE_CHECK_INTERVAL: is a newer image available for each pulled tag?"""
+    return updates.check_all()
 
 
 @worker_ready.connect

@@ -15,6 +15,9 @@ declare -A wanted=(
   [chromium]=chromium
   [podman]=podman
   [msgfmt]=gettext  # compilemessages: the Chinese catalogue (locale/) for `make run` and `make test`
+  [rpm]=rpm  # reads rpm databases (rpmdb.sqlite, Packages) inside images: services/packages.py
+  [rpmbuild]=rpm  # the tests build a tiny rpm package
+  [debootstrap]=debootstrap  # the tests' real Debian root filesystem
 )
 missing=()
 for cmd in "${!wanted[@]}"; do

@@ -120,3 +120,21 @@ def sparse_file(name: str, apparent_size: int) -> bytes:
 
 
 BLOCK_SIZE = 512
+
+
+def docker_archive(layers: list[bytes], repo_tag: str | None = None, config: dict | None = None) -> bytes:  # type: ignore[type-arg]
+    """A ``docker save`` archive of one image made of these (uncompressed) layer tars."""
+    import hashlib
+    import json
+
+    diff_ids = ["sha256:" + hashlib.sha256(layer).hexdigest() for layer in layers]
+    document = {"architecture": "amd64", "os": "linux", "config": config or {},
+                "rootfs": {"type": "layers", "diff_ids": diff_ids},
+                "history": [{"created_by": f"layer {n}"} for n in range(len(layers))]}
+    config_bytes = json.dumps(document).encode()
+    members: list[tarfile.TarInfo | tuple[str, bytes]] = [("config.json", config_bytes)]
+    members += [(f"layer{n}.tar", layer) for n, layer in enumerate(layers)]
+    manifest = [{"Config": "config.json", "RepoTags": [repo_tag] if repo_tag else [],
+                 "Layers": [f"layer{n}.tar" for n in range(len(layers))]}]
+    members.append(("manifest.json", json.dumps(manifest).encode()))
+    return tar_bytes(members)

@@ -12,12 +12,14 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from imagestore.errors import user_message
+
 
 def add_service_error(form: forms.Form, exc: Exception, default: str | None = None) -> None:
     """Show a service's error on the form: beside its ``field`` when the form has that field,
     else beside ``default`` (None: above the form)."""
     field = getattr(exc, "field", None)
-    form.add_error(field if field in form.fields else default, str(exc))
+    form.add_error(field if field in form.fields else default, user_message(exc))
 
 
 class StyledForm(forms.Form):

@@ -2,7 +2,7 @@
 
 from django.urls import path, re_path
 
-from . import terminal, views
+from . import contents, terminal, views
 
 urlpatterns = [
     path("", views.overview, name="ui-overview"),
@@ -23,5 +23,9 @@ urlpatterns = [
     path("containers/<str:ref>/terminal/", terminal.terminal_socket, name="ui-container-terminal"),
     path("images/selection/", views.images_bulk, name="ui-images-bulk"),
     re_path(r"^images/(?P<ref>.+)/push/$", views.push, name="ui-push"),
+    path("images/diff/", contents.image_diff, name="ui-image-diff"),
+    re_path(r"^images/(?P<ref>.+)/files/view/$", contents.image_file_view, name="ui-image-file"),
+    re_path(r"^images/(?P<ref>.+)/files/$", contents.image_files, name="ui-image-files"),
+    re_path(r"^images/(?P<ref>.+)/packages/$", contents.image_packages, name="ui-image-packages"),
     re_path(r"^images/(?P<ref>.+)/$", views.image_detail, name="ui-image"),
 ]

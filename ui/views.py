@@ -26,7 +26,7 @@ from django.views.decorators.http import require_http_methods
 from django_htmx.middleware import HtmxDetails
 
 from imagestore.downloads import archive_response
-from imagestore.errors import USER_ERRORS
+from imagestore.errors import USER_ERRORS, user_message
 from imagestore.models import (
     AuditEvent,
     Container,
@@ -46,7 +46,14 @@ from imagestore.services import retention as retention_service
 from imagestore.services import webhooks as webhook_service
 from imagestore.services.containers.console import run_container
 from imagestore.services.history import image_history
-from imagestore.services.images import ImageFilters, image_sizes, list_image_rows, resolve_image, store_totals
+from imagestore.services.images import (
+    ImageFilters,
+    count_image_rows,
+    image_sizes,
+    list_image_rows,
+    resolve_image,
+    store_totals,
+)
 from imagestore.services.import_ import start_import_from
 from imagestore.services.inspect import format_inspect, inspect_image
 from imagestore.services.jobs import cancel_job, get_job
@@ -61,6 +68,7 @@ from imagestore.services.remove import preview_removal, remove_image, remove_ima
 from imagestore.services.search import LOCAL, SearchFilters, search
 from imagestore.services.tag import tag_image
 
+from .contents import compare_choices
 from .forms import (
     AuditFilterForm,
     ImageFilterForm,
@@ -117,10 +125,13 @@ def images(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data if request.GET else {}
         dangling = {"true": True, "false": False}.get(data.get("dangling") or "")
         try:
-            queryset = list_image_rows(ImageFilters(
+            filters = ImageFilters(
                 reference=[data["reference"]] if data.get("reference") else [], dangling=dangling,
-                registry=data.get("registry") or None, order=data.get("order") or "-created"))
-            page = Paginator(queryset, 50).get_page(request.GET.get("page"))
+                registry=data.get("registry") or None, order=data.get("order") or "-created")
+            queryset = list_image_rows(filters)
+            paginator = Paginator(queryset, 50)
+            paginator.count = count_image_rows(filters, queryset)  # type: ignore[misc]
+            page = paginator.get_page(request.GET.get("page"))
             rows = list(page.object_list)
         except Errors as exc:
             add_service_error(form, exc, "reference")
@@ -142,7 +153,8 @@ def image_detail(request: HttpRequest, ref: str) -> HttpResponse:
     try:
         image = resolve_image(ref)
     except Errors as exc:
-        return render(request, "ui/error.html", {"message": str(exc)}, status=getattr(exc, "status", 400) or 400)
+        return render(request, "ui/error.html", {"message": user_message(exc)},
+                      status=getattr(exc, "status", 400) or 400)
     tag_form = TagForm()
     run_form = RunForm()
     if request.method == "POST":
@@ -166,7 +178,7 @@ def image_detail(request: HttpRequest, ref: str) -> HttpResponse:
             try:
                 records = remove_image(request.POST.get("name") or image.id, force=request.POST.get("force") == "1")
             except Errors as exc:
-                messages.error(request, str(exc))
+                messages.error(request, user_message(exc))
                 return HttpResponseRedirect(request.path)
             messages.success(request, "; ".join(removal_lines(records)))
             if Image.objects.filter(pk=image.pk).exists():
@@ -179,7 +191,7 @@ def image_detail(request: HttpRequest, ref: str) -> HttpResponse:
         try:
             confirm["lines"] = removal_lines(preview_removal(image.id, force=force))
         except Errors as exc:
-            confirm["conflict"] = str(exc)
+            confirm["conflict"] = user_message(exc)
     data = inspect_image(image)
     template = request.GET.get("format", "")
     formatted = error = ""
@@ -187,7 +199,7 @@ def image_detail(request: HttpRequest, ref: str) -> HttpResponse:
         try:
             formatted = format_inspect(data, template)
         except Errors as exc:
-            error = str(exc)
+            error = user_message(exc)
     links = list(ImageLayer.objects.filter(image=image).select_related("layer").order_by("position"))
     shared = dict(ImageLayer.objects.filter(layer__in=[link.layer_id for link in links]).values("layer")
                   .annotate(n=Count("image", distinct=True)).values_list("layer", "n"))
@@ -203,6 +215,7 @@ def image_detail(request: HttpRequest, ref: str) -> HttpResponse:
         "format": template, "formatted": formatted, "format_error": error, "can_change": is_operator(request.user),
         "confirm": confirm, "steps": steps,
         "push_as": {tag: _push_identity(request, tag) for tag in data["RepoTags"]},
+        "compare_with": compare_choices(image),
     })
 
 
@@ -257,14 +270,14 @@ def job_detail(request: HtmxHttpRequest, job_id: str) -> HttpResponse:
     try:
         job = get_job(job_id)
     except Errors as exc:
-        return render(request, "ui/error.html", {"message": str(exc)}, status=404)
+        return render(request, "ui/error.html", {"message": user_message(exc)}, status=404)
     if request.method == "POST":
         _operator_only(request)
         try:
             cancel_job(job)
             messages.success(request, _("Cancel requested"))
         except Errors as exc:
-            messages.error(request, str(exc))
+            messages.error(request, user_message(exc))
         return HttpResponseRedirect(request.path)
     # Shown, not saved: a URL's credentials in a line or the error are "***" (imagestore.oci.redact).
     job.log = [redact_text(str(line)) for line in job.log or []]
@@ -492,7 +505,7 @@ def images_bulk(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
         try:
             return archive_response(names, "images.tar")
         except Errors as exc:
-            messages.error(request, str(exc))
+            messages.error(request, user_message(exc))
             return HttpResponseRedirect(reverse("ui-images"))
     _operator_only(request)
     for result in remove_images(names, force=request.POST.get("force") == "1"):
@@ -516,7 +529,7 @@ def registries(request: HttpRequest) -> HttpResponse:
             try:
                 logout(request.user, request.POST["logout"])
             except Errors as exc:
-                messages.error(request, str(exc))
+                messages.error(request, user_message(exc))
                 return HttpResponseRedirect(request.path)
             messages.success(request, _("Logged out of %(registry)s") % {"registry": request.POST["logout"]})
             return HttpResponseRedirect(request.path)
@@ -553,7 +566,7 @@ def push(request: HttpRequest, ref: str) -> HttpResponse:
     try:
         job = start_push(ref, owner=request.user)
     except Errors as exc:
-        messages.error(request, str(exc))
+        messages.error(request, user_message(exc))
         return HttpResponseRedirect(reverse("ui-images"))
     return HttpResponseRedirect(reverse("ui-job", args=[job.id]))
 
@@ -582,11 +595,13 @@ def containers(request: HttpRequest) -> HttpResponse:
             done = CONTAINER_DONE.get(action or "") or _("%(name)s: done")
             messages.success(request, done % {"name": container.name})
         except Errors as exc:
-            messages.error(request, str(exc))
+            messages.error(request, user_message(exc))
         return HttpResponseRedirect(request.path)
     container_service.reconcile_all()
     rows = Container.objects.select_related("image").order_by("-created_at")
-    return render(request, "ui/containers.html", {"containers": rows, "can_change": is_operator(request.user)})
+    page = Paginator(rows, 50).get_page(request.GET.get("page"))
+    return render(request, "ui/containers.html", {"containers": page.object_list, "page": page,
+                                                  "can_change": is_operator(request.user)})
 
 
 # The end of a container's log shown on its page.
@@ -599,7 +614,8 @@ def container_detail(request: HttpRequest, ref: str) -> HttpResponse:
     try:
         container = container_service.reconcile(container_service.get_container(ref))
     except Errors as exc:
-        return render(request, "ui/error.html", {"message": str(exc)}, status=getattr(exc, "status", 400) or 400)
+        return render(request, "ui/error.html", {"message": user_message(exc)},
+                      status=getattr(exc, "status", 400) or 400)
     log_path = container_service.container_dir(container) / "container.log"
     log = ""
     if log_path.is_file():

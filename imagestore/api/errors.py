@@ -11,7 +11,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from ..errors import status_for
+from ..errors import status_for, user_message
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def _summary(data: Any, prefix: str = "") -> list[str]:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     status = status_for(exc)
     if status is not None:
-        return Response({"detail": str(exc)}, status=status)
+        return Response({"detail": user_message(exc)}, status=status)
     if isinstance(exc, exceptions.ValidationError):
         return Response({"detail": "; ".join(_summary(exc.detail)), "errors": exc.detail}, status=400)
     response = drf_exception_handler(exc, context)

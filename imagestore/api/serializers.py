@@ -21,6 +21,9 @@ class ImageRowSerializer(serializers.Serializer):
     created = serializers.DateTimeField(source="row_created")
     size = serializers.IntegerField(source="row_size")
     dangling = serializers.SerializerMethodField()
+    update_available = serializers.BooleanField(source="row_update", allow_null=True,
+                                                 help_text="the registry serves a newer image for this tag; "
+                                                           "null: not checked or not from a registry")
 
     def get_short_id(self, row: dict[str, Any]) -> str:
         return row["row_image"].split(":", 1)[-1][:12]
@@ -45,6 +48,7 @@ class ImageListQuerySerializer(serializers.Serializer):
     not_label = serializers.ListField(child=serializers.CharField(max_length=512), required=False)
     until = serializers.CharField(required=False, max_length=64)
     all = serializers.BooleanField(required=False, default=False)
+    update_available = serializers.BooleanField(required=False, allow_null=True, default=None)
 
 
 class LayerSerializer(serializers.Serializer):
@@ -67,7 +71,7 @@ class ImageSerializer(serializers.ModelSerializer):
         fields = [
             "id", "short_id", "repo_tags", "repo_digests", "parent", "created", "author", "comment",
             "architecture", "os", "variant", "size", "labels", "layers", "containers", "last_tag_time",
-            "broken", "broken_reason",
+            "broken", "broken_reason", "update_available", "update_checked_at",
         ]
 
     def get_repo_tags(self, image: Image) -> list[str]:

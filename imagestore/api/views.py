@@ -94,6 +94,8 @@ class ImageViewSet(viewsets.GenericViewSet):
             OpenApiParameter("not_label", OpenApiTypes.STR, many=True, description="key or key=value: left out"),
             OpenApiParameter("until", OpenApiTypes.STR, description="created at or before: 24h, RFC 3339, Unix time"),
             OpenApiParameter("all", OpenApiTypes.BOOL, description="include intermediate images"),
+            OpenApiParameter("update_available", OpenApiTypes.BOOL,
+                             description="only images whose registry serves a newer image for their tag"),
         ],
         responses=ImageRowSerializer(many=True),
     )
@@ -106,7 +108,7 @@ class ImageViewSet(viewsets.GenericViewSet):
                 "not_label": request.query_params.getlist("not_label"),
                 **{
                     key: value
-                    for key in ("dangling", "before", "since", "until", "all")
+                    for key in ("dangling", "before", "since", "until", "all", "update_available")
                     if (value := request.query_params.get(key)) is not None
                 },
             }
@@ -121,6 +123,7 @@ class ImageViewSet(viewsets.GenericViewSet):
             not_labels=query.validated_data.get("not_label", []),
             until=image_service.until_filter([v for v in [query.validated_data.get("until")] if v]),
             all=query.validated_data.get("all", False),
+            update_available=query.validated_data.get("update_available"),
         ))
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(ImageRowSerializer(page, many=True).data)

@@ -15,6 +15,7 @@ urlpatterns = [
     re_path(V + r"system/df$", views.system_df),
     re_path(V + r"events$", events.events),
     re_path(V + r"images/json$", views.images_list),
+    re_path(V + r"distribution/(?P<name>.+)/json$", views.distribution_inspect),
     re_path(V + r"images/create$", views.images_create),
     re_path(V + r"images/load$", views.images_load),
     re_path(V + r"images/search$", views.images_search),

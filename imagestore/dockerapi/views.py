@@ -163,6 +163,14 @@ def _image_filters(request: HttpRequest) -> ImageFilters:
 
 
 @docker_view(("GET",))
+def distribution_inspect(request: HttpRequest, name: str) -> JsonResponse:
+    """``docker manifest inspect``-like: what the registry serves for a name (services.updates)."""
+    from ..services.updates import distribution_info
+
+    return JsonResponse(distribution_info(name, owner=request.user))
+
+
+@docker_view(("GET",))
 def images_list(request: HttpRequest) -> JsonResponse:
     return JsonResponse(image_summaries(_image_filters(request)), safe=False)
 

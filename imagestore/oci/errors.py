@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 
+def gettext_noop(message: str) -> str:
+    """Marks ``message`` for the translation catalogue (``manage.py makemessages`` finds this
+    name) without translating it: this layer imports no Django. The interfaces show an error in
+    the request's language through ``imagestore.errors.user_message``."""
+    return message
+
+
 class OCIError(Exception):
-    """Base of every error raised by imagestore.oci."""
+    """Base of every error raised by imagestore.oci.
+
+    Raised through ``of(template, **params)``, an error keeps its English ``template``
+    (marked with ``gettext_noop``) and ``params`` beside the message, for translation."""
 
     # The input it is about, when the caller knows (imagestore.errors.about); None here.
     field: str | None = None
+    template: str | None = None
+    params: dict[str, object] = {}  # noqa: RUF012 - replaced per instance by of(), never changed
+
+    @classmethod
+    def of(cls, template: str, **params: object) -> OCIError:
+        error = cls(template % params)
+        error.template, error.params = template, params
+        return error
 
 
 class InvalidReference(OCIError, ValueError):

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 from .digest import Digest
-from .errors import InvalidDigest, InvalidReference
+from .errors import InvalidDigest, InvalidReference, gettext_noop
 
 DEFAULT_DOMAIN = "docker.io"
 LEGACY_DEFAULT_DOMAIN = "index.docker.io"
@@ -77,7 +77,7 @@ class Reference:
 
     def with_tag(self, tag: str) -> Reference:
         if not _TAG_RE.match(tag):
-            raise InvalidReference(f"invalid tag format: {tag!r}")
+            raise InvalidReference.of(gettext_noop("invalid tag format: %(tag)s"), tag=repr(tag))
         return Reference(self.domain, self.path, tag, self.digest)
 
     def with_default_tag(self) -> Reference:
@@ -85,6 +85,10 @@ class Reference:
         if self.tag is None and self.digest is None:
             return Reference(self.domain, self.path, DEFAULT_TAG, None)
         return self
+
+
+NO_COMPONENT = gettext_noop("invalid reference format: repository name must have at least one component")
+NOT_LOWERCASE = gettext_noop("invalid reference format: repository name (%(name)s) must be lowercase")
 
 
 def parse(value: str, shown: str | None = None) -> Reference:
@@ -96,15 +100,15 @@ def parse(value: str, shown: str | None = None) -> Reference:
     match = _REFERENCE_RE.match(value)
     if not match:
         if value == "":
-            raise InvalidReference("invalid reference format: repository name must have at least one component")
+            raise InvalidReference.of(NO_COMPONENT)
         if _REFERENCE_RE.match(value.lower()):
-            raise InvalidReference(f"invalid reference format: repository name ({shown}) must be lowercase")
-        raise InvalidReference(f"invalid reference format: {shown!r}")
+            raise InvalidReference.of(NOT_LOWERCASE, name=shown)
+        raise InvalidReference.of(gettext_noop("invalid reference format: %(name)s"), name=repr(shown))
     name, tag, digest_text = match.groups()
     if len(name) > NAME_TOTAL_LENGTH_MAX:
-        raise InvalidReference(
-            f"invalid reference format: repository name must not be more than {NAME_TOTAL_LENGTH_MAX} characters"
-        )
+        raise InvalidReference.of(gettext_noop(
+            "invalid reference format: repository name must not be more than %(limit)s characters"),
+            limit=NAME_TOTAL_LENGTH_MAX)
     name_match = _ANCHORED_NAME_RE.match(name)
     assert name_match is not None  # the full pattern matched, so the name part does
     domain, path = name_match.group(1) or "", name_match.group(2)
@@ -113,7 +117,7 @@ def parse(value: str, shown: str | None = None) -> Reference:
         try:
             digest = Digest.parse(digest_text)
         except InvalidDigest as exc:
-            raise InvalidReference(f"invalid reference format: {exc}") from exc
+            raise InvalidReference.of(gettext_noop("invalid reference format: %(reason)s"), reason=str(exc)) from exc
     return Reference(domain, path, tag, digest)
 
 
@@ -138,20 +142,19 @@ def parse_normalized(value: str) -> Reference:
     CLI does; the tag stays unset (see ``with_default_tag``).
     """
     if not isinstance(value, str):
-        raise InvalidReference("invalid reference format: not a string")
+        raise InvalidReference.of(gettext_noop("invalid reference format: not a string"))
     if value == "":
-        raise InvalidReference("invalid reference format: repository name must have at least one component")
+        raise InvalidReference.of(NO_COMPONENT)
     if _IDENTIFIER_RE.match(value):
-        raise InvalidReference(
-            f"invalid repository name ({value}), cannot specify 64-byte hexadecimal strings"
-        )
+        raise InvalidReference.of(gettext_noop(
+            "invalid repository name (%(name)s), cannot specify 64-byte hexadecimal strings"), name=value)
     domain, remainder = _split_docker_domain(value)
     remote = remainder.split(":", 1)[0].split("@", 1)[0]
     if remote.lower() != remote:
-        raise InvalidReference(f"invalid reference format: repository name ({remote}) must be lowercase")
+        raise InvalidReference.of(NOT_LOWERCASE, name=remote)
     ref = parse(f"{domain}/{remainder}", shown=value)
     if not ref.domain:
-        raise InvalidReference(f"invalid reference format: {value!r}")
+        raise InvalidReference.of(gettext_noop("invalid reference format: %(name)s"), name=repr(value))
     return ref
 
 

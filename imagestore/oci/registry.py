@@ -23,7 +23,7 @@ import requests
 
 from . import mediatypes
 from .digest import Digest
-from .errors import DigestMismatch, OCIError
+from .errors import DigestMismatch, InvalidDigest, OCIError
 from .outbound import OutboundPolicy, OutboundRefused, ResponseTooLarge, may_send_credentials, read_capped, read_json
 from .redact import redact_url
 
@@ -265,6 +265,24 @@ class RegistryClient:
             raise DigestMismatch(reference, str(digest), what=f"manifest {repository}")
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         return data, media_type, digest
+
+    def head_manifest(self, repository: str, reference: str) -> tuple[Digest, str, int]:
+        """The digest, media type and size the registry serves for ``reference``, from a HEAD
+        (``Docker-Content-Digest``; registries do not count a HEAD against pull limits). A
+        registry that names no digest is asked with GET, and the bytes are hashed."""
+        response = self.request(
+            "HEAD", f"/v2/{repository}/manifests/{reference}", scope=f"repository:{repository}:pull",
+            headers={"Accept": ", ".join(MANIFEST_TYPES)}, what=f"manifest {repository}:{reference}",
+        )
+        response.close()
+        media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        named = response.headers.get("Docker-Content-Digest", "")
+        length = response.headers.get("Content-Length", "")
+        try:
+            return Digest.parse(named), media_type, int(length) if length.isdigit() else 0
+        except InvalidDigest:
+            data, media_type, digest = self.get_manifest(repository, reference)
+            return digest, media_type, len(data)
 
     def blob(self, repository: str, digest: Digest | str, offset: int = 0) -> requests.Response:
         """A streaming response for the blob, from ``offset`` when asked (``Range``)."""

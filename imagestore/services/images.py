@@ -264,6 +264,7 @@ class ImageFilters:
     all: bool = False
     registry: str | None = None  # only names of this registry (dangling images have none)
     order: str = "-created"  # created, size or repository, "-" for descending
+    update_available: bool | None = None  # the registry has a newer image for its tag (services.updates)
 
 
 ORDERS = {"created": "row_created", "size": "row_size", "repository": "row_repository"}
@@ -279,6 +280,8 @@ def _image_conditions(filters: ImageFilters, prefix: str) -> Q:
         q &= Q(**{f"{prefix}created__gt": pivot.created})
     if filters.until is not None:
         q &= Q(**{f"{prefix}created__lte": filters.until})
+    if filters.update_available is not None:
+        q &= Q(**{f"{prefix}update_available": filters.update_available})
     return q
 
 
@@ -361,6 +364,7 @@ def list_image_rows(filters: ImageFilters) -> QuerySet:
         row_size=F("image__size"),
         row_repository=F("repository__name"),
         row_tag=F("name"),
+        row_update=F("image__update_available"),
     )
     untagged = Image.objects.filter(tags__isnull=True).filter(_image_conditions(filters, ""))
     untagged = _apply_labels(untagged, filters, "")
@@ -373,6 +377,7 @@ def list_image_rows(filters: ImageFilters) -> QuerySet:
         row_size=F("size"),
         row_repository=Value(None, output_field=CharField()),
         row_tag=Value(None, output_field=CharField()),
+        row_update=F("update_available"),
     )
     key = filters.order.lstrip("-")
     if key not in ORDERS:
@@ -387,6 +392,19 @@ def list_image_rows(filters: ImageFilters) -> QuerySet:
     if filters.dangling is False or filters.reference or filters.registry:
         return tagged_rows.order_by(*ordering)
     return tagged_rows.order_by().union(untagged_rows.order_by(), all=True).order_by(*ordering)
+
+
+def count_image_rows(filters: ImageFilters, rows: QuerySet) -> int:
+    """How many rows ``list_image_rows(filters)`` holds: for the unfiltered list (the images
+    page's first view) cached until the store changes (services/store_stats.py), since counting
+    a UNION of every tag and image is a full scan."""
+    import dataclasses
+
+    from .store_stats import cached
+
+    if dataclasses.replace(filters, order="-created", all=False) == ImageFilters():  # no filter at all
+        return cached(f"image-rows:{'all' if filters.all else 'top'}", rows.count)
+    return rows.count()
 
 
 def image_summaries(filters: ImageFilters) -> list[dict[str, object]]:
@@ -426,24 +444,33 @@ def image_summaries(filters: ImageFilters) -> list[dict[str, object]]:
 
 
 def image_sizes(image_ids: list[str]) -> dict[str, dict[str, int]]:
-    """Each image's own bytes (layers no other image uses) and shared bytes, in one query."""
-    from django.db.models import Count, OuterRef, Subquery
+    """Each image's own bytes (layers no other image uses) and shared bytes, in two queries
+    whatever the number of images: their layer links, then how many images use each of those
+    layers (both by index; a correlated count per link took a second on PostgreSQL at 10,000
+    images, bench/images_page.py)."""
+    from django.db.models import Count
 
     from ..models import ImageLayer
 
-    users = (ImageLayer.objects.filter(layer_id=OuterRef("layer_id")).values("layer_id")
-             .annotate(n=Count("image_id", distinct=True)).values("n"))
     out: dict[str, dict[str, int]] = {i: {"unique": 0, "shared": 0} for i in image_ids}
-    rows = (ImageLayer.objects.filter(image_id__in=image_ids)
-            .values("image_id", "layer__uncompressed_size").annotate(users=Subquery(users)))
-    for row in rows:
-        key = "shared" if (row["users"] or 1) > 1 else "unique"
-        out[row["image_id"]][key] += row["layer__uncompressed_size"]
+    links = list(ImageLayer.objects.filter(image_id__in=image_ids)
+                 .values_list("image_id", "layer_id", "layer__uncompressed_size").order_by())
+    users = dict(ImageLayer.objects.filter(layer_id__in={layer for _, layer, _ in links}).values("layer_id")
+                 .annotate(n=Count("image_id", distinct=True)).values_list("layer_id", "n").order_by())
+    for image_id, layer_id, size in links:
+        out[image_id]["shared" if users.get(layer_id, 1) > 1 else "unique"] += size
     return out
 
 
 def store_totals() -> dict[str, int]:
-    """Images, bytes on disk (blobs), and bytes of layers more than one image uses."""
+    """Images, bytes on disk (blobs), and bytes of layers more than one image uses (cached
+    until the store changes: services/store_stats.py)."""
+    from .store_stats import cached
+
+    return cached("totals", _store_totals)
+
+
+def _store_totals() -> dict[str, int]:
     from django.db.models import Count, Sum
 
     from ..models import Layer

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.utils.translation import gettext
 
 from ..blobs import BlobStore, get_store
 from ..errors import Conflict
@@ -36,7 +37,10 @@ log = logging.getLogger(__name__)
 
 FOLDER = "index"
 _NAME = re.compile(r"^([a-f0-9]{64})\.zst$")
-CACHE_ENTRIES = 2_000_000  # parsed entries kept in memory per process, across indexes
+# Parsed entries kept in memory per process, across indexes: an entry costs about 300 bytes
+# parsed, so 200k (a Debian or Ubuntu base layer is 5-30k) stay under ~60 MB per web process,
+# well within what a gunicorn worker may hold; beyond it the least recently used are dropped.
+CACHE_ENTRIES = 200_000
 
 
 class NotIndexed(Conflict):
@@ -131,9 +135,11 @@ def load(diff_id: Digest | str) -> LayerIndex:
         with open(path, "rb") as f:
             index = decode(f)
     except FileNotFoundError:
-        raise NotIndexed(f"layer {diff_id} is not indexed yet (run manage.py index_layers)") from None
+        raise NotIndexed(gettext("layer %(diff_id)s is not indexed yet (run manage.py index_layers)")
+                         % {"diff_id": diff_id}) from None
     except CorruptArchive as exc:
-        raise NotIndexed(f"the index of layer {diff_id} is unreadable ({exc}); run manage.py index_layers") from None
+        raise NotIndexed(gettext("the index of layer %(diff_id)s is unreadable (%(error)s); run manage.py index_layers")
+                         % {"diff_id": diff_id, "error": exc}) from None
     _cache.put(key, index)
     return index
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from ..models import Container, HousekeepingRun, Image, ImageLayer, Job, Layer, Repository, Tag
 from .containers import reconcile_all
+from .store_stats import cached
 
 # Repositories drawn one by one in the disk chart; the rest are summed as one bar.
 CHART_REPOSITORIES = 8
@@ -78,6 +79,26 @@ def disk_by_repository(limit: int = CHART_REPOSITORIES) -> list[dict[str, Any]]:
     return rows
 
 
+def store_sums() -> dict[str, Any]:
+    """The overview's store-wide counts and sums (cached until the store changes: store_stats.py)."""
+    images = Image.objects.aggregate(n=Count("id"), configs=Sum("config_size"),
+                                     broken=Count("id", filter=Q(broken=True)))
+    users = Layer.objects.annotate(users=Count("image_layers__image", distinct=True))
+    layers = users.aggregate(
+        disk=Sum("size"),
+        own=Sum(Case(When(users=1, then="uncompressed_size"), default=0, output_field=IntegerField())),
+        shared=Sum(Case(When(users__gt=1, then="uncompressed_size"), default=0, output_field=IntegerField())))
+    return {
+        "images": images["n"] or 0, "broken_images": images["broken"] or 0,
+        "dangling": Image.objects.filter(tags__isnull=True, children__isnull=True).count(),
+        "tags": Tag.objects.count(),
+        "repositories": Repository.objects.filter(tags__isnull=False).distinct().count(),
+        "disk": (layers["disk"] or 0) + (images["configs"] or 0),
+        "own": layers["own"] or 0, "shared": layers["shared"] or 0,
+        "by_repository": disk_by_repository(),
+    }
+
+
 def job_lists() -> tuple[list[Job], list[Job]]:
     """Jobs queued or running (oldest first), and the latest jobs whatever their state."""
     running = list(Job.objects.filter(state__in=(Job.State.QUEUED, Job.State.RUNNING))
@@ -89,21 +110,9 @@ def job_lists() -> tuple[list[Job], list[Job]]:
 def overview() -> Overview:
     reconcile_all()  # a container whose process ended says so here, as on the containers page
     view = Overview()
-    images = Image.objects.aggregate(n=Count("id"), configs=Sum("config_size"),
-                                     broken=Count("id", filter=Q(broken=True)))
-    view.images, view.broken_images = images["n"] or 0, images["broken"] or 0
-    view.dangling = Image.objects.filter(tags__isnull=True, children__isnull=True).count()
-    view.tags = Tag.objects.count()
-    view.repositories = Repository.objects.filter(tags__isnull=False).distinct().count()
+    for name, value in cached("overview", store_sums).items():
+        setattr(view, name, value)
     view.containers = dict(Container.objects.values_list("state").annotate(n=Count("id")).order_by())
-    users = Layer.objects.annotate(users=Count("image_layers__image", distinct=True))
-    layers = users.aggregate(
-        disk=Sum("size"),
-        own=Sum(Case(When(users=1, then="uncompressed_size"), default=0, output_field=IntegerField())),
-        shared=Sum(Case(When(users__gt=1, then="uncompressed_size"), default=0, output_field=IntegerField())))
-    view.disk = (layers["disk"] or 0) + (images["configs"] or 0)
-    view.own, view.shared = layers["own"] or 0, layers["shared"] or 0
-    view.by_repository = disk_by_repository()
     tags = Prefetch("tags", queryset=Tag.objects.select_related("repository").order_by("repository__name", "name"))
     view.largest = list(Image.objects.order_by("-size", "id").prefetch_related(tags)[:LARGEST_IMAGES])
     view.running_jobs, view.recent_jobs = job_lists()

@@ -47,6 +47,7 @@ from .registries import check_reachable, client_for, endpoints_for
 from .repositories import get_or_create_repository
 from .store import LayerRecord, register_image
 from .tag import tag_image
+from .updates import mark_current
 
 CHUNK = 1 << 20
 READ_SIZE = 256 << 10
@@ -365,6 +366,8 @@ def _pull_from(client: RegistryClient, ref: Reference, platform: Platform, progr
                 RepoDigest.objects.get_or_create(repository=repository, digest=str(manifest_digest), image=current)
                 keep_manifests(repository, puller.documents, current, pins)
                 mark_pulled(current, name)
+                if ref.tag:
+                    mark_current(current)
             progress.log(f"Digest: {manifest_digest}")
             status = f"Status: Image is up to date for {name}"
             progress.log(status)
@@ -387,6 +390,8 @@ def _pull_from(client: RegistryClient, ref: Reference, platform: Platform, progr
         with transaction.atomic():
             image = register_pulled(ref, manifest_digest, config, records, pins, puller.documents)
             mark_pulled(image, name)
+            if ref.tag:
+                mark_current(image)  # what the registry serves for the tag now
         for descriptor in layers:
             size = _size(descriptor)
             item = _digest(descriptor).short

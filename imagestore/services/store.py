@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
 from django.utils.translation import gettext
 
@@ -48,7 +49,12 @@ def register_image(
     pins.take(config.digest)
     for layer in layers:
         pins.take(layer.digest)
-    return _register(config, layers, parent, pins)
+    image = _register(config, layers, parent, pins)
+    if image.packages_scanned_at is None and settings.IMAGESTORE_INDEX_LAYERS:
+        from .packages import scan_quietly
+
+        scan_quietly(image)  # from the layer indexes just written: no layer is read again
+    return image
 
 
 def _register(config: ImageConfig, layers: list[LayerRecord], parent: Image | None, pins: Pins) -> Image:

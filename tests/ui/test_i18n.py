@@ -152,6 +152,14 @@ def test_every_page_in_chinese_has_no_english_left(lived_in_store, operator) -> 
     assert {"/", "/images/", "/jobs/", "/containers/"} <= set(checked)
     assert any(url.startswith("/images/sha256") or url.startswith(f"/images/{lived_in_store['image'].short_id}")
                for url in checked)
+    # The pages outside ui/urls.py: sign-in (signed out), an unknown image, a page that is not there.
+    extra = [(Client(), "/accounts/login/", 200), (client, "/images/nope/", 404), (client, "/no/such/page/", 404)]
+    for who, url, status in extra:
+        response = who.get(url, **ZH)
+        assert response.status_code == status, url
+        found = leftover_english(response.content.decode(), pieces)
+        if found:
+            leftovers[url] = found
     assert leftovers == {}
 
 

@@ -97,19 +97,11 @@ def test_jobs_running_failed_and_store_health(operator, member) -> None:  # type
     assert "hx-get" not in done  # nothing runs: the card stops asking
 
 
-@pytest.mark.skipif(not hasattr(Image, "update_available"), reason="the update check (issue 13) is not merged")
 def test_updates_available_are_counted(make_image, member) -> None:  # type: ignore[no-untyped-def]
     image = make_image("u:1")
     Image.objects.filter(pk=image.pk).update(update_available=True)
     assert overview().updates_available == 1
     assert "1 image has an update available" in _client(member).get("/").content.decode()
-
-
-def test_without_the_update_check_no_update_card(member) -> None:  # type: ignore[no-untyped-def]
-    if hasattr(Image, "update_available"):
-        pytest.skip("the update check is merged")
-    assert overview().updates_available is None
-    assert 'data-health="updates"' not in _client(member).get("/").content.decode()
 
 
 def test_overview_costs_a_constant_number_of_queries(member, django_assert_max_num_queries) -> None:  # type: ignore[no-untyped-def]

@@ -79,7 +79,7 @@ def test_list_rows_like_docker_images(make_image, member, client_for) -> None:  
     assert rows == {("centos", "6.6", image.short_id), ("centos", "latest", image.short_id),
                     ("<none>", "<none>", dangling.short_id)}
     row = body["results"][0]
-    assert set(row) == {"id", "short_id", "repository", "tag", "created", "size", "dangling"}
+    assert set(row) == {"id", "short_id", "repository", "tag", "created", "size", "dangling", "update_available"}
 
 
 def test_list_filters(make_image, member, client_for) -> None:  # type: ignore[no-untyped-def]

@@ -99,6 +99,7 @@ def real_objects(operator, make_image: Callable[..., Any], settings: Any) -> dic
         "ref": ["busybox:latest", "busybox", "alpine:3.20", "docker.io/library/alpine:3.20", busybox.id,
                 busybox.id.split(":", 1)[1][:12], alpine.id],
         "id": [container.id, container.name, container.short_id, str(job.id), str(saved.id), str(credential.pk)],
+        "n": ["0", "1"],  # a layer's position
     }
 
 

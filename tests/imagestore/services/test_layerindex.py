@@ -124,3 +124,27 @@ def test_index_layers_backfills_what_was_stored_before(make_image, settings, cap
     assert "etc/hostname" in _paths(diff_id)
     call_command("index_layers")
     assert "0 indexed, 1 already indexed" in capsys.readouterr().out
+
+
+def test_docker_diff_takes_the_image_side_from_the_index(make_image, settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from imagestore.services import containers
+    from imagestore.services.containers import diff as container_diff
+    from imagestore.services.containers.roots import ensure_rootfs
+
+    settings.CONTAINER_ROOTFS = "copy"
+    make_image("box:1")
+    container = containers.create_container("box:1", cmd=["/bin/sh"])
+    root = ensure_rootfs(container)
+    (root / "etc" / "hostname").write_text("changed\n")
+    (root / "etc" / "new.conf").write_text("x")
+    (root / "bin" / "busybox").unlink()
+
+    def no_snapshot(*args: object) -> None:
+        raise AssertionError("the snapshot was walked")
+
+    monkeypatch.setattr(container_diff, "snapshot_dir", no_snapshot)
+    assert containers.container_changes(container) == [
+        {"Path": "/bin", "Kind": 0}, {"Path": "/bin/busybox", "Kind": 2}, {"Path": "/etc", "Kind": 0},
+        {"Path": "/etc/hostname", "Kind": 0},
+        {"Path": "/etc/hostname.bak", "Kind": 0},  # a hard link to /etc/hostname: the same inode changed
+        {"Path": "/etc/new.conf", "Kind": 1}]
