@@ -52,6 +52,7 @@ bench: install system-deps
 	$(PY) bench/images_page.py
 	$(PY) bench/basic_auth.py
 	$(PY) bench/run_rm.py
+	$(PY) bench/registry_1gib.py
 
 clean:
 	rm -rf $(VENV) var

@@ -213,6 +213,10 @@ REGISTRY_NAME = env_str("REGISTRY_NAME", "")
 REGISTRY_TOKEN_SECONDS = env_int("REGISTRY_TOKEN_SECONDS", 300, minimum=30, maximum=86400)
 # Pull-through cache: a /v2/ pull of a Docker Hub name the store lacks fetches it from here.
 REGISTRY_PROXY_REMOTE = env_str("REGISTRY_PROXY_REMOTE", "")
+# Which Docker Hub namespaces go through it (library: the official images; * for all).
+REGISTRY_PROXY_NAMESPACES = env_list("REGISTRY_PROXY_NAMESPACES", ["library"])
+# Anonymous pulls of those names (for other hosts' registry-mirrors, whose daemons send no login).
+REGISTRY_PROXY_ANONYMOUS = env_bool("REGISTRY_PROXY_ANONYMOUS", False)
 # Secrets of registry credentials are encrypted with a key derived from this (or SECRET_KEY).
 CREDENTIALS_KEY = env_str("CREDENTIALS_KEY", "")
 

@@ -24,6 +24,7 @@ from .models import (
     RegistryCredential,
     RepoDigest,
     Repository,
+    RepositoryGrant,
     RetentionPolicy,
     Tag,
     Webhook,
@@ -163,11 +164,12 @@ class TagAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 @admin.register(Repository)
 class RepositoryAdmin(admin.ModelAdmin):
-    list_display = ["name", "registry", "path", "star_count", "is_official", "is_automated"]
-    list_filter = ["registry", "is_official", "is_automated"]
+    list_display = ["name", "registry", "path", "public", "star_count", "is_official", "is_automated"]
+    list_filter = ["registry", "public", "is_official", "is_automated"]
     search_fields = ["name", "description"]
     readonly_fields = ["registry", "path", "name", "created_at"]
-    fields = ["registry", "path", "name", "description", "star_count", "is_official", "is_automated", "created_at"]
+    fields = ["registry", "path", "name", "description", "public", "star_count", "is_official", "is_automated",
+              "created_at"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -344,6 +346,16 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(RepositoryGrant)
+class RepositoryGrantAdmin(admin.ModelAdmin):
+    """Rights at /v2/ for users and groups that are not operators (operators may do everything)."""
+
+    list_display = ["path", "user", "group", "can_pull", "can_push", "can_delete", "created_at"]
+    list_filter = ["can_push", "can_delete"]
+    search_fields = ["path", "user__username", "group__name"]
+    fields = ["path", "user", "group", "can_pull", "can_push", "can_delete"]
 
 
 @admin.register(AuditEvent)

@@ -272,6 +272,17 @@ class RepositoryGrant(models.Model):
         who = self.user or self.group
         return f"{self.path} -> {who}"
 
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from .oci.distribution import NAME_RE
+
+        name = self.path[:-2] if self.path.endswith("/*") else self.path
+        if not NAME_RE.match(name):
+            raise ValidationError({"path": "a repository name as /v2/ names it (team/app), or a namespace (team/*)"})
+        if self.user_id is None and self.group_id is None:
+            raise ValidationError("name a user or a group")
+
 
 class Container(models.Model):
     class State(models.TextChoices):

@@ -35,6 +35,7 @@ SIDEBAR: list[Section] = [
     Section("ui-import", _("Import/Load"), "upload", ("ui-import", "ui-load")),
     Section("ui-search", _("Search"), "search", ("ui-search",)),
     Section("ui-registries", _("Registries"), "hdd-network", ("ui-registr",)),
+    Section("ui-repositories", _("Repositories"), "archive", ("ui-repositor",)),
     Section("ui-jobs", _("Jobs"), "list-task", ("ui-job",)),
     Section("ui-audit", _("Audit"), "journal-text", ("ui-audit",), staff_only=True),
     Section("ui-retention", _("Retention"), "calendar-x", ("ui-retention",), staff_only=True),

@@ -18,6 +18,7 @@ urlpatterns = [
     path("import/", views.import_page, name="ui-import"),
     path("load/", views.load_page, name="ui-load"),
     path("registries/", views.registries, name="ui-registries"),
+    path("repositories/", views.repositories, name="ui-repositories"),
     path("containers/", views.containers, name="ui-containers"),
     path("containers/<str:ref>/", views.container_detail, name="ui-container"),
     path("containers/<str:ref>/terminal/", terminal.terminal_socket, name="ui-container-terminal"),

@@ -8,6 +8,7 @@ import json
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -206,8 +207,11 @@ def image_detail(request: HttpRequest, ref: str) -> HttpResponse:
     history = image_history(image)
     steps = [dockerfile_step(row) for row in reversed(history)]
     made_by = {row["Layer"]: dockerfile_step(row) for row in history if row.get("Layer")}
+    from imagestore.services.registry_serve import pull_commands
+
     return render(request, "ui/image_detail.html", {
         "image": image, "inspect": data, "inspect_json": json.dumps(data, indent=2),
+        "registry_pulls": pull_commands(image, request.get_host()) if settings.REGISTRY_API_ENABLED else [],
         "layers": [{"link": link, "shared_with": shared.get(link.layer_id, 1) - 1, "colour": i % 6,
                     "made_by": made_by.get(link.layer.diff_id, "")} for i, link in enumerate(links)],
         "layers_total": sum(link.layer.uncompressed_size for link in links),
@@ -546,6 +550,16 @@ def registries(request: HttpRequest) -> HttpResponse:
     return render(request, "ui/registries.html", {"form": form, "credentials": credentials,
                                                   "settings": registry_settings(),
                                                   "can_change": is_operator(request.user)})
+
+
+@login_required
+def repositories(request: HttpRequest) -> HttpResponse:
+    """This dashboard as a registry: each repository's ``docker pull`` command and who may push."""
+    from imagestore.services.registry_serve import repository_rows
+
+    host = request.get_host()
+    return render(request, "ui/repositories.html", {"rows": repository_rows(host), "host": host,
+                                                    "enabled": settings.REGISTRY_API_ENABLED})
 
 
 def _push_identity(request: HttpRequest, tag: str) -> str:

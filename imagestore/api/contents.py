@@ -8,7 +8,7 @@ from typing import Any
 from django.http import HttpResponse, StreamingHttpResponse
 from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -236,9 +236,7 @@ DiffQuerySerializer._declared_fields["from"] = serializers.CharField(  # type: i
 
 
 class ImageDiffView(APIView):
-    @extend_schema(parameters=[DiffQuerySerializer], responses={
-        200: OpenApiTypes.OBJECT,
-        404: OpenApiResponse(OpenApiTypes.OBJECT, description="No image of one of the names given.")})
+    @extend_schema(parameters=[DiffQuerySerializer], responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
         """Files, packages, config and layers that differ between two images."""
         query = _query(DiffQuerySerializer, request)

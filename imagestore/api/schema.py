@@ -66,12 +66,14 @@ def spell_out_action_routes(endpoints: list[tuple[Any, ...]], **kwargs: Any) -> 
 
 
 def error_statuses(path: str, method: str, operation: dict[str, Any]) -> list[int]:
-    """The errors an operation can answer: bad input and auth anywhere; 404 where the path or
-    the body names something (or a page past the last); 409 and 503 where the request changes
-    something; 413 and 415 where it has a body."""
+    """The errors an operation can answer: bad input and auth anywhere; 404 where the path, a
+    required query parameter (``images/diff/?from=&to=``) or the body names something (or a page
+    past the last); 409 and 503 where the request changes something; 413 and 415 where it has a body."""
     changes = method.upper() not in ("GET", "HEAD", "OPTIONS")
     statuses = [400, 401, 403]
-    if "{" in path or changes or any(p.get("name") == "page" for p in operation.get("parameters", [])):
+    parameters = operation.get("parameters", [])
+    if "{" in path or changes or any(p.get("name") == "page" or (p.get("in") == "query" and p.get("required"))
+                                     for p in parameters):
         statuses.append(404)
     if changes:
         statuses += [409, 503]

@@ -117,8 +117,11 @@ def registry_view(methods: tuple[str, ...], *, anonymous: bool = False) -> Calla
                 response = fn(request, *args, **kwargs)
             except NeedsAccess as exc:
                 if exc.denied:
+                    # With the challenge too: a client holding a token for less (oras-py asks
+                    # for the first challenge's scope only) asks again for this scope.
                     return error_response(spec.Denied("requested access to the resource is denied",
-                                                      detail={"scope": exc.scope}))
+                                                      detail={"scope": exc.scope}),
+                                          challenge=challenge_for(request, exc.scope, "insufficient_scope"))
                 return error_response(spec.Unauthorized("authentication required", detail={"scope": exc.scope}),
                                       challenge=challenge_for(request, exc.scope))
             except spec.DistributionError as exc:

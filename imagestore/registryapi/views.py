@@ -148,7 +148,14 @@ def manifest(request: HttpRequest, name: str, reference: str) -> HttpResponse:
     require(request, "repository", name, PULL, repository)
     accepted = spec.accepted_types(request.headers.getlist("Accept") if hasattr(request.headers, "getlist")
                                    else [request.META.get("HTTP_ACCEPT", "")])
-    served = registry_serve.get_manifest(repository, reference, accepted)
+    try:
+        served = registry_serve.get_manifest(repository, reference, accepted)
+    except (spec.NameUnknown, spec.ManifestUnknown):
+        if not registry_serve.proxied(name, repository):
+            raise
+        access = request.registry_access  # type: ignore[attr-defined]
+        repository = registry_serve.pull_through(name, reference, host(request), access.user)
+        served = registry_serve.get_manifest(repository, reference, accepted)
     if request.method == "GET" and repository is not None:
         registry_serve.record_pull(repository, reference, served)
     body = b"" if request.method == "HEAD" else served.data

@@ -331,16 +331,17 @@ def mark_pulled(image: Image, name: str) -> None:
 
 
 def pull_image(reference: str, *, platform: str | None = None, progress: Progress = NULL_PROGRESS,
-               owner: Any = None) -> PullResult:
+               owner: Any = None, upstream: str | None = None) -> PullResult:
+    """``upstream``: fetch from that URL instead (the /v2/ pull-through cache, REGISTRY_PROXY_REMOTE)."""
     with audit.action("pull", names=[reference]):
-        return _pull(reference, platform, progress, owner)
+        return _pull(reference, platform, progress, owner, upstream)
 
 
-def _pull(reference: str, platform: str | None, progress: Progress, owner: Any) -> PullResult:
+def _pull(reference: str, platform: str | None, progress: Progress, owner: Any, upstream: str | None) -> PullResult:
     ref = parse_normalized(reference).with_default_tag()
     wanted = parse_platform(platform)
     errors = []
-    for endpoint, is_mirror in endpoints_for(ref.domain):
+    for endpoint, is_mirror in endpoints_for(ref.domain, upstream=upstream):
         client = client_for(ref.domain, owner, endpoint)
         try:
             return _pull_from(client, ref, wanted, progress)

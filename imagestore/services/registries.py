@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext
 
 from ..models import RegistryCredential
 from ..oci.outbound import OutboundPolicy
@@ -22,7 +23,8 @@ def registry_settings() -> dict[str, Any]:
     return {
         "registry_mirrors": [redact_url(url) for url in settings.REGISTRY_MIRRORS],
         "insecure_registries": list(settings.INSECURE_REGISTRIES),
-        "insecure_by_default": "loopback addresses (127.0.0.0/8, ::1, localhost)",
+        "insecure_by_default": gettext("loopback addresses (%(addresses)s)") % {
+            "addresses": "127.0.0.0/8, ::1, localhost"},
         "docker_hub_index_url": settings.DOCKER_HUB_INDEX_URL,
         "pull_concurrency": settings.PULL_CONCURRENCY,
     }
@@ -31,12 +33,14 @@ def registry_settings() -> dict[str, Any]:
 def outbound_policy() -> OutboundPolicy:
     """The site's outbound policy: OUTBOUND_ALLOW, plus the endpoints it configured (mirrors,
     insecure registries, the Docker Hub search index), which are allowed too."""
+    proxy = [settings.REGISTRY_PROXY_REMOTE] if settings.REGISTRY_PROXY_REMOTE else []
     key = (tuple(settings.OUTBOUND_ALLOW), tuple(settings.REGISTRY_MIRRORS), tuple(settings.INSECURE_REGISTRIES),
-           settings.DOCKER_HUB_INDEX_URL)
+           settings.DOCKER_HUB_INDEX_URL, tuple(proxy))
     if _policy_cache.get("key") != key:
         try:
             policy = OutboundPolicy.from_settings(settings.OUTBOUND_ALLOW, *settings.REGISTRY_MIRRORS,
-                                                  *settings.INSECURE_REGISTRIES, settings.DOCKER_HUB_INDEX_URL)
+                                                  *settings.INSECURE_REGISTRIES, settings.DOCKER_HUB_INDEX_URL,
+                                                  *proxy)
         except ValueError as exc:
             raise ImproperlyConfigured(str(exc)) from None
         _policy_cache.update(key=key, policy=policy)
@@ -71,8 +75,12 @@ def insecure_registries() -> frozenset[str]:
     return frozenset(settings.INSECURE_REGISTRIES)
 
 
-def endpoints_for(host: str) -> list[tuple[Endpoint, bool]]:
-    """(endpoint, is_mirror) in the order to try: docker.io's mirrors first, then the host."""
+def endpoints_for(host: str, *, upstream: str | None = None) -> list[tuple[Endpoint, bool]]:
+    """(endpoint, is_mirror) in the order to try: docker.io's mirrors first, then the host.
+    With ``upstream`` (the pull-through cache's REGISTRY_PROXY_REMOTE), that endpoint alone."""
+    if upstream:
+        endpoint = Endpoint.from_url(upstream, host)
+        return [(endpoint, False)]
     out: list[tuple[Endpoint, bool]] = []
     if host == DOCKER_HUB:
         out += [(Endpoint.from_url(url, host), True) for url in settings.REGISTRY_MIRRORS]

@@ -104,6 +104,12 @@ def repository_actions(user: Any, name: str, repository: Repository | None = Non
     return frozenset(actions)
 
 
+def _proxied(name: str, repository: Repository | None) -> bool:
+    from .registry_serve import proxied
+
+    return proxied(name, repository)
+
+
 def allowed_actions(user: Any, scope: Scope, repository: Repository | None = None) -> frozenset[str]:
     if scope.type == "registry":
         return frozenset({"*"}) if scope.name == "catalog" and is_operator(user) else frozenset()

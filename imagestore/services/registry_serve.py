@@ -16,6 +16,7 @@ digest, its Tag and RepoDigest); indexes and artifacts are Manifest rows (with M
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 import uuid
@@ -36,9 +37,10 @@ from ..oci import mediatypes
 from ..oci.config import ImageConfig, InvalidConfig
 from ..oci.diffid import DiffIdHasher
 from ..oci.digest import Digest, sha256_digest
-from ..oci.errors import OCIError
+from ..oci.errors import CorruptArchive, OCIError
+from ..oci.layerindex import TarIndexer
 from ..oci.reference import DEFAULT_DOMAIN, Reference
-from . import audit
+from . import audit, layerindex
 from .layout import image_manifest
 from .manifests import ManifestBytes, keep_manifests
 from .pull import _normalise, _record_diff_id, _verified_diff_id, register_pulled
@@ -138,8 +140,13 @@ class _Session:
     def __init__(self) -> None:
         self.sha = hashlib.sha256()
         self.offset = 0
-        self.diff: DiffIdHasher | None = DiffIdHasher(max_output=settings.IMAGESTORE_MAX_LAYER_SIZE)
+        # Every blob might be a layer: its diff_id and index are made as it arrives (one pass),
+        # kept only when it turns out to be a tar (services.layerindex).
+        self.indexer: TarIndexer | None = layerindex.new_indexer()
+        self.diff: DiffIdHasher | None = DiffIdHasher(max_output=settings.IMAGESTORE_MAX_LAYER_SIZE,
+                                                      indexer=self.indexer)
         self.lock = threading.Lock()
+        self.state: dict[str, Any] = {}  # the last checkpoint (see _checkpoint)
 
 
 _sessions: dict[str, _Session] = {}
@@ -234,6 +241,7 @@ def append(name: str, upload_id: str, stream: BinaryIO, *, start: int | None = N
                 raise spec.SizeInvalid(f"the chunk ended after {received} of {length} bytes")
             if session is not None:
                 session.offset = offset + received
+                _checkpoint(path, session)
         except BaseException:
             if session is not None:
                 _forget(upload_id)  # what was written stays; the digest is taken from the file
@@ -242,6 +250,39 @@ def append(name: str, upload_id: str, stream: BinaryIO, *, start: int | None = N
             if session is not None and session.lock.locked():
                 session.lock.release()
         return offset + received
+
+
+def _state_path(path: Path) -> Path:
+    return path.with_name(path.name + ".state")
+
+
+def _checkpoint(path: Path, session: _Session) -> None:
+    """What this process knows of the upload after a chunk, on disk: the final PUT often comes to
+    another web process (clients open new connections), which then needs neither to hash the
+    blob again nor to decompress it. The diff_id is finished here (a later chunk in this process
+    carries on with the sha256 only; the manifest then reads such a blob once)."""
+    state: dict[str, Any] = {"offset": session.offset, "sha256": session.sha.hexdigest()}
+    if session.diff is not None:
+        try:
+            diff_id = session.diff.finish(Digest("sha256", state["sha256"]))
+            state.update(diff_id=str(diff_id), diff_size=session.diff.size)
+            _save_index(diff_id, session.indexer)
+        except (OCIError, ValueError, EOFError):
+            pass  # not a layer (or not one we can read): checked at the manifest
+        session.diff = None
+        session.indexer = None
+    session.state = state
+    tmp = path.with_name(path.name + ".state-new")
+    tmp.write_text(json.dumps(state))
+    os.replace(tmp, _state_path(path))
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    try:
+        state = json.loads(_state_path(path).read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
 
 
 def _file_digest(path: Path) -> Digest:
@@ -265,18 +306,17 @@ def finish_upload(name: str, upload_id: str, digest_text: str, stream: BinaryIO 
     size = path.stat().st_size
     with _sessions_lock:
         session = _sessions.pop(upload_id, None)
+    if session is not None and session.diff is not None:
+        session.diff.close()
+    state = session.state if session is not None and session.offset == size else _read_state(path)
     diff_id: tuple[Digest, int] | None = None
-    if session is not None and session.offset == size:
-        actual = Digest("sha256", session.sha.hexdigest())
-        if session.diff is not None and actual == expected:
-            try:
-                diff_id = (session.diff.finish(actual), session.diff.size)
-            except (OCIError, ValueError, EOFError):
-                diff_id = None  # not a layer (or not one we can read): checked at the manifest
+    if state.get("offset") == size and state.get("sha256"):
+        actual = Digest("sha256", str(state["sha256"]))
+        if state.get("diff_id"):
+            diff_id = (Digest.parse(str(state["diff_id"])), int(state["diff_size"]))
     else:
-        if session is not None and session.diff is not None:
-            session.diff.close()
         actual = _file_digest(path)
+    _state_path(path).unlink(missing_ok=True)
     if actual != expected:
         path.unlink(missing_ok=True)
         raise spec.DigestInvalid(f"the upload's bytes hash to {actual}, not {expected}",
@@ -290,9 +330,21 @@ def finish_upload(name: str, upload_id: str, digest_text: str, stream: BinaryIO 
     return actual
 
 
+def _save_index(diff_id: Digest, indexer: TarIndexer | None) -> None:
+    """Keep a blob's index when it was a tar (a config or an artifact is not: nothing kept, nothing said)."""
+    if indexer is None or layerindex.has_index(diff_id):
+        return
+    try:
+        result = indexer.result()
+    except CorruptArchive:
+        return
+    layerindex.save(diff_id, result)
+
+
 def cancel_upload(name: str, upload_id: str) -> None:
     path = _upload_path(get_store(), name, upload_id)
     _forget(upload_id)
+    _state_path(path).unlink(missing_ok=True)
     try:
         path.unlink()
     except FileNotFoundError:
@@ -304,7 +356,9 @@ def monolithic_upload(name: str, digest_text: str, stream: BinaryIO, length: int
     try:
         return finish_upload(name, upload_id, digest_text, stream, length)
     finally:
-        _upload_path(get_store(), name, upload_id).unlink(missing_ok=True)
+        path = _upload_path(get_store(), name, upload_id)
+        path.unlink(missing_ok=True)
+        _state_path(path).unlink(missing_ok=True)
         _forget(upload_id)
 
 
@@ -417,6 +471,41 @@ def get_manifest(repository: Repository | None, reference: str, accepted: list[s
     return _for_image(repository, tag.image, accepted)
 
 
+# --- the pull-through cache -----------------------------------------------------------------------
+
+def proxied(name: str, repository: Repository | None) -> bool:
+    """Whether a missing ``name`` is fetched from REGISTRY_PROXY_REMOTE: a Docker Hub name (no host
+    in it) in one of REGISTRY_PROXY_NAMESPACES, not shadowed by a repository of this registry."""
+    if not settings.REGISTRY_PROXY_REMOTE:
+        return False
+    if repository is not None and repository.registry != DEFAULT_DOMAIN:
+        return False
+    first, _, rest = name.partition("/")
+    if "." in first or first == "localhost":
+        return False
+    namespace = first if rest else "library"
+    allowed = settings.REGISTRY_PROXY_NAMESPACES
+    return "*" in allowed or namespace in allowed
+
+
+def pull_through(name: str, reference: str, host: str, user: Any) -> Repository | None:
+    """Fetch ``name`` from the upstream with the pull service (its outbound policy, the user's
+    Docker Hub login when the upstream is Docker Hub), store it, and return its repository."""
+    from ..oci.registry import RegistryError
+    from .pull import pull_image
+
+    path = name if "/" in name else f"library/{name}"
+    suffix = f"@{spec.parse_digest(reference)}" if spec.is_digest(reference) else f":{spec.check_tag(reference)}"
+    try:
+        pull_image(f"{DEFAULT_DOMAIN}/{path}{suffix}", owner=user if user is not None else None,
+                   upstream=settings.REGISTRY_PROXY_REMOTE)
+    except RegistryError as exc:
+        if exc.status in (401, 403, 404):
+            raise spec.ManifestUnknown(f"{name}:{reference} is not here, nor upstream ({exc})") from None
+        raise spec.Unsupported(f"the upstream registry failed: {exc}", status=502) from None
+    return find_repository(name, host)
+
+
 # --- manifests: pushing ---------------------------------------------------------------------------
 
 def _layer_record(store: BlobStore, descriptor: spec.Descriptor, diff_id: Digest,
@@ -425,9 +514,10 @@ def _layer_record(store: BlobStore, descriptor: spec.Descriptor, diff_id: Digest
     if row is not None and row.digest == str(descriptor.digest):
         return LayerRecord(row.diff_id, row.digest, row.media_type, row.size, row.uncompressed_size)
     verified = _verified_diff_id(store, descriptor.digest)
-    if verified is None:
+    if verified is None or not layerindex.has_index(verified[0]):
         # Uploaded through another process (or mounted): read it once to learn what it holds.
-        hasher = DiffIdHasher(max_output=settings.IMAGESTORE_MAX_LAYER_SIZE)
+        indexer = layerindex.new_indexer()
+        hasher = DiffIdHasher(max_output=settings.IMAGESTORE_MAX_LAYER_SIZE, indexer=indexer)
         try:
             with store.open(descriptor.digest) as f:
                 while chunk := f.read(READ_SIZE):
@@ -439,6 +529,8 @@ def _layer_record(store: BlobStore, descriptor: spec.Descriptor, diff_id: Digest
             hasher.close()
         (store.root / "locks").mkdir(exist_ok=True)
         _record_diff_id(store, descriptor.digest, verified[0], verified[1])
+        if verified[0] == diff_id:
+            _save_index(diff_id, indexer)
     if verified[0] != diff_id:
         raise spec.ManifestInvalid(f"layer {descriptor.digest} holds {verified[0]}, its config says {diff_id}")
     if descriptor.media_type not in (mediatypes.OCI_LAYER_GZIP, mediatypes.OCI_LAYER_TAR, mediatypes.OCI_LAYER_ZSTD,
@@ -515,6 +607,9 @@ def _keep_other(repository: Repository, document: ManifestBytes, tag: str | None
         if tag is not None:
             Tag.objects.filter(repository=repository, name=tag).delete()  # an image tag moves to this manifest
             ManifestTag.objects.update_or_create(repository=repository, name=tag, defaults={"manifest": row})
+        pushed = f"{repository.name}:{tag}" if tag is not None else f"{repository.name}@{row.digest}"
+        audit.record("push", object_type="manifest", object_id=row.digest, names=[pushed],
+                     attributes={"name": pushed, "media_type": row.media_type, "artifact_type": row.artifact_type})
     return row
 
 
@@ -589,7 +684,10 @@ def delete_manifest(repository: Repository | None, reference: str) -> None:
         if row is None:
             raise spec.ManifestUnknown(f"manifest {digest} is unknown to this repository")
         if row.image_id is None:
-            row.delete()  # its ManifestTags go with it; GC frees the bytes
+            with transaction.atomic():
+                row.delete()  # its ManifestTags go with it; GC frees the bytes
+                audit.record("delete", object_type="manifest", object_id=str(digest),
+                             names=[f"{repository.name}@{digest}"])
             return
         names = [f"{ref.name}:{t}" for t in Tag.objects.filter(repository=repository, image_id=row.image_id)
                  .values_list("name", flat=True)]
@@ -602,9 +700,11 @@ def delete_manifest(repository: Repository | None, reference: str) -> None:
         Manifest.objects.filter(repository=repository, digest=str(digest)).delete()
         return
     spec.check_tag(reference)
-    deleted, _ = ManifestTag.objects.filter(repository=repository, name=reference).delete()
-    if deleted:
-        return
+    with transaction.atomic():
+        deleted, _ = ManifestTag.objects.filter(repository=repository, name=reference).delete()
+        if deleted:
+            audit.record("untag", object_type="manifest", names=[f"{repository.name}:{reference}"])
+            return
     if not Tag.objects.filter(repository=repository, name=reference).exists():
         raise spec.ManifestUnknown(f"manifest tagged {reference} is unknown to this repository")
     _remove(remove_image, f"{ref.name}:{reference}")
@@ -632,3 +732,71 @@ def iter_file(path: Path, start: int, length: int) -> Iterator[bytes]:
                 return
             left -= len(chunk)
             yield chunk
+
+
+# --- the Repositories page ------------------------------------------------------------------------
+
+@dataclass
+class RepositoryRow:
+    repository: Repository
+    v2_name: str | None
+    tags: list[str]
+    pull_command: str
+    pushers: list[str]  # users and groups granted push (operators always may)
+
+
+def repository_rows(host: str) -> list[RepositoryRow]:
+    """Every repository with tags, with the ``docker pull`` command that reaches it through this
+    dashboard's /v2/ and who may push to it. Four queries whatever the number of repositories."""
+    repositories = list(Repository.objects.filter(Q(tags__isnull=False) | Q(manifest_tags__isnull=False))
+                        .distinct().order_by("name"))
+    tags: dict[int, list[str]] = {}
+    for repository_id, tag in Tag.objects.filter(repository__in=repositories).values_list("repository_id", "name"):
+        tags.setdefault(repository_id, []).append(tag)
+    for repository_id, tag in ManifestTag.objects.filter(repository__in=repositories).values_list(
+            "repository_id", "name"):
+        tags.setdefault(repository_id, []).append(tag)
+    from ..models import RepositoryGrant
+
+    grants = list(RepositoryGrant.objects.filter(can_push=True).select_related("user", "group"))
+    # Which /v2/ names are taken by this registry's own repositories (they shadow Docker Hub's).
+    local = local_registry(host)
+    own = {r.path for r in repositories if r.registry == local}
+    rows = []
+    for repository in repositories:
+        if repository.registry == local:
+            name: str | None = repository.path
+        elif repository.registry == DEFAULT_DOMAIN:
+            name = None if repository.path in own else repository.path
+        else:
+            candidate = f"{repository.registry}/{repository.path}"
+            name = candidate if spec.NAME_RE.match(candidate) else None
+        names = sorted(tags.get(repository.pk, []))
+        tag = "latest" if "latest" in names else (names[0] if names else "latest")
+        command = f"docker pull {host}/{name}:{tag}" if name else ""
+        pushers = sorted({str(g.user or g.group) for g in grants if name and (
+            g.path == name or (g.path.endswith("/*") and name.startswith(g.path[:-1])))})
+        rows.append(RepositoryRow(repository, name, names, command, pushers))
+    return rows
+
+
+def pull_commands(image: Image, host: str) -> list[str]:
+    """``docker pull`` commands that get ``image`` from this dashboard's /v2/, one per tag (two queries)."""
+    tags = list(Tag.objects.filter(image=image).select_related("repository").order_by("repository__name", "name"))
+    local = local_registry(host)
+    shadowed = set(Repository.objects.filter(registry=local, path__in=[t.repository.path for t in tags
+                                                                       if t.repository.registry == DEFAULT_DOMAIN])
+                   .values_list("path", flat=True))
+    out = []
+    for tag in tags:
+        repository = tag.repository
+        if repository.registry == local:
+            name: str | None = repository.path
+        elif repository.registry == DEFAULT_DOMAIN:
+            name = None if repository.path in shadowed else repository.path
+        else:
+            candidate = f"{repository.registry}/{repository.path}"
+            name = candidate if spec.NAME_RE.match(candidate) else None
+        if name:
+            out.append(f"docker pull {host}/{name}:{tag.name}")
+    return out

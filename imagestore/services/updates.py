@@ -82,14 +82,10 @@ def _remote_digest(ref: Reference, owner: Any) -> str:
 
 
 def _count(outcome: str) -> None:
-    """The update-check counter of the metrics module (issue 16), when there is one."""
-    try:
-        from .. import metrics  # type: ignore[attr-defined]
-    except ImportError:
-        return
-    counter = getattr(metrics, "UPDATE_CHECKS", None)
-    if counter is not None:
-        counter.labels(outcome=outcome).inc()
+    """``imagestore_update_checks_total{outcome=current|newer|error}`` (imagestore.metrics)."""
+    from .. import metrics
+
+    metrics.UPDATE_CHECKS.labels(outcome=outcome).inc()
 
 
 def check_images(images: list[Image], owner: Any = None) -> dict[str, list[TagCheck]]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
+from imagestore.metrics import UPDATE_CHECKS
 from imagestore.models import Image
 from imagestore.services.import_ import import_image
 from imagestore.services.pull import pull_image
@@ -46,7 +47,9 @@ def test_a_new_manifest_under_the_tag_shows_an_update_and_a_pull_clears_it(  # t
     push_image(f"{registry.host}/tools/other:1")
     skopeo_copy(f"docker://{registry.host}/tools/other:1", f"docker://{name}", "--src-tls-verify=false")
 
+    newer_before = UPDATE_CHECKS.labels(outcome="newer")._value.get()
     assert check_all() >= 1  # what beat runs
+    assert UPDATE_CHECKS.labels(outcome="newer")._value.get() == newer_before + 1  # the metrics counter
     first.refresh_from_db()
     assert first.update_available is True and first.id != other.id
     rows = api.get("/api/v1/images/", {"update_available": "true"}).json()["results"]

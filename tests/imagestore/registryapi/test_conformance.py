@@ -222,7 +222,12 @@ def test_a_pushed_manifest_becomes_an_image_with_tag_and_repo_digest(pushed: dic
     tag = Tag.objects.get(image=image)
     assert (tag.repository.registry, tag.repository.path, tag.name) == (HOST, "team/app", "1")
     assert RepoDigest.objects.filter(image=image, digest=pushed["digest"]).exists()
-    assert image.layers.get().digest == digest_of(pushed["layer"])
+    layer = image.layers.get()
+    assert layer.digest == digest_of(pushed["layer"])
+    # The layer was indexed as it arrived, like a pulled one (services.layerindex).
+    from imagestore.services import layerindex
+
+    assert "etc/hostname" in {entry.path.lstrip("./") for entry in layerindex.load(layer.diff_id).entries}
 
 
 def test_chunked_upload_with_content_range_checks_and_status(pusher: Registry) -> None:
@@ -357,3 +362,23 @@ def test_delete_a_tag_then_the_manifest(pusher: Registry, reader: Registry, push
 def test_blob_delete_is_unsupported(pusher: Registry, pushed: dict[str, Any]) -> None:
     response = pusher("DELETE", f"/v2/team/app/blobs/{digest_of(pushed['layer'])}")
     assert (response.status_code, error_code(response)) == (405, "UNSUPPORTED")
+
+
+def test_a_final_put_in_another_web_process_uses_the_checkpoint(pusher: Registry, store_root) -> None:  # type: ignore[no-untyped-def]
+    """Clients often send the final PUT on another connection (another gunicorn process): the
+    sha256 and diff_id made while the PATCH streamed are on disk, nothing is read again."""
+    from imagestore.services import registry_serve
+
+    layer, _config, _manifest = image_parts("elsewhere")
+    start = pusher("POST", "/v2/team/app/blobs/uploads/")
+    assert pusher("PATCH", start["Location"], layer).status_code == 202
+    registry_serve._sessions.clear()  # as if the PUT came to another process
+    done = pusher("PUT", f"{start['Location']}?digest={digest_of(layer)}")
+    assert done.status_code == 201
+    assert (store_root / "locks" / f"{digest_of(layer).split(':')[1]}.diffid").exists()
+    # A wrong digest is still caught from the checkpoint.
+    start = pusher("POST", "/v2/team/app/blobs/uploads/")
+    assert pusher("PATCH", start["Location"], b"abc").status_code == 202
+    registry_serve._sessions.clear()
+    response = pusher("PUT", f"{start['Location']}?digest={digest_of(b'abd')}")
+    assert (response.status_code, error_code(response)) == (400, "DIGEST_INVALID")
