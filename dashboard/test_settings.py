@@ -23,3 +23,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast log
 # The sign-in limiter's counters in this process's memory: never the shared Redis, which a
 # cache.clear() between tests would flush.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# The metrics folder per test process too (settings made it from the installation's queue, which
+# every xdist process shares): one process's requests never move another's counters.
+METRICS_DIR = private_dir(VAR_DIR / "metrics" / CELERY_TASK_DEFAULT_QUEUE)  # noqa: F405
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
