@@ -35,12 +35,4 @@ control_socket_disable = True
 # The access log with credentials in URLs (import URLs, presigned queries) redacted.
 logger_class = "dashboard.logfilters.RedactingGunicornLogger"
 
-
-def post_fork(server, worker):  # noqa: ARG001 - gunicorn's hook signature
-    """A shorter GIL switch interval (5 ms by default) in the web processes: a request streaming a
-    body (a registry upload, whose digest and diff_id a verifier thread computes as it arrives)
-    gives the GIL up on every recv() and then waits up to the interval to get it back while the
-    other thread holds it; at 0.5 ms a 64 MiB PATCH took 0.40-0.43 s instead of 0.61-0.90 s."""
-    import sys
-
-    sys.setswitchinterval(0.0005)
+# The GIL switch interval of every process (web, worker, command) is set in imagestore/apps.py.
