@@ -116,3 +116,13 @@ def no_name_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
         raise socket.gaierror(socket.EAI_NONAME, f"name resolution is off in this test ({host})")
 
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[Any]:
+    """A docker-registry of this test's own on a free loopback port (tests.integration.registry)."""
+    from tests.integration.registry import start_registry
+
+    reg = start_registry(tmp_path / "registry")
+    yield reg
+    reg.stop()

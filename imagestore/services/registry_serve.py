@@ -745,6 +745,18 @@ class RepositoryRow:
     pushers: list[str]  # users and groups granted push (operators always may)
 
 
+def _v2_name(repository: Repository, local: str, shadowed: set[str]) -> str | None:
+    """The name ``repository`` has at this dashboard's /v2/: its path when pushed here; a Docker
+    Hub path unless a repository of ours by that path shadows it; ``registry/path`` for another
+    registry's, when that is a valid /v2/ name; None otherwise."""
+    if repository.registry == local:
+        return repository.path
+    if repository.registry == DEFAULT_DOMAIN:
+        return None if repository.path in shadowed else repository.path
+    candidate = f"{repository.registry}/{repository.path}"
+    return candidate if spec.NAME_RE.match(candidate) else None
+
+
 def repository_rows(host: str) -> list[RepositoryRow]:
     """Every repository with tags, with the ``docker pull`` command that reaches it through this
     dashboard's /v2/ and who may push to it. Four queries whatever the number of repositories."""
@@ -764,13 +776,7 @@ def repository_rows(host: str) -> list[RepositoryRow]:
     own = {r.path for r in repositories if r.registry == local}
     rows = []
     for repository in repositories:
-        if repository.registry == local:
-            name: str | None = repository.path
-        elif repository.registry == DEFAULT_DOMAIN:
-            name = None if repository.path in own else repository.path
-        else:
-            candidate = f"{repository.registry}/{repository.path}"
-            name = candidate if spec.NAME_RE.match(candidate) else None
+        name = _v2_name(repository, local, own)
         names = sorted(tags.get(repository.pk, []))
         tag = "latest" if "latest" in names else (names[0] if names else "latest")
         command = f"docker pull {host}/{name}:{tag}" if name else ""
@@ -789,14 +795,7 @@ def pull_commands(image: Image, host: str) -> list[str]:
                    .values_list("path", flat=True))
     out = []
     for tag in tags:
-        repository = tag.repository
-        if repository.registry == local:
-            name: str | None = repository.path
-        elif repository.registry == DEFAULT_DOMAIN:
-            name = None if repository.path in shadowed else repository.path
-        else:
-            candidate = f"{repository.registry}/{repository.path}"
-            name = candidate if spec.NAME_RE.match(candidate) else None
+        name = _v2_name(tag.repository, local, shadowed)
         if name:
             out.append(f"docker pull {host}/{name}:{tag.name}")
     return out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,16 +9,9 @@ import pytest
 from imagestore.blobs import BlobStore
 from imagestore.services import layerindex
 from imagestore.services.pull import pull_image
-from tests.integration.registry import build_busybox_layout, skopeo_copy, start_registry
+from tests.integration.registry import build_busybox_layout, skopeo_copy
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
-    reg = start_registry(tmp_path / "registry")
-    yield reg
-    reg.stop()
 
 
 def test_pull_indexes_every_layer_in_its_one_pass(tmp_path: Path, registry, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -8,7 +8,6 @@ import http.client
 import http.server
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,13 +37,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_busybox_layout(tmp_path_factory.mktemp("umoci"))
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
-    reg = start_registry(tmp_path / "registry")
-    yield reg
-    reg.stop()
 
 
 def _seed(layout: Path, reference: str, **kwargs: str) -> tuple[str, str]:

@@ -26,13 +26,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
-    reg = start_registry(tmp_path / "registry")
-    yield reg
-    reg.stop()
-
-
-@pytest.fixture
 def basic_registry(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
     reg = start_registry(tmp_path / "basic", auth="htpasswd")
     yield reg

@@ -5,7 +5,6 @@ pulling the tag again clears it."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,16 +18,9 @@ from imagestore.services.push import push_image
 from imagestore.services.tokens import create_token
 from imagestore.services.updates import check_all
 from tests.builders import simple_rootfs_tar
-from tests.integration.registry import build_busybox_layout, skopeo_copy, start_registry
+from tests.integration.registry import build_busybox_layout, skopeo_copy
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
-    reg = start_registry(tmp_path / "registry")
-    yield reg
-    reg.stop()
 
 
 def test_a_new_manifest_under_the_tag_shows_an_update_and_a_pull_clears_it(  # type: ignore[no-untyped-def]

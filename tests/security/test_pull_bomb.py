@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,19 +14,12 @@ import requests
 from imagestore.models import Image, Layer
 from imagestore.oci.errors import SizeLimitExceeded
 from imagestore.services.pull import pull_image
-from tests.integration.registry import Registry, start_registry
+from tests.integration.registry import Registry
 from tests.security.bombs import MiB, _bomb
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 MEDIA_TYPES = {"gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
                "zstd": "application/vnd.oci.image.layer.v1.tar+zstd"}
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[Registry]:
-    reg = start_registry(tmp_path / "registry")
-    yield reg
-    reg.stop()
 
 
 def _push_blob(registry: Registry, repository: str, data: bytes) -> dict[str, object]:

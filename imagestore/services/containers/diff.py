@@ -71,11 +71,8 @@ def container_changes(container: Container) -> list[dict[str, Any]]:
             mine, other = ours[name], theirs.get(name)
             is_dir = stat.S_ISDIR(mine.st_mode)
             if other is None:
-                if rel in RUNTIME_MOUNT_POINTS and is_dir and _is_empty_dir(upper_fd, name):
-                    continue
-                if rel in RUNTIME_FILES and stat.S_ISREG(mine.st_mode) and mine.st_size == 0:
-                    continue  # the empty point runc mounted the container's own file on
-                mark(rel, 1)
+                if not _runtime_placeholder(rel, mine, upper_fd, name):
+                    mark(rel, 1)
             elif is_dir and stat.S_ISDIR(other.st_mode):
                 if (mine.st_mode, mine.st_uid, mine.st_gid) != (other.st_mode, other.st_uid, other.st_gid):
                     mark(rel, 0)
@@ -153,11 +150,8 @@ def _compare_with_index(upper_fd: int, tree: Any, prefix: str, mark: Any) -> Non
         node = tree.nodes.get(path)
         is_dir = stat.S_ISDIR(mine.st_mode)
         if node is None:
-            if rel in RUNTIME_MOUNT_POINTS and is_dir and _is_empty_dir(upper_fd, name):
-                continue
-            if rel in RUNTIME_FILES and stat.S_ISREG(mine.st_mode) and mine.st_size == 0:
-                continue  # the empty point runc mounted the container's own file on
-            mark(rel, 1)
+            if not _runtime_placeholder(rel, mine, upper_fd, name):
+                mark(rel, 1)
         elif path not in tree.implied and _differs(mine, node.entry, tree, upper_fd, name):
             mark(rel, 0)
         if is_dir:
@@ -187,6 +181,14 @@ def _all_added(dir_fd: int, prefix: str, mark: Any) -> None:
                     _all_added(child, rel, mark)
                 finally:
                     os.close(child)
+
+
+def _runtime_placeholder(rel: str, mine: os.stat_result, upper_fd: int, name: str) -> bool:
+    """An entry only the runtime made in the upper layer, which ``docker diff`` does not show: an
+    empty mount point it created, or the empty file it bind-mounted the container's own file on."""
+    if rel in RUNTIME_MOUNT_POINTS and stat.S_ISDIR(mine.st_mode) and _is_empty_dir(upper_fd, name):
+        return True
+    return rel in RUNTIME_FILES and stat.S_ISREG(mine.st_mode) and mine.st_size == 0
 
 
 def _is_empty_dir(dir_fd: int, name: str) -> bool:
